@@ -1,0 +1,5 @@
+import sys
+
+from jianfu.cli import main
+
+sys.exit(main())

@@ -1,0 +1,292 @@
+"""The SQLite store: one file, WAL mode, deterministic finding ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from detectors.model import Finding
+
+SCHEMA = Path(__file__).with_name("schema.sql")
+DB_NAME = "jianfu.sqlite3"
+CONTEXT_CHARS = 40
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written (bad path, permissions, corrupt file)."""
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def finding_id(url: str, source: str, rule_id: str, text: str, occurrence: int, image_sha256: str = "") -> str:
+    """Stable id: the same words matched by the same rule at the same place of the same page
+    (or image) get the same id in every scan, whatever else on the page moved."""
+    key = "\x1f".join([url, source, image_sha256, rule_id, text, str(occurrence)])
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> str:
+    return text[max(0, start - width) : end + width]
+
+
+class Store:
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "blobs").mkdir(exist_ok=True)
+            self.db = sqlite3.connect(self.dir / DB_NAME, check_same_thread=False, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA.read_text())
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open store at {self.dir}: {e}") from e
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scans -----------------------------------------------------------------------------
+    def begin_scan(self, seeds: list[str], settings: dict[str, Any] | None = None,
+                   target: str | None = None, scan_id: str | None = None) -> str:
+        scan_id = scan_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        with self.db:
+            self.db.execute(
+                "INSERT INTO scans(id, started_at, seeds, settings, target) VALUES (?,?,?,?,?)",
+                (scan_id, utcnow(), json.dumps(seeds), json.dumps(settings or {}, default=str), target),
+            )
+        return scan_id
+
+    def finish_scan(self, scan_id: str, status: str = "finished") -> dict[str, Any]:
+        with self.db:
+            self.db.execute(
+                """UPDATE scans SET finished_at=?, status=?,
+                     pages=(SELECT COUNT(*) FROM pages WHERE scan_id=?),
+                     images=(SELECT COUNT(DISTINCT image_url) FROM page_images WHERE scan_id=?),
+                     errors=(SELECT COUNT(*) FROM fetches WHERE scan_id=? AND error IS NOT NULL)
+                   WHERE id=?""",
+                (utcnow(), status, scan_id, scan_id, scan_id, scan_id),
+            )
+        return self.scan_summary(scan_id)
+
+    def scan(self, scan_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM scans WHERE id=?", (scan_id,)).fetchone()
+        return dict(row) if row else None
+
+    def scans(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM scans ORDER BY started_at")]
+
+    def scan_summary(self, scan_id: str) -> dict[str, Any]:
+        scan = self.scan(scan_id) or {}
+        by_cat = dict(
+            self.db.execute(
+                """SELECT f.category, COUNT(*) FROM sightings s JOIN findings f ON f.id=s.finding_id
+                   WHERE s.scan_id=? GROUP BY f.category ORDER BY f.category""",
+                (scan_id,),
+            ).fetchall()
+        )
+        new = self.db.execute("SELECT COUNT(*) FROM findings WHERE first_scan_id=?", (scan_id,)).fetchone()[0]
+        failures = [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT url, kind, status, error, reason FROM fetches WHERE scan_id=? AND error IS NOT NULL ORDER BY id",
+                (scan_id,),
+            )
+        ]
+        return {
+            "scan_id": scan_id,
+            "status": scan.get("status"),
+            "pages": scan.get("pages", 0),
+            "images": scan.get("images", 0),
+            "errors": scan.get("errors", 0),
+            "findings": sum(by_cat.values()),
+            "new_findings": new,
+            "by_category": by_cat,
+            "failures": failures,
+        }
+
+    # -- fetches and pages -----------------------------------------------------------------
+    def record_fetch(self, scan_id: str, url: str, *, kind: str = "page", status: int | None = None,
+                     headers: dict[str, Any] | None = None, elapsed_ms: float | None = None,
+                     ip: str | None = None, error: str | None = None, reason: str | None = None,
+                     warc_file: str | None = None, warc_offset: int | None = None) -> int:
+        with self.db:
+            cur = self.db.execute(
+                """INSERT INTO fetches(scan_id, url, kind, status, headers, elapsed_ms, fetched_at, ip,
+                                       error, reason, warc_file, warc_offset)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (scan_id, url, kind, status, json.dumps(headers or {}, ensure_ascii=False), elapsed_ms,
+                 utcnow(), ip, error, reason, warc_file, warc_offset),
+            )
+        return int(cur.lastrowid or 0)
+
+    def save_page(self, scan_id: str, url: str, **fields: Any) -> int:
+        """Insert or replace the page captured at ``url`` in this scan; returns its row id."""
+        allowed = {"final_url", "status", "content_type", "encoding", "title", "text", "content_sha256",
+                   "depth", "institution", "rendered", "screenshot_sha256", "text_boxes",
+                   "warc_file", "warc_offset"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown page fields: {sorted(unknown)}")
+        if isinstance(fields.get("text_boxes"), list | dict):
+            fields["text_boxes"] = json.dumps(fields["text_boxes"])
+        cols = ["scan_id", "url", "fetched_at", *fields]
+        vals = [scan_id, url, utcnow(), *fields.values()]
+        updates = ", ".join(f"{c}=excluded.{c}" for c in cols[2:])
+        with self.db:
+            self.db.execute(
+                f"INSERT INTO pages({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                f"ON CONFLICT(scan_id, url) DO UPDATE SET {updates}",
+                vals,
+            )
+        row = self.db.execute("SELECT id FROM pages WHERE scan_id=? AND url=?", (scan_id, url)).fetchone()
+        return int(row[0])
+
+    def page(self, scan_id: str, url: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM pages WHERE scan_id=? AND url=?", (scan_id, url)).fetchone()
+        return dict(row) if row else None
+
+    def latest_page(self, url: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM pages WHERE url=? ORDER BY id DESC LIMIT 1", (url,)).fetchone()
+        return dict(row) if row else None
+
+    def pages(self, scan_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM pages WHERE scan_id=? ORDER BY id", (scan_id,))]
+
+    def fetches(self, scan_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM fetches WHERE scan_id=? ORDER BY id", (scan_id,))]
+
+    # -- blobs and images ------------------------------------------------------------------
+    def put_blob(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.blob_path(digest)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return digest
+
+    def blob_path(self, digest: str) -> Path:
+        return self.dir / "blobs" / digest[:2] / digest
+
+    def image(self, sha256: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM images WHERE sha256=?", (sha256,)).fetchone()
+        return dict(row) if row else None
+
+    def save_image(self, sha256: str, **fields: Any) -> None:
+        for k in ("ocr", "qr"):
+            if k in fields and not isinstance(fields[k], str | None):
+                fields[k] = json.dumps(fields[k], ensure_ascii=False)
+        cols = ["sha256", "first_seen_at", *fields]
+        vals = [sha256, utcnow(), *fields.values()]
+        updates = ", ".join(f"{c}=excluded.{c}" for c in fields) or "sha256=sha256"
+        with self.db:
+            self.db.execute(
+                f"INSERT INTO images({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                f"ON CONFLICT(sha256) DO UPDATE SET {updates}",
+                vals,
+            )
+
+    def link_image(self, scan_id: str, page_url: str, image_url: str, sha256: str | None,
+                   error: str | None = None) -> None:
+        with self.db:
+            self.db.execute(
+                """INSERT INTO page_images(scan_id, page_url, image_url, sha256, error) VALUES (?,?,?,?,?)
+                   ON CONFLICT(scan_id, page_url, image_url) DO UPDATE SET sha256=excluded.sha256,
+                   error=excluded.error""",
+                (scan_id, page_url, image_url, sha256, error),
+            )
+
+    # -- findings --------------------------------------------------------------------------
+    def save_findings(self, scan_id: str, url: str, source: str, text: str, findings: Iterable[Finding], *,
+                      image_url: str | None = None, image_sha256: str | None = None,
+                      boxes: list[Any] | None = None, institution: str | None = None,
+                      district: str | None = None) -> list[str]:
+        """Record findings for one page text or one image; returns their ids.
+
+        ``boxes``, when given, is parallel to ``findings``. A finding seen before keeps its id,
+        first-seen time and review status; only its last-seen fields move."""
+        now = utcnow()
+        ids: list[str] = []
+        occurrences: dict[tuple[str, str], int] = {}
+        with self.db:
+            for i, f in enumerate(findings):
+                n = occurrences.get((f.rule_id, f.text), 0)
+                occurrences[(f.rule_id, f.text)] = n + 1
+                fid = finding_id(url, source, f.rule_id, f.text, n, image_sha256 or "")
+                ids.append(fid)
+                box = json.dumps(boxes[i]) if boxes is not None else None
+                self.db.execute(
+                    """INSERT INTO findings(id, category, rule_id, text, start, "end", score, severity, basis,
+                         explanation, context, url, source, image_url, image_sha256, boxes, institution,
+                         district, first_seen_at, last_seen_at, first_scan_id, last_scan_id)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       ON CONFLICT(id) DO UPDATE SET start=excluded.start, "end"=excluded."end",
+                         score=excluded.score, explanation=excluded.explanation, context=excluded.context,
+                         boxes=excluded.boxes, basis=excluded.basis, severity=excluded.severity,
+                         last_seen_at=excluded.last_seen_at, last_scan_id=excluded.last_scan_id""",
+                    (fid, f.category, f.rule_id, f.text, f.start, f.end, f.score, f.severity, f.basis,
+                     json.dumps(list(f.explanation), ensure_ascii=False), context_of(text, f.start, f.end),
+                     url, source, image_url, image_sha256, box, institution, district,
+                     now, now, scan_id, scan_id),
+                )
+                self.db.execute(
+                    "INSERT OR IGNORE INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?)",
+                    (fid, scan_id, now),
+                )
+        return ids
+
+    def findings(self, *, scan_id: str | None = None, category: str | None = None,
+                 ids: Iterable[str] | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
+        sql = "SELECT f.* FROM findings f"
+        where, args = [], []
+        if scan_id:
+            sql += " JOIN sightings s ON s.finding_id=f.id"
+            where.append("s.scan_id=?")
+            args.append(scan_id)
+        if category:
+            where.append("f.category=?")
+            args.append(category)
+        if status:
+            where.append("f.status=?")
+            args.append(status)
+        if ids is not None:
+            id_list = list(ids)
+            where.append(f"f.id IN ({', '.join('?' * len(id_list))})")
+            args.extend(id_list)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY f.url, f.source, f.image_url, f.start, f.rule_id"
+        for row in self.db.execute(sql, args):
+            yield finding_row(row)
+
+    def set_status(self, finding_ids: Iterable[str], status: str) -> int:
+        if status not in ("open", "confirmed", "dismissed"):
+            raise ValueError(f"status must be open, confirmed or dismissed, not {status!r}")
+        with self.db:
+            cur = self.db.executemany("UPDATE findings SET status=? WHERE id=?",
+                                      [(status, i) for i in finding_ids])
+        return cur.rowcount
+
+
+def finding_row(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["explanation"] = json.loads(d["explanation"] or "[]")
+    d["boxes"] = json.loads(d["boxes"]) if d.get("boxes") else None
+    return d

@@ -1,0 +1,113 @@
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS scans (
+  id TEXT PRIMARY KEY,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  status TEXT NOT NULL DEFAULT 'running',      -- running | finished | failed | interrupted
+  seeds TEXT NOT NULL,                          -- JSON list
+  settings TEXT NOT NULL DEFAULT '{}',          -- JSON
+  target TEXT,                                  -- scan-plan target name, when scheduled
+  pages INTEGER NOT NULL DEFAULT 0,
+  images INTEGER NOT NULL DEFAULT 0,
+  errors INTEGER NOT NULL DEFAULT 0
+);
+
+-- Every request jianfu made, successful or not, with why it failed.
+CREATE TABLE IF NOT EXISTS fetches (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  scan_id TEXT NOT NULL REFERENCES scans(id),
+  url TEXT NOT NULL,
+  kind TEXT NOT NULL DEFAULT 'page',            -- page | image | robots | other
+  status INTEGER,
+  headers TEXT,                                 -- JSON
+  elapsed_ms REAL,
+  fetched_at TEXT NOT NULL,
+  ip TEXT,
+  error TEXT,                                   -- short error class, NULL when fine
+  reason TEXT,                                  -- human-readable reason
+  warc_file TEXT,
+  warc_offset INTEGER
+);
+CREATE INDEX IF NOT EXISTS fetches_scan ON fetches(scan_id);
+
+CREATE TABLE IF NOT EXISTS pages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  scan_id TEXT NOT NULL REFERENCES scans(id),
+  url TEXT NOT NULL,
+  final_url TEXT,
+  status INTEGER,
+  content_type TEXT,
+  encoding TEXT,
+  title TEXT,
+  text TEXT,
+  content_sha256 TEXT,
+  fetched_at TEXT NOT NULL,
+  depth INTEGER,
+  institution TEXT,
+  rendered INTEGER NOT NULL DEFAULT 0,
+  screenshot_sha256 TEXT,                       -- blob
+  text_boxes TEXT,                              -- JSON [{start,end,box}] for rendered pages
+  warc_file TEXT,
+  warc_offset INTEGER,
+  UNIQUE (scan_id, url)
+);
+
+CREATE TABLE IF NOT EXISTS images (
+  sha256 TEXT PRIMARY KEY,
+  bytes INTEGER,
+  width INTEGER,
+  height INTEGER,
+  format TEXT,
+  phash TEXT,
+  ocr_engine TEXT,
+  ocr TEXT,                                     -- JSON [{text, box, confidence}]
+  qr TEXT,                                      -- JSON list of decoded payloads
+  error TEXT,
+  first_seen_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS page_images (
+  scan_id TEXT NOT NULL,
+  page_url TEXT NOT NULL,
+  image_url TEXT NOT NULL,
+  sha256 TEXT,
+  error TEXT,
+  UNIQUE (scan_id, page_url, image_url)
+);
+
+CREATE TABLE IF NOT EXISTS findings (
+  id TEXT PRIMARY KEY,                          -- deterministic, see store.db.finding_id
+  category TEXT NOT NULL,
+  rule_id TEXT NOT NULL,
+  text TEXT NOT NULL,
+  start INTEGER NOT NULL,
+  "end" INTEGER NOT NULL,
+  score REAL NOT NULL,
+  severity TEXT NOT NULL,
+  basis TEXT NOT NULL,
+  explanation TEXT,                             -- JSON list
+  context TEXT,
+  url TEXT NOT NULL,
+  source TEXT NOT NULL,                         -- text | image
+  image_url TEXT,
+  image_sha256 TEXT,
+  boxes TEXT,                                   -- JSON list of boxes (image or screenshot coords)
+  institution TEXT,
+  district TEXT,
+  status TEXT NOT NULL DEFAULT 'open',          -- open | confirmed | dismissed
+  first_seen_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  first_scan_id TEXT NOT NULL,
+  last_scan_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS findings_url ON findings(url);
+CREATE INDEX IF NOT EXISTS findings_cat ON findings(category);
+
+-- One row per (finding, scan) in which it was seen: drives new / still present / gone.
+CREATE TABLE IF NOT EXISTS sightings (
+  finding_id TEXT NOT NULL REFERENCES findings(id),
+  scan_id TEXT NOT NULL REFERENCES scans(id),
+  seen_at TEXT NOT NULL,
+  PRIMARY KEY (finding_id, scan_id)
+);
