@@ -1,0 +1,146 @@
+"""The default OCR engine: PaddleOCR's PP-OCR models (ONNX) run by ``rapidocr`` + ``onnxruntime``.
+
+The det/rec models ship inside the rapidocr wheel. Before loading, every model path is resolved
+to a local file and a missing one is an error: rapidocr would otherwise try to download it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from detectors.ocr.model import OcrEngineError, OcrLine, OcrUnavailable, make_box, to_simplified
+
+# Tuned for ad banners (wide, short): see docs/ocr.md and bench/bench_ocr.py.
+BANNER_DEFAULTS: dict[str, Any] = {
+    "Det.limit_type": "max",
+    "Det.limit_side_len": 960,
+    "Global.use_cls": False,
+    "Global.log_level": "warning",
+    "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+}
+
+# friendly name -> rapidocr dotted parameter
+FRIENDLY: dict[str, str] = {
+    "threads": "EngineConfig.onnxruntime.intra_op_num_threads",
+    "limit_type": "Det.limit_type",
+    "limit_side_len": "Det.limit_side_len",
+    "use_cls": "Global.use_cls",
+    "text_score": "Global.text_score",
+    "box_thresh": "Det.box_thresh",
+    "unclip_ratio": "Det.unclip_ratio",
+    "rec_batch_num": "Rec.rec_batch_num",
+    "det_model_path": "Det.model_path",
+    "rec_model_path": "Rec.model_path",
+    "rec_keys_path": "Rec.rec_keys_path",
+    "cls_model_path": "Cls.model_path",
+    "model_root_dir": "Global.model_root_dir",
+    "log_level": "Global.log_level",
+}
+
+
+def rapidocr_params(settings: dict[str, Any], defaults: bool = True) -> dict[str, Any]:
+    """Merge ``settings`` (friendly names, dotted rapidocr names, or ``params={...}``) over the
+    banner defaults into one rapidocr ``params`` dict."""
+    params: dict[str, Any] = dict(BANNER_DEFAULTS) if defaults else {"Global.log_level": "warning"}
+    extra = settings.pop("params", None) or {}
+    for key, value in {**settings, **extra}.items():
+        if key in FRIENDLY:
+            params[FRIENDLY[key]] = value
+        elif "." in key:
+            params[key] = value
+        else:
+            raise OcrEngineError(
+                f"rapidocr: unknown setting {key!r}; use one of {sorted(FRIENDLY)} or a dotted "
+                "rapidocr parameter such as 'Det.limit_side_len'"
+            )
+    if "threads" in settings and "EngineConfig.onnxruntime.inter_op_num_threads" not in params:
+        params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
+    return params
+
+
+class RapidOcrEngine:
+    """``rapidocr`` + ``onnxruntime``. Settings: see :data:`FRIENDLY` and docs/ocr.md;
+    ``defaults=False`` starts from rapidocr's own defaults instead of the banner tuning
+    (the bench compares the two); ``to_simplified=False`` keeps the model's raw output."""
+
+    def __init__(self, *, defaults: bool = True, to_simplified: bool = True, **settings: Any) -> None:
+        try:
+            from rapidocr import RapidOCR
+        except ImportError as e:  # pragma: no cover - rapidocr is a core dependency
+            raise OcrUnavailable(
+                f"OCR engine 'rapidocr' needs rapidocr and onnxruntime: pip install 'rapidocr>=3,<4' "
+                f"'onnxruntime>=1.18,<2' ({e})"
+            ) from e
+        self.params = rapidocr_params(dict(settings), defaults=defaults)
+        self.to_simplified = to_simplified
+        try:
+            self._ocr = RapidOCR(params=self.params)
+        except Exception as e:
+            raise OcrEngineError(f"rapidocr: bad settings {self.params}: {e}") from e
+        self.models = self._pin_local_models()
+        self.name = "rapidocr:" + "+".join(Path(p).stem for p in self.models.values())
+        self._lock = threading.Lock()
+        # Load the models now (slow, once) rather than on the first image.
+        self._ocr._load_det_model()
+        self._ocr._load_rec_model()
+        if self._ocr.use_cls:
+            self._ocr._load_cls_model()
+
+    def _pin_local_models(self) -> dict[str, str]:
+        """Resolve each model rapidocr will use to a local file; refuse to download."""
+        from rapidocr.inference_engine.base import FileInfo, InferSession
+
+        cfg = self._ocr.cfg
+        root = Path(cfg.Global.model_root_dir)
+        tasks = [("det", cfg.Det, cfg.Global.use_det), ("rec", cfg.Rec, cfg.Global.use_rec),
+                 ("cls", cfg.Cls, cfg.Global.use_cls)]
+        models: dict[str, str] = {}
+        for task, sub, used in tasks:
+            if not used:
+                continue
+            if sub.get("model_path"):
+                path = Path(sub.model_path)
+            else:
+                try:
+                    info = InferSession.get_model_url(
+                        FileInfo(engine_type=sub.engine_type, ocr_version=sub.ocr_version,
+                                 task_type=sub.task_type, lang_type=sub.lang_type, model_type=sub.model_type)
+                    )
+                except Exception as e:
+                    raise OcrEngineError(f"rapidocr: no {task} model for these settings: {e}") from e
+                path = root / Path(str(info["model_dir"])).name
+            if not path.is_file():
+                raise OcrEngineError(
+                    f"rapidocr: {task} model file {path} is not on this machine and jianfu never "
+                    f"downloads models; set '{task}_model_path' to a local .onnx file (docs/ocr.md)"
+                )
+            sub.model_path = str(path)
+            models[task] = str(path)
+        return models
+
+    def read(self, data: bytes) -> list[OcrLine]:
+        from detectors.images import decode_image, ocr_image
+
+        return ocr_image(decode_image(data).image, self)
+
+    def read_pil(self, image: Any) -> list[OcrLine]:
+        """OCR an already-decoded RGB PIL image (no tiling; ``detectors.images`` tiles)."""
+        import numpy as np
+
+        arr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        with self._lock:
+            result = self._ocr(arr)
+        boxes = getattr(result, "boxes", None)
+        txts = getattr(result, "txts", None)
+        if boxes is None or txts is None:
+            return []
+        scores = getattr(result, "scores", None) or [1.0] * len(txts)
+        lines = []
+        for box, txt, score in zip(boxes, txts, scores, strict=False):
+            text = to_simplified(txt) if self.to_simplified else txt
+            if text.strip():
+                lines.append(OcrLine(text=text, box=make_box(box), confidence=round(float(score), 4)))
+        return lines
