@@ -302,6 +302,15 @@ def ocr_image(image: Image.Image, engine: Any) -> list[OcrLine]:
     return reading_order(kept)
 
 
+def engine_read(engine: Any, data: bytes) -> list[OcrLine]:
+    """What an engine's ``read(data)`` does: decode safely, then OCR (tiled) or, for SVG, read
+    the text elements."""
+    decoded = decode_image(data)
+    if decoded.image is None:
+        return decoded.svg_lines
+    return ocr_image(decoded.image, engine)
+
+
 # -- QR codes and perceptual hash ------------------------------------------------------------
 
 

@@ -122,9 +122,9 @@ class RapidOcrEngine:
         return models
 
     def read(self, data: bytes) -> list[OcrLine]:
-        from detectors.images import decode_image, ocr_image
+        from detectors.images import engine_read
 
-        return ocr_image(decode_image(data).image, self)
+        return engine_read(self, data)
 
     def read_pil(self, image: Any) -> list[OcrLine]:
         """OCR an already-decoded RGB PIL image (no tiling; ``detectors.images`` tiles)."""
