@@ -135,10 +135,15 @@ class Store:
             )
         return int(cur.lastrowid or 0)
 
+    def mark_fetch_error(self, fetch_id: int, error: str, reason: str) -> None:
+        """A fetch that arrived but could not be used (not a page, too large after decoding)."""
+        with self.db:
+            self.db.execute("UPDATE fetches SET error=?, reason=? WHERE id=?", (error, reason, fetch_id))
+
     def save_page(self, scan_id: str, url: str, **fields: Any) -> int:
         """Insert or replace the page captured at ``url`` in this scan; returns its row id."""
         allowed = {"final_url", "status", "content_type", "encoding", "title", "text", "content_sha256",
-                   "depth", "institution", "rendered", "screenshot_sha256", "text_boxes",
+                   "depth", "institution", "rendered", "screenshot_sha256", "text_boxes", "duplicate_of",
                    "warc_file", "warc_offset"}
         unknown = set(fields) - allowed
         if unknown:
@@ -213,6 +218,10 @@ class Store:
                 (scan_id, page_url, image_url, sha256, error),
             )
 
+    def pages_showing(self, scan_id: str, image_url: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT page_url FROM page_images WHERE scan_id=? AND image_url=?", (scan_id, image_url))]
+
     # -- findings --------------------------------------------------------------------------
     def save_findings(self, scan_id: str, url: str, source: str, text: str, findings: Iterable[Finding], *,
                       image_url: str | None = None, image_sha256: str | None = None,
@@ -250,6 +259,7 @@ class Store:
                     "INSERT OR IGNORE INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?)",
                     (fid, scan_id, now),
                 )
+            _queue_for_index(self.db, ids, now)
         return ids
 
     def findings(self, *, scan_id: str | None = None, category: str | None = None,
@@ -280,9 +290,20 @@ class Store:
         if status not in ("open", "confirmed", "dismissed"):
             raise ValueError(f"status must be open, confirmed or dismissed, not {status!r}")
         with self.db:
+            id_list = list(finding_ids)
             cur = self.db.executemany("UPDATE findings SET status=? WHERE id=?",
-                                      [(status, i) for i in finding_ids])
+                                      [(status, i) for i in id_list])
+            _queue_for_index(self.db, id_list, utcnow())
         return cur.rowcount
+
+
+def _queue_for_index(db: sqlite3.Connection, ids: Iterable[str], now: str) -> None:
+    """Queue changed findings for the external search index, inside the caller's transaction."""
+    db.executemany(
+        """INSERT INTO index_outbox(finding_id, queued_at) VALUES (?, ?)
+           ON CONFLICT(finding_id) DO UPDATE SET version=version+1, queued_at=excluded.queued_at""",
+        [(i, now) for i in ids],
+    )
 
 
 def finding_row(row: sqlite3.Row) -> dict[str, Any]:

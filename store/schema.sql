@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS pages (
   rendered INTEGER NOT NULL DEFAULT 0,
   screenshot_sha256 TEXT,                       -- blob
   text_boxes TEXT,                              -- JSON [{start,end,box}] for rendered pages
+  duplicate_of TEXT,                            -- same bytes as this page URL of the scan (not re-detected)
   warc_file TEXT,
   warc_offset INTEGER,
   UNIQUE (scan_id, url)
@@ -110,4 +111,15 @@ CREATE TABLE IF NOT EXISTS sightings (
   scan_id TEXT NOT NULL REFERENCES scans(id),
   seen_at TEXT NOT NULL,
   PRIMARY KEY (finding_id, scan_id)
+);
+
+-- Findings whose search document must still be sent to an external index (Elasticsearch).
+-- Filled in the same transaction as the change (save_findings, set_status); one row per finding,
+-- `version` bumps on each change so a drain removes only what it actually sent. See search/indexer.py.
+CREATE TABLE IF NOT EXISTS index_outbox (
+  finding_id TEXT PRIMARY KEY,
+  version INTEGER NOT NULL DEFAULT 1,
+  queued_at TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT
 );

@@ -1,0 +1,47 @@
+# jianfu — the two commands: `make demo` and `make test`. Both install everything they need.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_STORE ?= var/demo
+DEMO_PORT ?= 8801
+
+.PHONY: demo test bench lint system install clean es-start es-stop
+
+system:
+	scripts/install-system.sh
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: system $(STAMP)
+
+demo: install
+	@mkdir -p var
+	@$(BIN)/python -m demo_site.server --port-base $(DEMO_PORT) > var/demo-site.log 2>&1 & echo $$! > var/demo-site.pid; \
+	trap 'kill $$(cat var/demo-site.pid) 2>/dev/null; rm -f var/demo-site.pid' EXIT; \
+	for i in $$(seq 50); do curl -sf -o /dev/null http://127.0.0.1:$(DEMO_PORT)/ && break; sleep 0.2; done; \
+	$(BIN)/jianfu scan \
+	  启明星学堂=http://127.0.0.1:$(DEMO_PORT)/ 学霸通在线=http://127.0.0.1:$$(($(DEMO_PORT)+1))/ \
+	  彩虹艺术中心=http://127.0.0.1:$$(($(DEMO_PORT)+2))/ 飞跃体育编程俱乐部=http://127.0.0.1:$$(($(DEMO_PORT)+3))/ \
+	  --store $(DEMO_STORE) --district 示范区 && \
+	$(BIN)/jianfu findings --store $(DEMO_STORE) --format table
+
+test: install
+	$(BIN)/ruff check .
+	scripts/elasticsearch.sh install
+	scripts/elasticsearch.sh start
+	set -o pipefail; $(BIN)/pytest -q -p no:cacheprovider; rc=$$?; scripts/elasticsearch.sh stop; exit $$rc
+
+bench: install
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""``jianfu scan URL... --store DIR``: crawl, detect and store; print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from urllib.parse import urlsplit
+
+from crawler.context import Seed
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scan", help="crawl sites, detect violations, store pages and findings",
+                       description="Seeds are URLs, or NAME=URL to name the institution behind the site.")
+    p.add_argument("seeds", nargs="+", metavar="URL", help="http(s) start URL, or 机构名=URL")
+    p.add_argument("--store", required=True, help="store directory (created if missing)")
+    p.add_argument("--depth", type=int, default=3, help="link depth from each seed (default 3)")
+    p.add_argument("--max-pages", type=int, default=500, help="page budget for the whole scan (default 500)")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--timeout", type=float, default=20.0, help="seconds per request (default 20)")
+    p.add_argument("--district", help="district recorded on every finding of this scan")
+    p.add_argument("--target", help="scan-plan target name (set by the scheduler)")
+    p.add_argument("--ocr-engine", default="rapidocr", choices=["rapidocr", "paddleocr"])
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--verbose", action="store_true", help="Scrapy's INFO log on stderr")
+    p.set_defaults(func=run, parser=p)
+
+
+def parse_seed(raw: str, district: str | None) -> Seed:
+    name, sep, url = raw.partition("=")
+    if not sep or "://" in name:
+        name, url = "", raw
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {raw!r}")
+    if not parts.path:
+        url += "/"
+    return Seed(url=url, institution=name.strip() or parts.netloc, district=district)
+
+
+def run(args: argparse.Namespace) -> int:
+    from crawler.runner import ScanOptions, run_scan
+    from jianfu.cli import CommandError
+    from store import Store, StoreError
+
+    try:
+        seeds = [parse_seed(s, args.district) for s in args.seeds]
+    except ValueError as e:
+        args.parser.error(str(e))
+    if args.depth < 0 or args.max_pages < 1:
+        args.parser.error("--depth must be ≥ 0 and --max-pages ≥ 1")
+    try:
+        Store(args.store).close()
+    except StoreError as e:
+        raise CommandError(str(e)) from e
+    options = ScanOptions(max_depth=args.depth, max_pages=args.max_pages, concurrency=args.concurrency,
+                          timeout=args.timeout, ocr={"engine": args.ocr_engine},
+                          progress_seconds=0 if args.quiet else 2.0,
+                          log_level="INFO" if args.verbose else "WARNING", target=args.target)
+    summary = run_scan(seeds, args.store, options)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        print_summary(summary)
+    return 0 if summary["status"] in ("finished", "interrupted") else 1
+
+
+def print_summary(s: dict, out=sys.stdout) -> None:
+    print(f"scan {s['scan_id']}: {s['status']}", file=out)
+    print(f"  pages {s['pages']} · images {s['images']} (OCR runs {s.get('ocr_runs', 0)}, "
+          f"cached {s.get('ocr_cached', 0)}) · errors {s['errors']} · findings {s['findings']} "
+          f"({s['new_findings']} new)", file=out)
+    for cat, n in s["by_category"].items():
+        print(f"    {cat:<22} {n}", file=out)
+    if s["failures"]:
+        print("  failures:", file=out)
+        for f in s["failures"]:
+            print(f"    {f['kind']:<6} {f['url']}  {f['error']}: {f['reason']}", file=out)

@@ -1,0 +1,64 @@
+"""One scan's shared state, handed to Scrapy components by scan id."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapy.crawler import Crawler
+
+from crawler.warc import WarcWriter
+from detectors import Detector
+from store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    url: str
+    institution: str
+    district: str | None = None
+
+
+def origin(url: str) -> str:
+    s = urlsplit(url)
+    return f"{s.scheme}://{s.netloc}".lower()
+
+
+@dataclass
+class ScanContext:
+    store: Store
+    scan_id: str
+    seeds: list[Seed]
+    detector: Detector
+    warc: WarcWriter
+    settings: dict[str, Any] = field(default_factory=dict)
+    stats: Counter[str] = field(default_factory=Counter)
+    origins: dict[str, Seed] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for seed in self.seeds:
+            self.origins.setdefault(origin(seed.url), seed)
+
+    def seed_for(self, url: str) -> Seed | None:
+        return self.origins.get(origin(url))
+
+    def adopt_origin(self, url: str, seed: Seed) -> None:
+        """A seed that redirected to another origin (http→https, www.) brings that origin in."""
+        self.origins.setdefault(origin(url), seed)
+
+    @property
+    def seed_hosts(self) -> set[str]:
+        return {(urlsplit(s.url).hostname or "").lower() for s in self.seeds}
+
+
+CONTEXTS: dict[str, ScanContext] = {}
+
+
+def context_of(crawler: Crawler) -> ScanContext:
+    scan_id = crawler.settings.get("JIANFU_SCAN_ID")
+    try:
+        return CONTEXTS[scan_id]
+    except KeyError:
+        raise RuntimeError(f"no scan context for scan id {scan_id!r}: start scans through crawler.runner") from None

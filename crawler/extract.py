@@ -1,0 +1,145 @@
+"""What a page holds: its visible text, title, same-site links, and every image an ad may be in.
+
+Images are found in ``<img src/srcset>``, lazy attributes (``data-src``, ``data-original``,
+``data-lazy``, ``data-srcset``), ``<picture><source srcset>``, inline-style and ``<style>``
+``background-image``, ``og:image``/``twitter:image`` meta tags, ``<input type=image>``, SVG
+``<image href>``, and ``data:`` URIs; stylesheets are returned so their ``url()`` images can be
+fetched too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
+
+_BLOCK = {
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "fieldset", "figcaption",
+    "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
+    "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul", "option", "title", "button", "label",
+}
+_SKIP = {"script", "style", "noscript", "template", "head", "iframe", "object"}
+_LAZY_ATTRS = ("src", "data-src", "data-original", "data-lazy", "data-lazy-src", "data-url")
+_SRCSET_ATTRS = ("srcset", "data-srcset")
+_CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]+)\1\s*\)""", re.I)
+_NOT_IMAGES = re.compile(r"\.(?:woff2?|ttf|otf|eot|css)(?:[?#]|$)", re.I)
+_WS = re.compile(r"[ \t\r\f\v\u00a0\u3000]+")
+
+
+@dataclass(slots=True)
+class PageContent:
+    title: str = ""
+    text: str = ""
+    links: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    stylesheets: list[str] = field(default_factory=list)
+
+
+def _srcset_urls(value: str) -> list[str]:
+    if value.lstrip().startswith("data:"):
+        return [value.strip()]
+    return [part.strip().split()[0] for part in value.split(",") if part.strip()]
+
+
+def css_image_urls(css: str) -> list[str]:
+    """``url(...)`` references of a stylesheet or style attribute, less fonts and imports."""
+    urls = (m.group(2).strip() for m in _CSS_URL.finditer(css))
+    return [u for u in urls if u.startswith("data:image") or not (u.startswith("data:") or _NOT_IMAGES.search(u))]
+
+
+def _visible_text(root: lxml.html.HtmlElement) -> str:
+    parts: list[str] = []
+
+    def walk(el: etree._Element) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag.lower() in _SKIP or not isinstance(el.tag, str):
+            if el.tail and isinstance(el.tag, str) is False:
+                parts.append(el.tail)
+            return
+        block = tag.lower() in _BLOCK
+        if block:
+            parts.append("\n")
+        if el.text:
+            parts.append(el.text)
+        for child in el:
+            walk(child)
+            if isinstance(child.tag, str) and child.tail:
+                parts.append(child.tail)
+        if block:
+            parts.append("\n")
+        if tag.lower() == "img" and el.get("alt"):
+            parts.append(f" {el.get('alt')} ")
+
+    body = root.find("body")
+    walk(body if body is not None else root)
+    lines = (_WS.sub(" ", line).strip() for line in "".join(parts).split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def _absolute(base: str, ref: str) -> str | None:
+    ref = ref.strip()
+    if not ref or ref.startswith(("javascript:", "mailto:", "tel:", "#")):
+        return None
+    if ref.startswith("data:"):
+        return ref
+    url = urldefrag(urljoin(base, ref))[0]
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def extract(html: str, base_url: str) -> PageContent:
+    """Parse ``html``; never raises on malformed markup (returns empty content instead)."""
+    content = PageContent()
+    if not html.strip():
+        return content
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (etree.ParserError, ValueError):
+        return content
+    base_el = root.find(".//base[@href]")
+    base = urljoin(base_url, base_el.get("href")) if base_el is not None else base_url
+    title = root.findtext(".//title")
+    content.title = _WS.sub(" ", title).strip() if title else ""
+    content.text = _visible_text(root)
+
+    def add(bucket: list[str], ref: str | None) -> None:
+        url = _absolute(base, ref) if ref else None
+        if url and url not in bucket:
+            bucket.append(url)
+
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        tag = el.tag.lower()
+        if tag == "a" or tag == "area":
+            add(content.links, el.get("href"))
+        elif tag in ("frame", "iframe"):
+            add(content.links, el.get("src"))
+        elif tag == "img" or (tag == "input" and (el.get("type") or "").lower() == "image"):
+            for attr in _LAZY_ATTRS:
+                add(content.images, el.get(attr))
+            for attr in _SRCSET_ATTRS:
+                for u in _srcset_urls(el.get(attr) or ""):
+                    add(content.images, u)
+        elif tag == "source" and el.getparent() is not None and el.getparent().tag == "picture":
+            for attr in _SRCSET_ATTRS:
+                for u in _srcset_urls(el.get(attr) or ""):
+                    add(content.images, u)
+        elif tag == "image" or tag.endswith("}image"):  # SVG <image href>
+            add(content.images, el.get("href") or el.get("{http://www.w3.org/1999/xlink}href"))
+        elif tag == "meta" and (el.get("property") or el.get("name") or "").lower() in (
+            "og:image", "twitter:image", "og:image:url"
+        ):
+            add(content.images, el.get("content"))
+        elif tag == "link" and "stylesheet" in (el.get("rel") or "").lower():
+            add(content.stylesheets, el.get("href"))
+        elif tag == "style" and el.text:
+            for u in css_image_urls(el.text):
+                add(content.images, u)
+        style = el.get("style")
+        if style:
+            for u in css_image_urls(style):
+                add(content.images, u)
+    return content

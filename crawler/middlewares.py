@@ -1,0 +1,114 @@
+"""Downloader middlewares: *how* jianfu fetches.
+
+- ``PrivateAddressGuard`` refuses requests to loopback, private, link-local or reserved
+  addresses unless the host is one the investigator seeded (a hostile page cannot steer the
+  crawler into an internal network).
+- ``CaptureMiddleware`` sits next to the downloader: it writes every raw response to the WARC
+  and every fetch, successful or not, to the store with its status, headers, time and IP.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import reactor
+
+from crawler.context import ScanContext, context_of
+from crawler.failures import describe
+
+
+def request_kind(request: Request) -> str:
+    if urlsplit(request.url).path == "/robots.txt":
+        return "robots"
+    return request.meta.get("jianfu_kind", "page")
+
+
+class PrivateAddressGuard:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PrivateAddressGuard:
+        return cls(crawler)
+
+    async def process_request(self, request: Request) -> None:
+        host = (urlsplit(request.url).hostname or "").lower()
+        ctx = context_of(self.crawler)
+        if not host or host in ctx.seed_hosts:
+            return None
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            try:
+                ip = ipaddress.ip_address(await maybe_deferred_to_future(reactor.resolve(host)))
+            except Exception:  # resolution fails: let the download fail and be recorded
+                return None
+        if not ip.is_global:
+            raise IgnoreRequest(f"private address: {host} ({ip}) is not a seeded host")
+        return None
+
+
+class CaptureMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CaptureMiddleware:
+        return cls(crawler)
+
+    @property
+    def ctx(self) -> ScanContext:
+        return context_of(self.crawler)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        ctx = self.ctx
+        ip = str(response.ip_address) if response.ip_address else None
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs]
+        req_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in request.headers.items() for v in vs]
+        reason = _reason(response.status)
+        offset = ctx.warc.write_exchange(
+            response.url, request.method, req_headers, response.status, reason,
+            response.protocol or "HTTP/1.1", headers, response.body, ip,
+        )
+        error = f"http_{response.status}" if response.status >= 400 else None
+        why = f"HTTP {response.status} {reason}" if error else None
+        if 300 <= response.status < 400 and b"Location" in response.headers:
+            why = f"redirect to {response.headers[b'Location'].decode('latin-1')}"
+        fetch_id = ctx.store.record_fetch(
+            ctx.scan_id, response.url, kind=request_kind(request), status=response.status,
+            headers=dict(headers), elapsed_ms=round(request.meta.get("download_latency", 0) * 1000, 1),
+            ip=ip, error=error, reason=why, warc_file=ctx.warc.name, warc_offset=offset,
+        )
+        request.meta["jianfu_fetch_id"] = fetch_id
+        request.meta["jianfu_warc"] = (ctx.warc.name, offset)
+        ctx.stats["fetches"] += 1
+        if error:
+            ctx.stats["errors"] += 1
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if isinstance(exception, IgnoreRequest):
+            return None  # recorded by the spider's errback
+        ctx = self.ctx
+        error, reason = describe(exception)
+        request.meta["jianfu_fetch_id"] = ctx.store.record_fetch(
+            ctx.scan_id, request.url, kind=request_kind(request), error=error, reason=reason,
+            elapsed_ms=round(request.meta.get("download_latency", 0) * 1000, 1) or None,
+        )
+        ctx.stats["errors"] += 1
+        return None
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -1,0 +1,145 @@
+"""The item pipeline: each page and image the spider hands over goes to detect → store.
+
+Pages: the visible text (title first) is stored and run through the detectors. Images: bytes
+are stored by content hash; the OCR reading is cached by that hash in the store, so an image is
+read once however many pages or scans show it; OCR runs in a worker thread so the crawl keeps
+going; findings from an image are recorded for every page of the scan that shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from scrapy.crawler import Crawler
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import defer, threads
+
+from crawler.context import ScanContext, context_of
+from crawler.items import ImageItem, PageItem
+from detectors import Finding
+
+log = logging.getLogger(__name__)
+
+
+class CapturePipeline:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        # image_url → (sha256, text read, [(finding, boxes)]) for images already read in this scan
+        self.read: dict[str, tuple[str, str, list[tuple[Finding, Any]]]] = {}
+        self.ocr_slots = defer.DeferredSemaphore(crawler.settings.getint("JIANFU_OCR_WORKERS", 1))
+        self._engine: Any = None
+        self.bodies: dict[str, str] = {}  # content sha256 → first page URL with those bytes
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CapturePipeline:
+        return cls(crawler)
+
+    @property
+    def ctx(self) -> ScanContext:
+        return context_of(self.crawler)
+
+    async def process_item(self, item: Any) -> Any:
+        if isinstance(item, PageItem):
+            self.save_page(item)
+        elif isinstance(item, ImageItem):
+            await maybe_deferred_to_future(self.ocr_slots.run(self.read_image, item))
+        return item
+
+    # -- pages -------------------------------------------------------------------------------
+    def save_page(self, item: PageItem) -> None:
+        ctx = self.ctx
+        seed = ctx.seed_for(item.url)
+        text = f"{item.title}\n{item.text}" if item.title else item.text
+        first = self.bodies.setdefault(item.content_sha256, item.url)
+        duplicate_of = first if first != item.url else None
+        ctx.store.save_page(
+            ctx.scan_id, item.url, final_url=item.final_url, status=item.status,
+            content_type=item.content_type, encoding=item.encoding, title=item.title, text=text,
+            content_sha256=item.content_sha256, depth=item.depth,
+            institution=seed.institution if seed else None,
+            warc_file=item.warc_file, warc_offset=item.warc_offset, duplicate_of=duplicate_of,
+        )
+        ctx.stats["pages"] += 1
+        if duplicate_of:  # "/" and "/index.html" serving the same bytes: one set of findings
+            return
+        findings = ctx.detector.detect(text)
+        ctx.store.save_findings(ctx.scan_id, item.url, "text", text, findings,
+                                institution=seed.institution if seed else None,
+                                district=seed.district if seed else None)
+        ctx.stats["findings"] += len(findings)
+        for image_url in item.images:
+            known = self.read.get(image_url)
+            ctx.store.link_image(ctx.scan_id, item.url, image_url, known[0] if known else None)
+            if known:
+                self.save_image_findings(item.url, image_url, *known)
+
+    # -- images ------------------------------------------------------------------------------
+    @defer.inlineCallbacks
+    def read_image(self, item: ImageItem) -> Any:
+        from detectors.images import ImageReading, ImageRejected, image_findings, read_image
+
+        ctx = self.ctx
+        sha = hashlib.sha256(item.body).hexdigest()
+        ctx.stats["images"] += 1
+        cached = ctx.store.image(sha)
+        reading = None
+        if cached and cached.get("ocr") is not None:
+            reading = ImageReading.from_dict(json.loads(cached["ocr"]))
+            ctx.stats["ocr_cached"] += 1
+        elif cached and cached.get("error"):
+            ctx.store.link_image(ctx.scan_id, item.page_url, item.url, sha, error=cached["error"])
+            return
+        else:
+            ctx.store.put_blob(item.body)
+            try:
+                engine = yield self.engine()
+                reading = yield threads.deferToThread(read_image, item.body, engine)
+            except ImageRejected as e:
+                ctx.store.save_image(sha, bytes=len(item.body), error=str(e))
+                ctx.store.link_image(ctx.scan_id, item.page_url, item.url, sha, error=str(e))
+                ctx.stats["images_rejected"] += 1
+                return
+            except Exception as e:  # an engine failure must not stop the crawl
+                log.exception("OCR failed on %s", item.url)
+                reason = f"OCR failed: {type(e).__name__}: {e}"[:300]
+                ctx.store.link_image(ctx.scan_id, item.page_url, item.url, sha, error=reason)
+                ctx.stats["images_rejected"] += 1
+                return
+            ctx.stats["ocr_runs"] += 1
+            ctx.store.save_image(sha, bytes=len(item.body), width=reading.width, height=reading.height,
+                                 format=reading.format, phash=reading.phash, ocr_engine=self._engine.name,
+                                 ocr=json.dumps(reading.to_dict(), ensure_ascii=False), qr=reading.qr)
+        found = image_findings(reading, ctx.detector)
+        self.read[item.url] = (sha, reading.text, found)
+        pages = {item.page_url, *ctx.store.pages_showing(ctx.scan_id, item.url)}
+        for page_url in sorted(pages):
+            ctx.store.link_image(ctx.scan_id, page_url, item.url, sha)
+            self.save_image_findings(page_url, item.url, sha, reading.text, found)
+
+    def save_image_findings(self, page_url: str, image_url: str, sha: str, text: str,
+                            found: list[tuple[Finding, Any]]) -> None:
+        ctx = self.ctx
+        seed = ctx.seed_for(page_url)
+        ctx.store.save_findings(
+            ctx.scan_id, page_url, "image", text, [f for f, _ in found], image_url=image_url,
+            image_sha256=sha, boxes=[b for _, b in found],
+            institution=seed.institution if seed else None, district=seed.district if seed else None,
+        )
+        ctx.stats["findings"] += len(found)
+
+    def engine(self) -> defer.Deferred:
+        if self._engine is not None:
+            return defer.succeed(self._engine)
+        from detectors.ocr import load_engine
+
+        settings = self.ctx.settings.get("ocr", {})
+
+        def load() -> Any:
+            self._engine = load_engine(settings.get("engine", "rapidocr"),
+                                       **{k: v for k, v in settings.items() if k != "engine"})
+            return self._engine
+
+        return threads.deferToThread(load)

@@ -1,0 +1,82 @@
+"""Run one scan in this process: open the store, crawl, detect, record, summarise.
+
+Twisted's reactor cannot restart, so one process runs one scan; the scheduler starts scans as
+subprocesses (``jianfu scan``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+
+from crawler import settings as default_settings
+from crawler.context import CONTEXTS, ScanContext, Seed
+from crawler.spiders.site import SiteSpider
+from crawler.warc import WarcWriter, utc_stamp
+from detectors import default_detector
+from jianfu import __version__
+from store import Store
+
+
+@dataclass
+class ScanOptions:
+    max_depth: int = 3
+    max_pages: int = 500
+    concurrency: int = 16
+    timeout: float = 20.0
+    ocr: dict[str, Any] = field(default_factory=dict)
+    progress_seconds: float = 2.0
+    log_level: str = "WARNING"
+    target: str | None = None
+    scrapy: dict[str, Any] = field(default_factory=dict)  # extra Scrapy settings
+
+    def to_record(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "scrapy"} | {"scrapy": dict(self.scrapy)}
+
+
+def scrapy_settings(scan_id: str, options: ScanOptions) -> Settings:
+    s = Settings()
+    s.setmodule(default_settings, priority="project")
+    s.update({
+        "JIANFU_SCAN_ID": scan_id,
+        "JIANFU_MAX_DEPTH": options.max_depth,
+        "JIANFU_MAX_PAGES": options.max_pages,
+        "JIANFU_PROGRESS_SECONDS": options.progress_seconds,
+        "CONCURRENT_REQUESTS": options.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": max(1, options.concurrency // 2),
+        "DOWNLOAD_TIMEOUT": options.timeout,
+        "LOG_LEVEL": options.log_level,
+        **options.scrapy,
+    }, priority="cmdline")
+    return s
+
+
+def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = None) -> dict[str, Any]:
+    """Crawl ``seeds`` into the store at ``store_dir``; returns the scan summary."""
+    options = options or ScanOptions()
+    store = Store(store_dir)
+    scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
+    warc = WarcWriter(store.dir / "warc", scan_id, {
+        "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
+        "seeds": " ".join(s.url for s in seeds),
+    })
+    ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, detector=default_detector(), warc=warc,
+                      settings=options.to_record())
+    CONTEXTS[scan_id] = ctx
+    status = "failed"
+    try:
+        process = CrawlerProcess(scrapy_settings(scan_id, options))
+        process.crawl(SiteSpider)
+        process.start()
+        status = "interrupted" if ctx.stats["close_reason:shutdown"] else "finished"
+    finally:
+        warc.close()
+        summary = store.finish_scan(scan_id, status)
+        summary["ocr_runs"] = ctx.stats["ocr_runs"]
+        summary["ocr_cached"] = ctx.stats["ocr_cached"]
+        CONTEXTS.pop(scan_id, None)
+        store.close()
+    return summary

@@ -1,0 +1,44 @@
+"""Scrapy settings for jianfu scans. ``crawler.runner`` layers per-scan values on top."""
+
+BOT_NAME = "jianfu"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+USER_AGENT = "Mozilla/5.0 (compatible; jianfu/0.1; 双减 compliance monitor)"
+ROBOTSTXT_OBEY = True
+ROBOTSTXT_PARSER = "scrapy.robotstxt.ProtegoRobotParser"
+
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+DOWNLOAD_DELAY = 0
+DOWNLOAD_TIMEOUT = 20
+DOWNLOAD_MAXSIZE = 20 * 1024 * 1024      # also caps decompressed size (gzip bombs)
+DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
+RETRY_ENABLED = True
+RETRY_TIMES = 1
+REDIRECT_MAX_TIMES = 10
+DEPTH_LIMIT = 0                          # the spider limits depth itself (images are not pages)
+HTTPERROR_ALLOW_ALL = False
+COOKIES_ENABLED = True
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "WARNING"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+FEED_EXPORT_ENCODING = "utf-8"
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.PrivateAddressGuard": 50,
+    "crawler.middlewares.CaptureMiddleware": 950,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.CapturePipeline": 300,
+}
+EXTENSIONS = {
+    "crawler.progress.Progress": 500,
+}
+
+# jianfu's own settings (set per scan by crawler.runner)
+JIANFU_MAX_DEPTH = 3
+JIANFU_MAX_PAGES = 500
+JIANFU_PROGRESS_SECONDS = 2.0
+JIANFU_MIN_IMAGE_BYTES = 200

@@ -1,0 +1,146 @@
+"""The site spider: same-site pages from the seeds within depth and page limits, and every image
+(or stylesheet that may hold images) those pages show."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import scrapy
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+
+from crawler.context import ScanContext, context_of, origin
+from crawler.encoding import decode_html
+from crawler.extract import css_image_urls, extract
+from crawler.failures import describe
+from crawler.items import ImageItem, PageItem
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def parse_data_uri(uri: str) -> tuple[str, bytes] | None:
+    """``data:image/png;base64,...`` → (content type, bytes); None when malformed."""
+    try:
+        header, payload = uri[5:].split(",", 1)
+    except ValueError:
+        return None
+    ctype = header.split(";", 1)[0] or "text/plain"
+    try:
+        data = base64.b64decode(payload, validate=False) if header.endswith(";base64") else unquote_to_bytes(payload)
+    except (binascii.Error, ValueError):
+        return None
+    return ctype, data
+
+
+class SiteSpider(scrapy.Spider):
+    name = "site"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pages_scheduled = 0
+
+    @property
+    def ctx(self) -> ScanContext:
+        return context_of(self.crawler)
+
+    async def start(self) -> Any:
+        for req in self.start_requests():
+            yield req
+
+    def start_requests(self) -> Iterator[scrapy.Request]:
+        for seed in self.ctx.seeds:
+            yield self.page_request(seed.url, depth=0)
+
+    # -- requests ----------------------------------------------------------------------------
+    def page_request(self, url: str, depth: int) -> scrapy.Request | None:
+        if self.pages_scheduled >= self.settings.getint("JIANFU_MAX_PAGES"):
+            return None
+        self.pages_scheduled += 1
+        return scrapy.Request(url, callback=self.parse_page, errback=self.failed,
+                              meta={"jianfu_kind": "page", "jianfu_depth": depth})
+
+    def image_request(self, url: str, page_url: str) -> scrapy.Request:
+        return scrapy.Request(url, callback=self.parse_image, errback=self.failed, priority=-1,
+                              meta={"jianfu_kind": "image", "jianfu_page": page_url})
+
+    # -- callbacks ---------------------------------------------------------------------------
+    def parse_page(self, response: Response) -> Iterator[Any]:
+        ctx = self.ctx
+        depth = response.meta["jianfu_depth"]
+        requested = response.request.url if response.request else response.url
+        seed = ctx.seed_for(requested)
+        if seed and origin(response.url) != origin(requested):
+            ctx.adopt_origin(response.url, seed)
+        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1")
+        body = response.body
+        if not (ctype.lower().startswith(HTML_TYPES) or (not ctype and body.lstrip()[:1] == b"<")):
+            self._mark(response, "not_html", f"not a web page (Content-Type: {ctype or 'none'})")
+            return
+        decoded = decode_html(body, ctype)
+        content = extract(decoded.text, response.url)
+        warc_file, warc_offset = response.meta.get("jianfu_warc", (None, None))
+        yield PageItem(
+            url=requested, final_url=response.url, status=response.status, content_type=ctype,
+            encoding=f"{decoded.encoding} ({decoded.how})", title=content.title, text=content.text,
+            depth=depth, content_sha256=hashlib.sha256(body).hexdigest(), images=content.images,
+            warc_file=warc_file, warc_offset=warc_offset,
+        )
+        for url in content.images:
+            if url.startswith("data:"):
+                parsed = parse_data_uri(url)
+                if parsed and parsed[0].startswith("image/"):
+                    yield ImageItem(url=url, page_url=requested, body=parsed[1], content_type=parsed[0])
+            else:
+                yield self.image_request(url, requested)
+        for url in content.stylesheets:
+            yield scrapy.Request(url, callback=self.parse_stylesheet, errback=self.failed, priority=-1,
+                                 meta={"jianfu_kind": "stylesheet", "jianfu_page": requested})
+        if depth >= self.settings.getint("JIANFU_MAX_DEPTH"):
+            return
+        for url in content.links:
+            if ctx.seed_for(url) is not None:
+                req = self.page_request(url, depth + 1)
+                if req is not None:
+                    yield req
+
+    def parse_stylesheet(self, response: Response) -> Iterator[Any]:
+        page_url = response.meta["jianfu_page"]
+        css = decode_html(response.body, response.headers.get(b"Content-Type", b"").decode("latin-1")).text
+        for ref in css_image_urls(css):
+            yield self.image_request(response.urljoin(ref), page_url)
+
+    def parse_image(self, response: Response) -> Iterator[ImageItem]:
+        yield ImageItem(
+            url=response.request.url if response.request else response.url,
+            page_url=response.meta["jianfu_page"], body=response.body,
+            content_type=response.headers.get(b"Content-Type", b"").decode("latin-1"),
+        )
+
+    def failed(self, failure: Failure) -> None:
+        if failure.check(HttpError):
+            return  # recorded with its status by the capture middleware
+        request = failure.request  # type: ignore[attr-defined]
+        if request.meta.get("jianfu_fetch_id") and not failure.check(scrapy.exceptions.IgnoreRequest):
+            return  # a transport error the capture middleware already recorded
+        error, reason = describe(failure.value)
+        ctx = self.ctx
+        if request.meta.get("jianfu_fetch_id"):
+            ctx.store.mark_fetch_error(request.meta["jianfu_fetch_id"], error, reason)
+        else:
+            ctx.store.record_fetch(ctx.scan_id, request.url, kind=request.meta.get("jianfu_kind", "page"),
+                                   error=error, reason=reason)
+            ctx.stats["errors"] += 1
+        if request.meta.get("jianfu_kind") == "image":
+            ctx.store.link_image(ctx.scan_id, request.meta["jianfu_page"], request.url, None, error=reason)
+
+    def _mark(self, response: Response, error: str, reason: str) -> None:
+        fetch_id = response.meta.get("jianfu_fetch_id")
+        if fetch_id:
+            self.ctx.store.mark_fetch_error(fetch_id, error, reason)
+            self.ctx.stats["errors"] += 1

@@ -1,0 +1,245 @@
+"""Serve the demo institutions on 127.0.0.1, one port per site, in background threads.
+
+``python -m demo_site.server`` runs them in the foreground (ports from 8801 unless
+``--port-base``); tests use ``DemoSites`` as a context manager with free ports.
+Hostile routes (resets, non-HTML, bad bytes, traps, oversize and gzip bombs, slow pages, broken
+images) live on the ``hostile`` site, which the demo does not scan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import socket
+import threading
+import time
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from demo_site.banners import render_banner, tiny_gif
+
+SITES_DIR = Path(__file__).with_name("sites")
+
+INSTITUTIONS = {
+    "qiming": "启明星学堂",
+    "xuebatong": "学霸通在线",
+    "caihong": "彩虹艺术中心",
+    "feiyue": "飞跃体育编程俱乐部",
+}
+# Pages served in GBK with no charset anywhere (header or meta): the crawler must detect it.
+GBK_PAGES = {("qiming", "/fees.html")}
+REDIRECTS = {("qiming", "/old-courses"): (301, "/courses.html"), ("feiyue", "/old"): (302, "/courses.html")}
+BANNERS: dict[tuple[str, str], tuple[list[str], tuple[int, int], str, str, str]] = {
+    ("qiming", "/img/banner-preschool.png"): (["幼小衔接拼音识字班火热招生", "一次性缴纳全年学费享八折"], (960, 240), "#c0392b", "#ffffff", "PNG"),
+    ("qiming", "/img/og-share.png"): (["启明星学堂"], (600, 315), "#2c3e50", "#f1c40f", "PNG"),
+    ("xuebatong", "/img/hero-app.png"): (["拍照搜题秒出答案", "学霸通APP免费下载"], (1200, 300), "#2980b9", "#ffffff", "PNG"),
+    ("xuebatong", "/img/lazy-cup.png"): (["希望杯数学集训营", "冲刺一等奖"], (800, 200), "#8e44ad", "#ffffff", "PNG"),
+    ("xuebatong", "/img/app-poster.png"): (["作业不会拍一拍", "拍照搜题3秒出答案"], (640, 320), "#16a085", "#ffffff", "PNG"),
+    ("xuebatong", "/img/app-poster.webp"): (["作业不会拍一拍", "拍照搜题3秒出答案"], (640, 320), "#16a085", "#ffffff", "WEBP"),
+    ("caihong", "/img/banner-art.png"): (["周末少儿美术班", "欢迎4到12岁小朋友"], (960, 240), "#f39c12", "#ffffff", "PNG"),
+    ("feiyue", "/img/banner-sport.png"): (["暑期篮球游泳编程营", "快乐运动健康成长"], (960, 240), "#27ae60", "#ffffff", "PNG"),
+}
+CONTENT_TYPES = {".html": "text/html", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
+                 ".txt": "text/plain", ".css": "text/css", ".js": "application/javascript",
+                 ".jpg": "image/jpeg", ".svg": "image/svg+xml"}
+
+
+GENERATED_PAGES = 500
+GENERATED_TEXT = [
+    "本周六上午少儿美术班开课，欢迎家长带孩子来体验。",
+    "幼小衔接拼音识字班火热招生，名额有限。",
+    "篮球训练营暑期开营，专业教练带队。",
+    "小学数学同步提高班，周六上午九点上课。",
+    "本中心严格遵守双减政策，不开展学科类培训。",
+    "编程夏令营带你做出第一个小游戏。",
+]
+GENERATED_ADS = [["暑期篮球训练营", "欢迎报名"], ["拍照搜题秒出答案", "免费下载"]]
+
+
+@lru_cache(maxsize=16)
+def generated_ad(k: int) -> bytes:
+    return render_banner(GENERATED_ADS[k], (800, 200), "#34495e", "#ffffff")
+
+
+@lru_cache(maxsize=64)
+def banner_bytes(site: str, path: str) -> bytes:
+    lines, size, bg, fg, fmt = BANNERS[(site, path)]
+    return render_banner(lines, size, bg, fg, fmt)
+
+
+class DemoHandler(BaseHTTPRequestHandler):
+    site = ""
+    server_version = "DemoSite/1.0"
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def send_body(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if path == "/":
+            path = "/index.html"
+        if self.site == "hostile":
+            return self.hostile(path)
+        if self.site == "generated":
+            return self.generated(path)
+        if (self.site, path) in REDIRECTS:
+            code, target = REDIRECTS[(self.site, path)]
+            return self.send_body(code, b"", "text/html", {"Location": target})
+        if (self.site, path) in BANNERS:
+            return self.send_body(200, banner_bytes(self.site, path), CONTENT_TYPES[Path(path).suffix])
+        if path == "/img/placeholder.gif":
+            return self.send_body(200, tiny_gif(), "image/gif")
+        file = (SITES_DIR / self.site / path.lstrip("/")).resolve()
+        if not file.is_relative_to(SITES_DIR / self.site) or not file.is_file():
+            return self.send_body(404, "<html><body><h1>404 页面不存在</h1></body></html>".encode(), "text/html; charset=utf-8")
+        body = file.read_bytes()
+        ctype = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
+        if (self.site, path) in GBK_PAGES:
+            body = body.decode("utf-8").encode("gbk")
+        elif ctype.startswith("text/"):
+            ctype += "; charset=utf-8"
+        self.send_body(200, body, ctype)
+
+    # -- a generated site for benchmarks: GENERATED_PAGES pages, five links each --------------
+    def generated(self, path: str) -> None:
+        n = GENERATED_PAGES
+        if path == "/robots.txt":
+            return self.send_body(200, b"User-agent: *\nAllow: /\n", "text/plain")
+        if path.startswith("/img/ad-") and path.endswith(".png"):
+            k = int(path[len("/img/ad-"):-4]) % len(GENERATED_ADS)
+            return self.send_body(200, generated_ad(k), "image/png")
+        page = 0 if path == "/index.html" else int(path[3:-5]) if path.startswith("/p/") and path[3:-5].isdigit() else -1
+        if not 0 <= page < n:
+            return self.send_body(404, b"<html><body>404</body></html>", "text/html")
+        links = "".join(f'<a href="/p/{(page * 7 + k * 13 + 1) % n}.html">第{k}篇</a> ' for k in range(5))
+        para = GENERATED_TEXT[page % len(GENERATED_TEXT)]
+        img = f'<img src="/img/ad-{page % 10}.png">' if page % 5 == 0 else ""
+        html = (f"<html><head><meta charset='utf-8'><title>第{page}页</title></head><body><h1>机构动态 {page}</h1>"
+                f"<p>{para}</p><p>{para[::-1]}</p>{img}<nav>{links}</nav></body></html>")
+        return self.send_body(200, html.encode("utf-8"), "text/html; charset=utf-8")
+
+    # -- hostile routes ------------------------------------------------------------------------
+    def hostile(self, path: str) -> None:
+        if path == "/index.html":
+            links = ["/reset", "/binary", "/bad-bytes.html", "/trap/0", "/huge.html", "/bomb.html",
+                     "/slow.html", "/ok.html", "/404.html"]
+            html = "<html><body><h1>测试站</h1>" + "".join(f'<a href="{u}">{u}</a> ' for u in links)
+            html += '<img src="/img/corrupt.png"><img src="/img/bomb.png"><img src="/img/truncated.png"></body></html>'
+            return self.send_body(200, html.encode(), "text/html; charset=utf-8")
+        if path == "/reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.close()
+            self.close_connection = True
+            return None
+        if path == "/binary":
+            return self.send_body(200, bytes(range(256)) * 40, "application/octet-stream")
+        if path == "/bad-bytes.html":
+            body = b"<html><body><p>\xff\xfe\xfd broken \x80\x81 \xc3\x28 \xa0\xa1 " + "拍照搜题".encode("utf-8") + b"</p></body></html>"
+            return self.send_body(200, body, "text/html")
+        if path.startswith("/trap/"):
+            n = int(path.rsplit("/", 1)[-1] or 0) if path.rsplit("/", 1)[-1].isdigit() else 0
+            html = f'<html><body><p>第{n}页</p><a href="/trap/{n + 1}">下一页</a> <a href="/trap/{n + 2}">跳页</a></body></html>'
+            return self.send_body(200, html.encode(), "text/html; charset=utf-8")
+        if path == "/huge.html":
+            return self.send_body(200, b"<html><body>" + b"x" * (30 * 1024 * 1024) + b"</body></html>", "text/html")
+        if path == "/bomb.html":
+            raw = io.BytesIO()
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9) as gz:
+                chunk = b"\0" * (1 << 20)
+                for _ in range(200):
+                    gz.write(chunk)
+            return self.send_body(200, raw.getvalue(), "text/html", {"Content-Encoding": "gzip"})
+        if path == "/slow.html":
+            time.sleep(float(self.headers.get("X-Slow", "6")))
+            return self.send_body(200, b"<html><body>slow</body></html>", "text/html")
+        if path == "/ok.html":
+            return self.send_body(200, "<html><body><p>幼小衔接拼音班火热招生</p></body></html>".encode(), "text/html; charset=utf-8")
+        if path == "/img/corrupt.png":
+            return self.send_body(200, b"\x89PNG\r\n\x1a\n" + b"garbage" * 100, "image/png")
+        if path == "/img/truncated.png":
+            return self.send_body(200, render_banner(["幼小衔接"])[:600], "image/png")
+        if path == "/img/bomb.png":
+            return self.send_body(200, _png_header_bomb(), "image/png")
+        return self.send_body(404, b"<html><body>404</body></html>", "text/html")
+
+
+def _png_header_bomb() -> bytes:
+    """A tiny PNG whose header claims 60000 x 60000 pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+class DemoSites:
+    """Start every site on 127.0.0.1 (free ports by default); ``urls`` maps site → base URL."""
+
+    def __init__(self, sites: list[str] | None = None, port_base: int | None = None) -> None:
+        self.names = sites or [*INSTITUTIONS, "hostile", "generated"]
+        self.port_base = port_base
+        self.servers: list[ThreadingHTTPServer] = []
+        self.urls: dict[str, str] = {}
+
+    def start(self) -> DemoSites:
+        for i, name in enumerate(self.names):
+            handler = type(f"{name}Handler", (DemoHandler,), {"site": name})
+            port = (self.port_base + i) if self.port_base else 0
+            srv = ThreadingHTTPServer(("127.0.0.1", port), handler)
+            srv.daemon_threads = True
+            threading.Thread(target=srv.serve_forever, name=f"demo-{name}", daemon=True).start()
+            self.servers.append(srv)
+            self.urls[name] = f"http://127.0.0.1:{srv.server_address[1]}/"
+        return self
+
+    def stop(self) -> None:
+        for srv in self.servers:
+            srv.shutdown()
+            srv.server_close()
+        self.servers.clear()
+
+    def __enter__(self) -> DemoSites:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="serve the jianfu demo sites on 127.0.0.1")
+    parser.add_argument("--port-base", type=int, default=8801)
+    parser.add_argument("--urls-file", help="write the site → URL map here as JSON")
+    args = parser.parse_args()
+    sites = DemoSites(port_base=args.port_base).start()
+    if args.urls_file:
+        Path(args.urls_file).write_text(json.dumps(sites.urls, indent=2))
+    for name, url in sites.urls.items():
+        print(f"{INSTITUTIONS.get(name, name):<12} {url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sites.stop()
+
+
+if __name__ == "__main__":
+    main()
