@@ -318,9 +318,12 @@ def decode_qr(image: Image.Image) -> list[str]:
     """Payloads of the QR codes in the image (zxing-cpp), in the order found, without repeats."""
     import zxingcpp
 
-    formats = zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.MicroQRCode
+    qr_formats = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.MicroQRCode)
     try:
-        found = zxingcpp.read_barcodes(image, formats=formats)
+        try:
+            found = zxingcpp.read_barcodes(image, formats=qr_formats)  # zxing-cpp 3.x
+        except TypeError:
+            found = zxingcpp.read_barcodes(image, formats=qr_formats[0] | qr_formats[1])  # 2.x
     except Exception:  # a decoder failure is not a reason to lose the OCR
         return []
     out: list[str] = []

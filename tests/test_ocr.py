@@ -1,0 +1,167 @@
+"""Real OCR on generated ad images (rapidocr default engine; paddleocr when the extra is installed).
+
+One engine per module (loading is slow); a handful of images only — the 60+ image set is in
+bench/bench_ocr.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import random
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from demo_site import adgen
+from detectors.images import ImageRejected, image_findings, read_image
+from detectors.ocr import OcrEngine, OcrEngineError, OcrUnavailable, load_engine
+
+
+def cer(truth: str, got: str) -> float:
+    """Character error rate: Levenshtein distance / len(truth), ignoring spaces."""
+    a, b = truth.replace(" ", ""), got.replace(" ", "")
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1] / max(1, len(a))
+
+
+def overlaps(box, rect) -> bool:
+    xs, ys = [p[0] for p in box], [p[1] for p in box]
+    left, top, right, bottom = rect
+    return min(xs) < right and max(xs) > left and min(ys) < bottom and max(ys) > top
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return load_engine("rapidocr")
+
+
+def test_engine_is_cached_offline_and_follows_the_protocol(engine):
+    assert isinstance(engine, OcrEngine)
+    assert load_engine("rapidocr") is engine
+    assert load_engine() is engine
+    import rapidocr
+
+    wheel = Path(rapidocr.__file__).parent
+    assert set(engine.models) == {"det", "rec"}  # use_cls=False for banners
+    for path in engine.models.values():  # models come from the wheel, never a download
+        assert Path(path).is_file() and Path(path).is_relative_to(wheel)
+    assert engine.params["Det.limit_type"] == "max" and engine.params["Det.limit_side_len"] == 960
+
+
+def test_missing_model_is_an_error_not_a_download(tmp_path):
+    with pytest.raises(OcrEngineError, match="never downloads"):
+        load_engine("rapidocr", cache=False, **{"Det.model_type": "tiny"})
+    with pytest.raises(OcrEngineError, match="never downloads"):
+        load_engine("rapidocr", cache=False, det_model_path=str(tmp_path / "nope.onnx"))
+    with pytest.raises(OcrEngineError, match="unknown OCR engine"):
+        load_engine("tesseract")
+    with pytest.raises(OcrEngineError, match="unknown setting"):
+        load_engine("rapidocr", cache=False, limit_sidelen=5)
+
+
+def test_banner_read_and_preschool_finding_boxed(engine):
+    ad = adgen.render(["幼小衔接拼音班火热招生", "咨询电话 010-62345678"], size=(1200, 300), font_size=56,
+                      style="gradient", seed=3)
+    reading = read_image(ad.data, engine)
+    assert (reading.width, reading.height, reading.format) == (1200, 300, "png")
+    assert cer(ad.text, reading.text) <= 0.02, reading.text
+    assert all(0.5 <= ln.confidence <= 1 for ln in reading.lines)
+    found = image_findings(reading)
+    pre = [(f, boxes) for f, boxes in found if f.category == "preschool_subject"]
+    assert pre, found
+    finding, boxes = pre[0]
+    assert finding.text == "幼小衔接" and reading.text[finding.start:finding.end] == "幼小衔接"
+    drawn = ad.boxes[0]
+    assert boxes and overlaps(boxes[0], drawn)
+    # the sub-box covers about the first 4 of 11 characters of the drawn line
+    xs = [p[0] for p in boxes[0]]
+    quarter = drawn[0] + (drawn[2] - drawn[0]) * 4 / 11
+    assert abs(max(xs) - quarter) < 0.1 * (drawn[2] - drawn[0])
+
+
+def test_busy_jpeg_poster_with_qr(engine):
+    ad = adgen.busy_poster(random.Random(11), n_lines=4)
+    ad = adgen.render(ad.lines, font_size=40, style="busy", fmt="JPEG", quality=70, seed=11,
+                      qr="https://example.org/signup?id=7", mixed_fonts=True)
+    reading = read_image(ad.data, engine)
+    assert reading.format == "jpeg"
+    assert reading.qr == ["https://example.org/signup?id=7"]
+    assert cer(ad.text, reading.text) <= 0.05, (ad.text, reading.text)
+
+
+def test_traditional_text_comes_out_simplified(engine):
+    ad = adgen.render(["華杯賽金牌教練", "學前班報名熱線"], size=(900, 260), font_size=56, traditional=True)
+    reading = read_image(ad.data, engine)
+    assert cer("华杯赛金牌教练\n学前班报名热线", reading.text) <= 0.1, reading.text
+    cats = {f.category for f, _ in image_findings(reading)}
+    assert {"competition_ranking", "preschool_subject"} <= cats
+
+
+def test_long_image_text_at_bottom_mapped_back(engine):
+    ad = adgen.long_image("学前班识字数学同步开课", width=750, height=20000)
+    reading = read_image(ad.data, engine)
+    assert reading.height == 20000
+    assert cer(ad.lines[0], reading.text) <= 0.1, reading.text
+    (line,) = reading.lines  # once, although near a tile edge; nothing invented in the bands
+    assert overlaps(line.box, ad.boxes[0])
+    assert abs(line.bbox[1] - ad.boxes[0][1]) < 15
+    found = image_findings(reading)
+    assert found and overlaps(found[0][1][0], ad.boxes[0])
+
+
+def test_animated_gif_reads_first_frame(engine):
+    ad = adgen.animated_gif(["拍照搜题一秒出答案", "第二帧不同的字"])
+    reading = read_image(ad.data, engine)
+    assert reading.animated and cer(ad.lines[0], reading.text) <= 0.1, reading.text
+
+
+def test_engine_read_bytes_and_rejections(engine):
+    ad = adgen.render(["不达目标全额退款"], size=(800, 200), font_size=56)
+    lines = engine.read(ad.data)
+    assert [ln.text for ln in lines] == ["不达目标全额退款"]
+    with pytest.raises(ImageRejected):
+        engine.read(b"<html>404</html>")
+    one = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(one, "GIF")
+    with pytest.raises(ImageRejected):
+        read_image(one.getvalue(), engine)
+
+
+# -- paddleocr (optional extra; CI installs it) -----------------------------------------------
+
+HAVE_PADDLE = importlib.util.find_spec("paddleocr") is not None and importlib.util.find_spec("paddle") is not None
+
+
+def test_missing_paddle_gives_one_line_install_hint(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("paddleocr", "paddle") else real(name, *a))
+    with pytest.raises(OcrUnavailable) as e:
+        load_engine("paddleocr", cache=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "pip install 'jianfu[paddle]'" in msg
+
+
+@pytest.mark.skipif(not HAVE_PADDLE, reason="paddle extra not installed: pip install -e '.[paddle]'")
+def test_paddleocr_offline_from_local_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("JIANFU_MODEL_CACHE", str(tmp_path / "models"))
+    paddle_engine = load_engine("paddleocr", cache=False)
+    assert paddle_engine.name == "paddleocr:PP-OCRv4_mobile_det+PP-OCRv4_mobile_rec"
+    for folder in paddle_engine.models.values():
+        assert (Path(folder) / "inference.yml").is_file()
+    ad = adgen.render(["幼小衔接拼音班火热招生"], size=(1000, 240), font_size=56)
+    reading = read_image(ad.data, paddle_engine)
+    assert cer(ad.text, reading.text) <= 0.05, reading.text
+    found = image_findings(reading)
+    assert found and found[0][0].category == "preschool_subject" and overlaps(found[0][1][0], ad.boxes[0])
+    # a user's own folder (here: the prepared one, which has its inference.yml) is used as is
+    again = load_engine("paddleocr", cache=False, det_model_dir=paddle_engine.models["det"],
+                        rec_model_dir=paddle_engine.models["rec"])
+    assert again.models == paddle_engine.models
