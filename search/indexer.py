@@ -1,0 +1,210 @@
+"""Sending committed findings to an external index, durably.
+
+``Store.save_findings`` and ``Store.set_status`` put each changed finding id into the store's
+``index_outbox`` table in the same transaction as the change. ``Indexer(store, backend).drain()``
+sends what is queued and removes only what the index acknowledged (by version, so a change made
+while a batch was in flight stays queued). When Elasticsearch is down, drain records the error on
+the queued rows, backs off, and returns: it never raises, and nothing is lost.
+
+The crawler pipeline calls ``indexer_for_store(store)`` once and ``.drain()`` after each page's
+findings are saved; with no Elasticsearch configured that is ``None`` (the embedded SQLite index
+is updated by the store's own triggers and needs no queue).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from search.base import SEVERITY_RANK, SearchError
+
+log = logging.getLogger(__name__)
+
+META_ES_URL = "search.es_url"
+META_ES_INDEX = "search.es_index"
+META_LAST_ERROR = "search.last_index_error"
+
+
+def finding_doc(row: dict[str, Any], page_title: str | None = None, page_text: str | None = None) -> dict[str, Any]:
+    """The search document of one finding row (as ``store.findings`` returns it, or a raw row)."""
+    d = dict(row)
+    for k in ("explanation", "boxes"):
+        if isinstance(d.get(k), str):
+            try:
+                d[k] = json.loads(d[k])
+            except ValueError:
+                pass
+    d.pop("_rel", None)
+    d.pop("_sev", None)
+    d.pop("boxes", None)
+    expl = d.get("explanation")
+    if isinstance(expl, list | tuple):
+        d["explanation"] = [str(x) for x in expl]
+    d["severity_rank"] = SEVERITY_RANK.get(d.get("severity") or "", 0)
+    d["@timestamp"] = d.get("last_seen_at")
+    if page_title is not None:
+        d["page_title"] = page_title
+    if page_text is not None:
+        d["page_text"] = page_text
+    return d
+
+
+_DOC_SQL = """SELECT f.*, p.title AS _page_title, p.text AS _page_text FROM findings f
+  LEFT JOIN pages p ON p.url = f.url AND p.scan_id = f.last_scan_id"""
+
+
+def _row_doc(r: sqlite3.Row) -> dict[str, Any]:
+    d = dict(r)
+    title, text = d.pop("_page_title", None), d.pop("_page_text", None)
+    return finding_doc(d, title, text)
+
+
+def load_docs(db: sqlite3.Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i:i + 500])
+        q = f"{_DOC_SQL} WHERE f.id IN ({', '.join('?' * len(chunk))})"
+        for r in db.execute(q, chunk):
+            out[r["id"]] = _row_doc(r)
+    return out
+
+
+def iter_store_docs(db: sqlite3.Connection, batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """Every finding in the store as a search document, streamed in id order."""
+    last = ""
+    while True:
+        rows = db.execute(f"{_DOC_SQL} WHERE f.id > ? ORDER BY f.id LIMIT ?", (last, batch)).fetchall()
+        if not rows:
+            return
+        for r in rows:
+            yield _row_doc(r)
+        last = rows[-1]["id"]
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    deleted: int = 0
+    failed: int = 0
+    pending: int = 0
+    error: str | None = None
+    skipped: bool = False  # backing off after a failure, nothing tried
+
+
+class Indexer:
+    """Drains the store's outbox into a backend. Cheap when the queue is empty; never raises."""
+
+    def __init__(self, store: Any, backend: Any, *, batch_size: int = 500, max_backoff: float = 30.0,
+                 refresh: bool = False) -> None:
+        self.store = store
+        self.db: sqlite3.Connection = store.db
+        self.backend = backend
+        self.batch_size = batch_size
+        self.max_backoff = max_backoff
+        self.refresh = refresh
+        self._failures = 0
+        self._next_try = 0.0
+        self.last_error: str | None = None
+
+    def pending(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM index_outbox").fetchone()[0]
+
+    def drain(self, *, force: bool = False, max_batches: int | None = None) -> DrainResult:
+        res = DrainResult()
+        try:
+            if getattr(self.backend, "name", "") == "sqlite":
+                return res  # the embedded index is transactional with the store: nothing to send
+            if self.db.execute("SELECT 1 FROM index_outbox LIMIT 1").fetchone() is None:
+                return res
+            if not force and time.monotonic() < self._next_try:
+                res.skipped = True
+                res.error = self.last_error
+                return res
+            last_rowid = 0
+            batches = 0
+            while max_batches is None or batches < max_batches:
+                rows = self.db.execute(
+                    "SELECT rowid, finding_id, version FROM index_outbox WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (last_rowid, self.batch_size)).fetchall()
+                if not rows:
+                    break
+                batches += 1
+                last_rowid = rows[-1][0]
+                versions = {r[1]: r[2] for r in rows}
+                docs = load_docs(self.db, list(versions))
+                gone = [i for i in versions if i not in docs]
+                try:
+                    rep = self.backend.index(list(docs.values()), refresh=self.refresh)
+                    if gone:
+                        d = self.backend.delete(gone, refresh=self.refresh)
+                        rep.deleted.extend(d.deleted)
+                        rep.failed.update(d.failed)
+                except SearchError as e:
+                    self._record_failure(list(versions), str(e))
+                    res.error = str(e)
+                    break
+                done = [(i, versions[i]) for i in [*rep.indexed, *rep.deleted]]
+                with self.db:
+                    self.db.executemany("DELETE FROM index_outbox WHERE finding_id=? AND version=?", done)
+                    if rep.failed:
+                        self.db.executemany(
+                            "UPDATE index_outbox SET attempts=attempts+1, last_error=? WHERE finding_id=?",
+                            [(err[:500], i) for i, err in rep.failed.items()])
+                res.sent += len(rep.indexed)
+                res.deleted += len(rep.deleted)
+                res.failed += len(rep.failed)
+                if rep.failed and not res.error:
+                    res.error = next(iter(rep.failed.values()))
+            if res.error is None:
+                self._failures = 0
+                self._next_try = 0.0
+                self.last_error = None
+            res.pending = self.pending()
+        except Exception as e:  # never let indexing break the caller (the crawl)
+            log.warning("search index drain failed: %s", e)
+            res.error = res.error or f"{type(e).__name__}: {e}"
+            try:
+                res.pending = self.pending()
+            except sqlite3.Error:
+                pass
+        return res
+
+    def _record_failure(self, ids: list[str], error: str) -> None:
+        self._failures += 1
+        self._next_try = time.monotonic() + min(self.max_backoff, 0.5 * 2 ** min(self._failures, 10))
+        self.last_error = error
+        log.warning("search index unavailable, %d finding(s) stay queued: %s", len(ids), error)
+        with self.db:
+            self.db.executemany("UPDATE index_outbox SET attempts=attempts+1, last_error=? WHERE finding_id=?",
+                                [(error[:500], i) for i in ids])
+            self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                            "SET value=excluded.value", (META_LAST_ERROR, error[:500]))
+
+
+def configured_es(store: Any) -> tuple[str | None, str | None]:
+    """(url, alias) of the Elasticsearch index: env JIANFU_ES_URL / JIANFU_ES_INDEX, else what
+    ``jianfu index --es URL`` recorded in the store."""
+    url = os.environ.get("JIANFU_ES_URL") or None
+    index = os.environ.get("JIANFU_ES_INDEX") or None
+    meta = dict(store.db.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", (META_ES_URL, META_ES_INDEX)))
+    return url or meta.get(META_ES_URL), index or meta.get(META_ES_INDEX)
+
+
+def indexer_for_store(store: Any, **kw: Any) -> Indexer | None:
+    """The Indexer a scan should drain after each page, or None when no Elasticsearch is configured.
+    Never raises: a bad configuration is logged and scans go on (findings stay queued)."""
+    try:
+        url, index = configured_es(store)
+        if not url:
+            return None
+        from search.elastic import ElasticBackend
+        return Indexer(store, ElasticBackend(url, alias=index, connect=False), **kw)
+    except Exception as e:
+        log.warning("search index not configured: %s", e)
+        return None

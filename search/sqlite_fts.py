@@ -1,0 +1,268 @@
+"""The embedded default backend: SQLite FTS5 (trigram) inside the store itself.
+
+The index is an external-content FTS5 table over ``findings`` (columns ``text`` and ``context``),
+kept in step by triggers, so every finding the store commits is searchable in the same
+transaction, with nothing to queue. The trigram tokenizer finds any Chinese substring of three or
+more characters through the index; one- and two-character words fall back to ``LIKE`` on the same
+rows (a scan, still fast at 100k findings).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from search.base import (
+    FACET_SIZE,
+    SEARCH_FIELDS,
+    Hit,
+    IndexReport,
+    ParsedQuery,
+    QuerySyntaxError,
+    SearchError,
+    SearchQuery,
+    SearchResult,
+    decode_cursor,
+    encode_cursor,
+    highlight,
+    result_doc,
+)
+
+FTS_VERSION = "1"
+_DDL = """
+CREATE VIRTUAL TABLE IF NOT EXISTS findings_fts USING fts5(
+  text, context, content='findings', content_rowid='rowid', tokenize='trigram'
+);
+CREATE TRIGGER IF NOT EXISTS findings_fts_ai AFTER INSERT ON findings BEGIN
+  INSERT INTO findings_fts(rowid, text, context) VALUES (new.rowid, new.text, new.context);
+END;
+CREATE TRIGGER IF NOT EXISTS findings_fts_ad AFTER DELETE ON findings BEGIN
+  INSERT INTO findings_fts(findings_fts, rowid, text, context) VALUES ('delete', old.rowid, old.text, old.context);
+END;
+CREATE TRIGGER IF NOT EXISTS findings_fts_au AFTER UPDATE OF text, context ON findings
+WHEN old.text IS NOT new.text OR old.context IS NOT new.context BEGIN
+  INSERT INTO findings_fts(findings_fts, rowid, text, context) VALUES ('delete', old.rowid, old.text, old.context);
+  INSERT INTO findings_fts(rowid, text, context) VALUES (new.rowid, new.text, new.context);
+END;
+CREATE INDEX IF NOT EXISTS findings_search_last_seen ON findings(last_seen_at, id);
+"""
+
+_SEV = "CASE f.severity WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
+# sort name -> list of (sql expression, direction, cursor key)
+_SORTS: dict[str, list[tuple[str, str]]] = {
+    "relevance": [("_rel", "DESC"), ("id", "ASC")],
+    "newest": [("last_seen_at", "DESC"), ("id", "ASC")],
+    "oldest": [("first_seen_at", "ASC"), ("id", "ASC")],
+    "severity": [("_sev", "DESC"), ("last_seen_at", "DESC"), ("id", "ASC")],
+    "score": [("score", "DESC"), ("id", "ASC")],
+}
+_COLUMNS = ("id", "category", "rule_id", "text", "start", "end", "score", "severity", "basis", "explanation",
+            "context", "url", "source", "image_url", "image_sha256", "boxes", "institution", "district",
+            "status", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id")
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _long(term: str) -> bool:
+    return len(term) >= 3
+
+
+class SqliteBackend:
+    name = "sqlite"
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.db: sqlite3.Connection = store.db
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key='search.fts_version'").fetchone()
+            if not row or row[0] != FTS_VERSION:
+                with self.db:
+                    for stmt in _split(_DDL):
+                        self.db.execute(stmt)
+                    self.db.execute("INSERT INTO findings_fts(findings_fts) VALUES ('rebuild')")
+                    self.db.execute("INSERT INTO meta(key, value) VALUES ('search.fts_version', ?) "
+                                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (FTS_VERSION,))
+        except sqlite3.OperationalError as e:
+            raise SearchError(f"SQLite full-text index unavailable: {e}") from e
+
+    # -- writing ------------------------------------------------------------------------------
+    def index(self, docs: Sequence[dict[str, Any]], *, refresh: bool = False) -> IndexReport:
+        """Upsert finding documents into the store's findings table (the triggers index them).
+
+        Documents built from the store are already there; this loads documents from elsewhere
+        (tests, benchmark, imports)."""
+        rows = []
+        for d in docs:
+            r = []
+            for c in _COLUMNS:
+                v = d.get(c)
+                if c in ("explanation", "boxes") and v is not None and not isinstance(v, str):
+                    v = json.dumps(v, ensure_ascii=False)
+                if c == "status" and v is None:
+                    v = "open"
+                r.append(v)
+            rows.append(r)
+        cols = ", ".join(f'"{c}"' for c in _COLUMNS)
+        updates = ", ".join(f'"{c}"=excluded."{c}"' for c in _COLUMNS if c != "id")
+        try:
+            with self.db:
+                self.db.executemany(
+                    f"INSERT INTO findings({cols}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+                    f"ON CONFLICT(id) DO UPDATE SET {updates}", rows)
+        except sqlite3.Error as e:
+            raise SearchError(f"cannot write findings: {e}") from e
+        return IndexReport(indexed=[d["id"] for d in docs])
+
+    def delete(self, ids: Sequence[str], *, refresh: bool = False) -> IndexReport:
+        return IndexReport()  # the store owns findings; nothing to do
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    # -- reading ------------------------------------------------------------------------------
+    def _where(self, q: SearchQuery, parsed: ParsedQuery) -> tuple[str, list[Any], str | None]:
+        where: list[str] = []
+        args: list[Any] = []
+
+        def term_cond(t: str) -> str:
+            if _long(t):
+                args.append(_fts_phrase(t))
+                return "f.rowid IN (SELECT rowid FROM findings_fts WHERE findings_fts MATCH ?)"
+            args.extend([_like(t)] * len(SEARCH_FIELDS))
+            return "(" + " OR ".join(f"f.{c} LIKE ? ESCAPE '\\'" for c in SEARCH_FIELDS) + ")"
+
+        for group in parsed.groups:
+            where.append("(" + " OR ".join(term_cond(t) for t in group) + ")")
+        for t in parsed.negatives:
+            where.append("NOT " + term_cond(t))
+        for fld, values in q.filters.items():
+            where.append(f"f.{fld} IN ({', '.join('?' * len(values))})")
+            args.extend(values)
+        if q.since:
+            where.append("f.last_seen_at >= ?")
+            args.append(q.since)
+        if q.until:
+            where.append("f.last_seen_at < ?")
+            args.append(q.until)
+        long_terms = [t for t in parsed.positive_terms if _long(t)]
+        rank_match = " OR ".join(_fts_phrase(t) for t in long_terms) if long_terms else None
+        return (" AND ".join(where) or "1"), args, rank_match
+
+    def _select(self, q: SearchQuery, parsed: ParsedQuery) -> tuple[str, list[Any]]:
+        where, args, rank_match = self._where(q, parsed)
+        rank_join, rel = "", "0.0"
+        if rank_match and q.sort == "relevance":
+            rank_join = ("LEFT JOIN (SELECT rowid AS rid, bm25(findings_fts) AS r FROM findings_fts "
+                         "WHERE findings_fts MATCH ?) m ON m.rid = f.rowid")
+            rel = "ROUND(-COALESCE(m.r, 0.0), 6)"
+            args = [rank_match, *args]
+        sql = (f"SELECT f.*, {rel} AS _rel, {_SEV} AS _sev FROM findings f {rank_join} WHERE {where}")
+        return sql, args
+
+    def _ordered(self, q: SearchQuery, parsed: ParsedQuery, after: list[Any] | None) -> tuple[str, list[Any]]:
+        inner, args = self._select(q, parsed)
+        keys = _SORTS[q.sort]
+        sql = f"SELECT * FROM ({inner})"
+        if after is not None:
+            if len(after) != len(keys):
+                raise QuerySyntaxError("invalid --after cursor (copy it from the previous page)")
+            ors = []
+            for i, (col, direction) in enumerate(keys):
+                eqs = [f"{keys[j][0]} = ?" for j in range(i)]
+                op = "<" if direction == "DESC" else ">"
+                ors.append("(" + " AND ".join([*eqs, f"{col} {op} ?"]) + ")")
+                args.extend(after[:i])
+                args.append(after[i])
+            sql += " WHERE " + " OR ".join(ors)
+        sql += " ORDER BY " + ", ".join(f"{c} {d}" for c, d in keys)
+        return sql, args
+
+    def count(self, query: SearchQuery) -> int:
+        parsed = query.validate()
+        where, args, _ = self._where(query, parsed)
+        return self._run(f"SELECT COUNT(*) FROM findings f WHERE {where}", args).fetchone()[0]
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        t0 = time.perf_counter()
+        parsed = query.validate()
+        after = decode_cursor(query.after, query.sort) if query.after else None
+        where, wargs, _ = self._where(query, parsed)
+        # one pass for the total and every facet
+        facet_cols = list(query.facets)
+        if facet_cols:
+            sel = ", ".join(f"f.{c}" for c in facet_cols)
+            rows = self._run(f"SELECT {sel}, COUNT(*) FROM findings f WHERE {where} GROUP BY {sel}",
+                             wargs).fetchall()
+            total = sum(r[-1] for r in rows)
+            counters = {c: Counter() for c in facet_cols}
+            for r in rows:
+                for i, c in enumerate(facet_cols):
+                    if r[i] is not None:
+                        counters[c][r[i]] += r[-1]
+            facets = {c: sorted(counters[c].items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_SIZE]
+                      for c in facet_cols}
+        else:
+            total = self._run(f"SELECT COUNT(*) FROM findings f WHERE {where}", wargs).fetchone()[0]
+            facets = {}
+        hits: list[Hit] = []
+        next_cursor = None
+        if query.size:
+            sql, args = self._ordered(query, parsed, after)
+            rows = self._run(sql + " LIMIT ?", [*args, query.size]).fetchall()
+            terms = parsed.positive_terms
+            for r in rows:
+                d = dict(r)
+                hl: dict[str, list[str]] = {}
+                if query.highlight:
+                    for fld in SEARCH_FIELDS:
+                        h = highlight(d.get(fld), terms)
+                        if h:
+                            hl[fld] = [h]
+                hits.append(Hit(d["id"], d["_rel"] if query.sort == "relevance" else None, result_doc(d), hl))
+            if len(rows) == query.size:
+                last = dict(rows[-1])
+                next_cursor = encode_cursor(query.sort, [last[c] for c, _ in _SORTS[query.sort]])
+        return SearchResult(total, hits, facets, next_cursor, (time.perf_counter() - t0) * 1000)
+
+    def export(self, query: SearchQuery) -> Iterator[dict[str, Any]]:
+        parsed = query.validate()
+        sql, args = self._ordered(query, parsed, None)
+        cur = self._run(sql, args)
+        while True:
+            rows = cur.fetchmany(1000)
+            if not rows:
+                return
+            for r in rows:
+                yield result_doc(dict(r))
+
+    def _run(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, args)
+        except sqlite3.OperationalError as e:
+            raise SearchError(f"SQLite search failed: {e}") from e
+
+
+def _split(ddl: str) -> list[str]:
+    """Split the DDL into statements (triggers contain ';' inside BEGIN … END)."""
+    out, buf = [], []
+    for line in ddl.strip().splitlines():
+        buf.append(line)
+        joined = "\n".join(buf).strip()
+        if joined.endswith(";") and (not joined.upper().startswith("CREATE TRIGGER") or joined.endswith("END;")):
+            out.append(joined)
+            buf = []
+    return out
+
