@@ -33,7 +33,7 @@ VIOLATIONS: dict[str, str] = {  # phrase drawn -> category the default rules sho
     "拍照搜题一秒出答案": "photo_search",
     "中考保过班名额有限": "guarantee_promise",
     "不达目标全额退款": "guarantee_promise",
-    "华杯赛金牌教练领衔": "competition_ranking",
+    "希望杯竞赛金牌教练领衔": "competition_ranking",
     "期末考试光荣榜": "competition_ranking",
 }
 NEUTRAL: tuple[str, ...] = (

@@ -281,17 +281,22 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return inter / union if union > 0 else 0.0
 
 
+def _meaningful(lines: list[OcrLine]) -> list[OcrLine]:
+    """Drop lines with no letter, digit or CJK character: rules and borders read as "_", "—"."""
+    return [ln for ln in lines if any(ch.isalnum() for ch in ln.text)]
+
+
 def ocr_image(image: Image.Image, engine: Any) -> list[OcrLine]:
     """OCR a decoded image; long images are read in overlapping tiles and the boxes mapped back to
     full-image pixels, with lines seen twice in an overlap kept once."""
     width, height = image.size
     if not (height > TILE_RATIO * width and height >= TILE_MIN_LONG):
-        return reading_order(_read_tile(engine, image))
+        return reading_order(_meaningful(_read_tile(engine, image)))
     tile = max(width, TILE_MIN_LEN)
     overlap = int(tile * TILE_OVERLAP)
     kept: list[OcrLine] = []
     for start, end, core_start, core_end in tile_spans(height, tile, overlap):
-        for line in _read_tile(engine, image.crop((0, start, width, end))):
+        for line in _meaningful(_read_tile(engine, image.crop((0, start, width, end)))):
             line = line.shifted(0, start)
             left, top, right, bottom = line.bbox
             if not core_start <= (top + bottom) / 2 < core_end:

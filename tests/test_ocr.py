@@ -97,9 +97,9 @@ def test_busy_jpeg_poster_with_qr(engine):
 
 
 def test_traditional_text_comes_out_simplified(engine):
-    ad = adgen.render(["華杯賽金牌教練", "學前班報名熱線"], size=(900, 260), font_size=56, traditional=True)
+    ad = adgen.render(["希望杯競賽金牌教練", "學前班報名熱線"], size=(900, 260), font_size=56, traditional=True)
     reading = read_image(ad.data, engine)
-    assert cer("华杯赛金牌教练\n学前班报名热线", reading.text) <= 0.1, reading.text
+    assert cer("希望杯竞赛金牌教练\n学前班报名热线", reading.text) <= 0.1, reading.text
     cats = {f.category for f, _ in image_findings(reading)}
     assert {"competition_ranking", "preschool_subject"} <= cats
 

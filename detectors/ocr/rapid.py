@@ -17,7 +17,7 @@ BANNER_DEFAULTS: dict[str, Any] = {
     "Det.limit_type": "max",
     "Det.limit_side_len": 960,
     "Global.use_cls": False,
-    "Global.log_level": "warning",
+    "Global.log_level": "error",  # not "warning": it logs every image without text
     "EngineConfig.onnxruntime.intra_op_num_threads": 1,
     "EngineConfig.onnxruntime.inter_op_num_threads": 1,
 }
@@ -44,7 +44,7 @@ FRIENDLY: dict[str, str] = {
 def rapidocr_params(settings: dict[str, Any], defaults: bool = True) -> dict[str, Any]:
     """Merge ``settings`` (friendly names, dotted rapidocr names, or ``params={...}``) over the
     banner defaults into one rapidocr ``params`` dict."""
-    params: dict[str, Any] = dict(BANNER_DEFAULTS) if defaults else {"Global.log_level": "warning"}
+    params: dict[str, Any] = dict(BANNER_DEFAULTS) if defaults else {"Global.log_level": "error"}
     extra = settings.pop("params", None) or {}
     for key, value in {**settings, **extra}.items():
         if key in FRIENDLY:
@@ -58,7 +58,29 @@ def rapidocr_params(settings: dict[str, Any], defaults: bool = True) -> dict[str
             )
     if "threads" in settings and "EngineConfig.onnxruntime.inter_op_num_threads" not in params:
         params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
-    return params
+    return _enums(params)
+
+
+def _enums(params: dict[str, Any]) -> dict[str, Any]:
+    """rapidocr wants enum members for model_type, ocr_version, engine_type, lang_type; a
+    configuration file has strings."""
+    import rapidocr
+
+    task_lang = {"Det": "LangDet", "Rec": "LangRec", "Cls": "LangCls"}
+    out = {}
+    for key, value in params.items():
+        section, _, leaf = key.rpartition(".")
+        enum_name = {"model_type": "ModelType", "ocr_version": "OCRVersion",
+                     "engine_type": "EngineType"}.get(leaf)
+        if leaf == "lang_type":
+            enum_name = task_lang.get(section)
+        if enum_name and isinstance(value, str):
+            try:
+                value = getattr(rapidocr, enum_name)(value)
+            except ValueError as e:
+                raise OcrEngineError(f"rapidocr: setting {key!r}: {e}") from e
+        out[key] = value
+    return out
 
 
 class RapidOcrEngine:
