@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import io
 import json
 import socket
 import threading
 import time
+from email.message import Message
+from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -70,6 +73,29 @@ def banner_bytes(site: str, path: str) -> bytes:
     return render_banner(lines, size, bg, fg, fmt)
 
 
+def validators(body: bytes, mtime: float | None) -> dict[str, str]:
+    """ETag (hash of the bytes) and, for files, Last-Modified."""
+    out = {"ETag": '"' + hashlib.sha1(body).hexdigest()[:20] + '"'}
+    if mtime is not None:
+        out["Last-Modified"] = formatdate(int(mtime), usegmt=True)
+    return out
+
+
+def not_modified(headers: Message, validators: dict[str, str], mtime: float | None) -> bool:
+    """RFC 9110 §13.1: If-None-Match wins over If-Modified-Since."""
+    inm = headers.get("If-None-Match")
+    if inm is not None:
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        return "*" in tags or validators["ETag"] in tags
+    ims = headers.get("If-Modified-Since")
+    if ims and mtime is not None:
+        try:
+            return int(mtime) <= parsedate_to_datetime(ims).timestamp()
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
 class DemoHandler(BaseHTTPRequestHandler):
     site = ""
     server_version = "DemoSite/1.0"
@@ -77,7 +103,17 @@ class DemoHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
 
-    def send_body(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+    def send_body(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None,
+                  mtime: float | None = None) -> None:
+        if status == 200:  # validators on every 200, and conditional GETs honoured (incremental re-scans)
+            extra = {**(extra or {}), **validators(body, mtime)}
+            if not_modified(self.headers, extra, mtime):
+                self.send_response(304)
+                for k in ("ETag", "Last-Modified"):
+                    if k in extra:
+                        self.send_header(k, extra[k])
+                self.end_headers()
+                return
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -114,7 +150,7 @@ class DemoHandler(BaseHTTPRequestHandler):
             body = body.decode("utf-8").encode("gbk")
         elif ctype.startswith("text/"):
             ctype += "; charset=utf-8"
-        self.send_body(200, body, ctype)
+        self.send_body(200, body, ctype, mtime=file.stat().st_mtime)
 
     # -- a generated site for benchmarks: GENERATED_PAGES pages, five links each --------------
     def generated(self, path: str) -> None:
