@@ -1,21 +1,43 @@
-"""Rule engine v0: loads YAML rule packs and reports regex matches with spans.
+"""The rule engine: YAML rule packs → an Aho–Corasick automaton of literal anchors → rule
+evaluation (regex, structured checks, context and negation scoring) only around anchor hits.
 
-(The full engine — automaton, context scoring, normalisation — grows here; the public surface
-``Detector.detect(text) -> list[Finding]`` stays.)
+Flow of ``Detector.detect(text)``:
+
+1. normalise (``detectors.normalize``): simplified, half-width, lower case, invisible characters
+   and separators removed, evasive spellings replaced; an offset map remembers where each
+   normalised character came from;
+2. one pass of the automaton over the normalised text finds every anchor of every rule;
+3. for each hit, the rule's pattern (a regex searched in the sentence around the hit, or the
+   anchor itself), its ``require`` word groups, ``exclusions`` and ``check`` decide whether there
+   is a candidate; ``context`` words and the shared negation/reporting cues move its score;
+4. candidates scoring at least the threshold become findings, mapped back to the original
+   offsets; overlapping findings of one category are merged.
+
+Nothing here performs I/O at detect time; rule files are read once, at construction.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import ahocorasick
 import yaml
 
+from detectors.checks import CHECKS, Candidate
 from detectors.model import CATEGORIES, SEVERITIES, Finding
+from detectors.normalize import Normalizer, char_fold
 
 RULES_DIR = Path(__file__).with_name("rules")
+LEXICON = "_lexicon.yaml"
+THRESHOLD = 0.5
+SENT_CHARS = "。!?;\n…"
+CLAUSE_CHARS = SENT_CHARS + ",，、"
+MAX_REACH = 80  # characters each side of a hit that make up its sentence window
+NEAR = 100
+NEGATORS = "不无非没未勿禁"
 
 
 class RuleError(ValueError):
@@ -23,90 +45,498 @@ class RuleError(ValueError):
 
 
 @dataclass(frozen=True)
+class Basis:
+    document: str
+    article: str
+    text: str
+
+    def __str__(self) -> str:
+        art = f" {self.article}" if self.article else ""
+        return f"{self.document}{art}：“{self.text}”"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    anchors: tuple[str, ...]
+    regex: re.Pattern[str] | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Context:
+    words: tuple[str, ...]
+    delta: float
+    scope: str  # sentence | before | after | clause | near
+    unless: tuple[str, ...]
+    label: str
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     category: str
     severity: str
-    basis: str
-    patterns: tuple[re.Pattern[str], ...]
+    title: str
+    basis: Basis
+    patterns: tuple[Pattern, ...]
+    require: tuple[tuple[str, ...], ...]
+    require_scope: str
+    context: tuple[Context, ...]
     exclusions: tuple[re.Pattern[str], ...]
-    score: float
+    check: str | None
+    negatable: bool
+    positive: tuple[str, ...]
+    negative: tuple[str, ...]
+    source: str = ""
 
 
-def _compile(source: str, rule_id: str, fld: str, value: object) -> re.Pattern[str]:
+@dataclass
+class Lexicon:
+    vocab: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    cues: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
+    substitutions: dict[str, str] = field(default_factory=dict)
+    codes: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _err(src: str, rid: str | None, fld: str, msg: str) -> RuleError:
+    who = f"rule {rid!r}" if rid else "pack"
+    return RuleError(f"{src}: {who}: field {fld!r}: {msg}")
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise RuleError(f"{path}: not valid YAML: {e}") from e
+    except OSError as e:
+        raise RuleError(f"{path}: cannot read: {e}") from e
+
+
+def load_lexicon(path: Path) -> Lexicon:
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: expected a mapping")
+    lex = Lexicon()
+    for name, words in (data.get("vocab") or {}).items():
+        if not isinstance(words, list) or not all(isinstance(w, str | int) for w in words):
+            raise RuleError(f"{path}: vocab {name!r}: expected a list of words")
+        lex.vocab[name] = tuple(char_fold(str(w)) for w in words)
+    for name, spec in (data.get("cues") or {}).items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("words"), list):
+            raise RuleError(f"{path}: cues {name!r}: expected a mapping with 'words' and 'delta'")
+        lex.cues[name] = (tuple(char_fold(str(w)) for w in spec["words"]), float(spec.get("delta", -0.5)))
+    lex.substitutions = {str(k): str(v) for k, v in (data.get("substitutions") or {}).items()}
+    lex.codes = {str(k): str(v) for k, v in (data.get("codes") or {}).items()}
+    return lex
+
+
+def _words(src: str, rid: str, fld: str, value: object, lex: Lexicon) -> tuple[str, ...]:
+    if isinstance(value, str | int):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _err(src, rid, fld, "expected a non-empty list of words")
+    out: list[str] = []
+    for w in value:
+        if not isinstance(w, str | int) or str(w) == "":
+            raise _err(src, rid, fld, f"expected words, got {w!r}")
+        w = str(w)
+        if w.startswith("$"):
+            if w[1:] not in lex.vocab:
+                raise _err(src, rid, fld, f"unknown word list {w!r} (known: {sorted(lex.vocab)})")
+            out.extend(lex.vocab[w[1:]])
+        else:
+            out.append(char_fold(w))
+    return tuple(dict.fromkeys(out))
+
+
+def _regex(src: str, rid: str, fld: str, value: object) -> re.Pattern[str]:
     if not isinstance(value, str) or not value:
-        raise RuleError(f"{source}: rule {rule_id!r}: field {fld!r}: expected a non-empty string")
+        raise _err(src, rid, fld, "expected a non-empty regular expression")
     try:
         return re.compile(value)
     except re.error as e:
-        raise RuleError(f"{source}: rule {rule_id!r}: field {fld!r}: bad regex {value!r}: {e}") from e
+        raise _err(src, rid, fld, f"bad regex {value!r}: {e}") from e
 
 
-def load_rules(path: Path) -> list[Rule]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise RuleError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        raise RuleError(f"{path}: expected a mapping with a 'rules' list")
-    rules = []
-    for i, raw in enumerate(data["rules"]):
-        rid = raw.get("id") if isinstance(raw, dict) else None
-        if not isinstance(rid, str):
-            raise RuleError(f"{path}: rule #{i}: field 'id': missing or not a string")
-        cat = raw.get("category")
-        if cat not in CATEGORIES:
-            raise RuleError(f"{path}: rule {rid!r}: field 'category': {cat!r} is not one of {CATEGORIES}")
-        sev = raw.get("severity", "medium")
-        if sev not in SEVERITIES:
-            raise RuleError(f"{path}: rule {rid!r}: field 'severity': {sev!r} is not one of {SEVERITIES}")
-        basis = raw.get("basis")
-        if not isinstance(basis, str) or not basis:
-            raise RuleError(f"{path}: rule {rid!r}: field 'basis': missing")
-        pats = raw.get("patterns")
-        if not isinstance(pats, list) or not pats:
-            raise RuleError(f"{path}: rule {rid!r}: field 'patterns': expected a non-empty list")
-        rules.append(
-            Rule(
-                id=rid,
-                category=cat,
-                severity=sev,
-                basis=basis,
-                patterns=tuple(_compile(str(path), rid, "patterns", p) for p in pats),
-                exclusions=tuple(_compile(str(path), rid, "exclusions", p) for p in raw.get("exclusions", [])),
-                score=float(raw.get("score", 0.8)),
+def _number(src: str, rid: str, fld: str, value: object, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise _err(src, rid, fld, f"expected a number between {lo} and {hi}, got {value!r}")
+    return float(value)
+
+
+RULE_FIELDS = {
+    "id", "category", "severity", "title", "basis", "patterns", "require", "require_scope", "context",
+    "exclusions", "check", "negatable", "examples", "score",
+}
+SCOPES = ("sentence", "before", "after", "clause", "near")
+
+
+def _rule(src: str, i: int, raw: object, lex: Lexicon) -> Rule:
+    if not isinstance(raw, dict):
+        raise RuleError(f"{src}: rule #{i}: expected a mapping")
+    rid = raw.get("id")
+    if not isinstance(rid, str) or not rid:
+        raise RuleError(f"{src}: rule #{i}: field 'id': missing or not a string")
+    unknown = set(raw) - RULE_FIELDS
+    if unknown:
+        raise _err(src, rid, sorted(unknown)[0], f"unknown field (allowed: {sorted(RULE_FIELDS)})")
+    cat = raw.get("category")
+    if cat not in CATEGORIES:
+        raise _err(src, rid, "category", f"{cat!r} is not one of {CATEGORIES}")
+    sev = raw.get("severity", "medium")
+    if sev not in SEVERITIES:
+        raise _err(src, rid, "severity", f"{sev!r} is not one of {SEVERITIES}")
+    b = raw.get("basis")
+    if not isinstance(b, dict):
+        raise _err(src, rid, "basis", "expected a mapping with document, article and text")
+    for k in ("document", "text"):
+        if not isinstance(b.get(k), str) or not b[k].strip():
+            raise _err(src, rid, f"basis.{k}", "missing")
+    basis = Basis(b["document"].strip(), str(b.get("article") or "").strip(), b["text"].strip())
+    pats = raw.get("patterns")
+    if not isinstance(pats, list) or not pats:
+        raise _err(src, rid, "patterns", "expected a non-empty list")
+    default_score = _number(src, rid, "score", raw.get("score", 0.7), 0, 1)
+    patterns = []
+    for j, p in enumerate(pats):
+        fld = f"patterns[{j}]"
+        if isinstance(p, str):
+            p = {"anchors": [p]}
+        if not isinstance(p, dict):
+            raise _err(src, rid, fld, "expected a word or a mapping with anchors/regex/score")
+        extra = set(p) - {"name", "anchors", "regex", "score"}
+        if extra:
+            raise _err(src, rid, f"{fld}.{sorted(extra)[0]}", "unknown field")
+        if "anchors" not in p:
+            raise _err(src, rid, f"{fld}.anchors", "missing (literal words the regex needs nearby)")
+        anchors = _words(src, rid, f"{fld}.anchors", p["anchors"], lex)
+        rx = _regex(src, rid, f"{fld}.regex", p["regex"]) if "regex" in p else None
+        score = _number(src, rid, f"{fld}.score", p.get("score", default_score), 0, 1)
+        name = str(p.get("name") or (p["regex"] if rx else "/".join(anchors[:4])))
+        patterns.append(Pattern(name, anchors, rx, score))
+    require = []
+    req = raw.get("require", [])
+    if not isinstance(req, list):
+        raise _err(src, rid, "require", "expected a list of word groups")
+    for j, group in enumerate(req):
+        require.append(_words(src, rid, f"require[{j}]", group, lex))
+    rscope = raw.get("require_scope", "sentence")
+    if rscope not in SCOPES:
+        raise _err(src, rid, "require_scope", f"{rscope!r} is not one of {SCOPES}")
+    contexts = []
+    ctx = raw.get("context", [])
+    if not isinstance(ctx, list):
+        raise _err(src, rid, "context", "expected a list of {words, delta, scope, unless}")
+    for j, c in enumerate(ctx):
+        fld = f"context[{j}]"
+        if not isinstance(c, dict) or "words" not in c or "delta" not in c:
+            raise _err(src, rid, fld, "expected a mapping with 'words' and 'delta'")
+        scope = c.get("scope", "sentence")
+        if scope not in SCOPES:
+            raise _err(src, rid, f"{fld}.scope", f"{scope!r} is not one of {SCOPES}")
+        unless = _words(src, rid, f"{fld}.unless", c["unless"], lex) if c.get("unless") else ()
+        contexts.append(
+            Context(
+                _words(src, rid, f"{fld}.words", c["words"], lex),
+                _number(src, rid, f"{fld}.delta", c["delta"], -1, 1),
+                scope,
+                unless,
+                str(c.get("label") or ""),
             )
         )
+    exc = raw.get("exclusions", [])
+    if not isinstance(exc, list):
+        raise _err(src, rid, "exclusions", "expected a list of regular expressions")
+    exclusions = tuple(_regex(src, rid, f"exclusions[{j}]", x) for j, x in enumerate(exc))
+    chk = raw.get("check")
+    if chk is not None and chk not in CHECKS:
+        raise _err(src, rid, "check", f"unknown check {chk!r} (known: {sorted(CHECKS)})")
+    ex = raw.get("examples")
+    if not isinstance(ex, dict) or not ex.get("positive"):
+        raise _err(src, rid, "examples", "expected a mapping with a non-empty 'positive' list (and 'negative')")
+    for k in ("positive", "negative"):
+        v = ex.get(k, [])
+        if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
+            raise _err(src, rid, f"examples.{k}", "expected a list of non-empty strings")
+    return Rule(
+        id=rid,
+        category=cat,
+        severity=sev,
+        title=str(raw.get("title") or rid),
+        basis=basis,
+        patterns=tuple(patterns),
+        require=tuple(require),
+        require_scope=rscope,
+        context=tuple(contexts),
+        exclusions=exclusions,
+        check=chk,
+        negatable=bool(raw.get("negatable", True)),
+        positive=tuple(ex.get("positive", [])),
+        negative=tuple(ex.get("negative", []) or []),
+        source=src,
+    )
+
+
+def load_rules(path: Path, lexicon: Lexicon | None = None) -> list[Rule]:
+    """Load and validate one rule pack. Raises :class:`RuleError` naming file, rule and field."""
+    path = Path(path)
+    if lexicon is None:
+        lp = path.with_name(LEXICON)
+        lexicon = load_lexicon(lp) if lp.exists() else Lexicon()
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise RuleError(f"{path}: expected a mapping with a 'rules' list")
+    rules = [_rule(str(path), i, raw, lexicon) for i, raw in enumerate(data["rules"])]
+    seen: set[str] = set()
+    for r in rules:
+        if r.id in seen:
+            raise _err(str(path), r.id, "id", "duplicate rule id")
+        seen.add(r.id)
     return rules
 
 
+# ---------------------------------------------------------------------------- detection
+
+
+def _sentence(t: str, s: int, e: int, chars: str = SENT_CHARS) -> tuple[int, int]:
+    lo = max(0, s - MAX_REACH)
+    left = t[lo:s]
+    i = max(left.rfind(c) for c in chars)
+    ss = lo + i + 1 if i >= 0 else lo
+    right = t[e : e + MAX_REACH]
+    j = len(right)
+    for c in chars:
+        k = right.find(c, 0, j)
+        if k >= 0:
+            j = k
+    return ss, e + j
+
+
+def _first(words: tuple[str, ...], region: str) -> str | None:
+    for w in words:
+        if w in region:
+            return w
+    return None
+
+
+@dataclass
+class _Cand:
+    rule: Rule
+    start: int
+    end: int
+    score: float
+    notes: list[str]
+
+
 class Detector:
-    def __init__(self, rules_dir: Path = RULES_DIR) -> None:
+    """Loads every ``*.yaml`` rule pack in ``rules_dir`` (plus ``_lexicon.yaml``) once."""
+
+    def __init__(self, rules_dir: Path | str = RULES_DIR, threshold: float = THRESHOLD) -> None:
+        rules_dir = Path(rules_dir)
+        lp = rules_dir / LEXICON
+        self.lexicon = load_lexicon(lp) if lp.exists() else load_lexicon(RULES_DIR / LEXICON)
+        self.threshold = threshold
         self.rules: list[Rule] = []
-        for path in sorted(Path(rules_dir).glob("*.yaml")):
-            self.rules.extend(load_rules(path))
+        ids: dict[str, str] = {}
+        for path in sorted(rules_dir.glob("*.yaml")):
+            if path.name.startswith("_"):
+                continue
+            for r in load_rules(path, self.lexicon):
+                if r.id in ids:
+                    raise _err(str(path), r.id, "id", f"duplicate rule id (also in {ids[r.id]})")
+                ids[r.id] = str(path)
+                self.rules.append(r)
+        self.normalizer = Normalizer(self.lexicon.substitutions, self.lexicon.codes)
+        self._online = self.lexicon.vocab.get("online", ())
+        self._cues = self.lexicon.cues
+        self._automaton = ahocorasick.Automaton()
+        table: dict[str, list[tuple[int, int]]] = {}
+        for ri, r in enumerate(self.rules):
+            for pi, p in enumerate(r.patterns):
+                for a in p.anchors:
+                    table.setdefault(a, []).append((ri, pi))
+        for a, targets in table.items():
+            self._automaton.add_word(a, (len(a), tuple(targets)))
+        if table:
+            self._automaton.make_automaton()
+        self._empty = not table
+
+    # -- one candidate -------------------------------------------------------------------------
+
+    def _evaluate(
+        self, rule: Rule, pat: Pattern, t: str, a: int, b: int, ss: int, se: int, hs: int, he: int
+    ) -> _Cand | None:
+        sent = t[ss:se]
+        for x in rule.exclusions:
+            if x.search(sent):
+                return None
+        if rule.require:
+            region = self._region(rule.require_scope, t, a, b, ss, se)
+            for group in rule.require:
+                if _first(group, region) is None:
+                    return None
+        score = pat.score
+        how = "regex" if pat.regex is not None else "keyword"
+        notes = [f"{how} pattern “{pat.name}” matched “{t[a:b]}” (base score {pat.score:.2f})"]
+        if rule.check:
+            online = _first(self._online, t[max(0, a - NEAR) : b + NEAR]) is not None
+            try:
+                res = CHECKS[rule.check](Candidate(t, a, b, ss, se, online))
+            except Exception:  # a check must never break detection
+                res = None
+            if res is None:
+                return None
+            delta, note = res
+            score += delta
+            notes.append(f"check {rule.check}: {note}")
+        for c in rule.context:
+            region = self._region(c.scope, t, a, b, ss, se)
+            w = _first(c.words, region)
+            if w is None or (c.unless and _first(c.unless, region) is not None):
+                continue
+            score += c.delta
+            verb = "raised" if c.delta > 0 else "lowered"
+            label = f" ({c.label})" if c.label else ""
+            notes.append(f"context “{w}”{label} in the {c.scope} {verb} the score by {abs(c.delta):.2f}")
+        if rule.negatable:
+            score = self._cues_adjust(t, min(hs, b), max(he, a), ss, se, score, notes)
+        return _Cand(rule, a, b, score, notes)
+
+    def _region(self, scope: str, t: str, a: int, b: int, ss: int, se: int) -> str:
+        if scope == "sentence":
+            return t[ss:se]
+        if scope == "before":
+            return t[ss:a]
+        if scope == "after":
+            return t[b:se]
+        if scope == "near":
+            return t[max(0, a - NEAR) : b + NEAR]
+        cs, ce = _sentence(t, a, b, CLAUSE_CHARS)
+        return t[max(cs, ss) : min(ce, se)]
+
+    def _cues_adjust(self, t: str, a: int, b: int, ss: int, se: int, score: float, notes: list[str]) -> float:
+        """Shared negation/reporting cues around the anchor ``t[a:b]`` in its sentence ``t[ss:se]``."""
+        before = t[ss:a]
+        cues = self._cues
+        if a > ss and t[a - 1] in NEGATORS:
+            score -= 0.6
+            notes.append(f"negation “{t[a - 1]}” right before the term: lowered by 0.60")
+        if "negation_after" in cues:
+            words, delta = cues["negation_after"]
+            _, ce = _sentence(t, a, b, CLAUSE_CHARS)
+            w = _first(words, t[b : min(ce, se)])
+            if w:
+                score += delta
+                notes.append(f"prohibition “{w}” follows the term in the clause: lowered by {-delta:.2f}")
+        if "negation_sentence" in cues:
+            words, delta = cues["negation_sentence"]
+            w = _first(words, before)
+            if w:
+                score += delta
+                notes.append(f"negation “{w}” precedes the term in the sentence: lowered by {-delta:.2f}")
+        if "negation_clause" in cues:
+            words, delta = cues["negation_clause"]
+            cs, _ = _sentence(t, a, b, CLAUSE_CHARS)
+            w = _first(words, t[max(cs, ss) : a])
+            if w:
+                score += delta
+                notes.append(f"negation “{w}” precedes the term in the clause: lowered by {-delta:.2f}")
+        rest = before + "|" + t[b:se]
+        for name, label in (("reporting", "reporting/enforcement"), ("register", "policy or news register")):
+            if name in cues:
+                words, delta = cues[name]
+                w = _first(words, rest)
+                if w:
+                    score += delta
+                    notes.append(f"{label} word “{w}” in the sentence: lowered by {-delta:.2f}")
+        return score
+
+    # -- the whole text ------------------------------------------------------------------------
 
     def detect(self, text: str) -> list[Finding]:
-        out: list[Finding] = []
-        for rule in self.rules:
-            for pat in rule.patterns:
-                for m in pat.finditer(text):
-                    window = text[max(0, m.start() - 20) : m.end() + 20]
-                    if any(x.search(window) for x in rule.exclusions):
-                        continue
-                    out.append(
-                        Finding(
-                            category=rule.category,
-                            rule_id=rule.id,
-                            text=m.group(0),
-                            start=m.start(),
-                            end=m.end(),
-                            score=rule.score,
-                            severity=rule.severity,
-                            basis=rule.basis,
-                            explanation=(f"pattern {pat.pattern!r} matched",),
-                        )
+        if not isinstance(text, str):
+            text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text)
+        if not text or self._empty:
+            return []
+        norm = self.normalizer.normalize(text)
+        t = norm.text
+        rules = self.rules
+        cands: list[_Cand] = []
+        seen: set[tuple[int, int, int]] = set()
+        windows: dict[int, tuple[int, int]] = {}
+        for end_idx, (n, targets) in self._automaton.iter(t):
+            s = end_idx + 1 - n
+            e = end_idx + 1
+            win = windows.get(s)
+            if win is None:
+                win = windows[s] = _sentence(t, s, e)
+            ss, se = win
+            if len(windows) > 4096:
+                windows.clear()
+            for ri, pi in targets:
+                rule = rules[ri]
+                pat = rule.patterns[pi]
+                if pat.regex is None:
+                    spans = ((s, e),)
+                else:
+                    spans = tuple(
+                        (m.start(), m.end())
+                        for m in pat.regex.finditer(t, ss, se)
+                        if m.end() > m.start() and m.start() < e and m.end() > s
                     )
+                for a, b in spans:
+                    key = (ri, a, b)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    c = self._evaluate(rule, pat, t, a, b, ss, se, s, e)
+                    if c is not None and c.score >= self.threshold:
+                        cands.append(c)
+        return self._findings(norm, cands)
+
+    def _findings(self, norm, cands: list[_Cand]) -> list[Finding]:
+        # merge: per category, a candidate overlapping a better one is folded into it
+        cands.sort(key=lambda c: (-c.score, c.start, c.end))
+        kept: list[_Cand] = []
+        by_cat: dict[str, list[_Cand]] = {}
+        for c in cands:
+            same = by_cat.setdefault(c.rule.category, [])
+            host = next((k for k in same if c.start < k.end and k.start < c.end), None)
+            if host is not None:
+                if c.rule.id != host.rule.id and len(host.notes) < 12:
+                    host.notes.append(f"also matched by rule {c.rule.id} on “{norm.text[c.start:c.end]}”")
+                continue
+            same.append(c)
+            kept.append(c)
+        out = []
+        orig = norm.original
+        for c in kept:
+            os_, oe = norm.to_original(c.start, c.end)
+            score = round(min(1.0, max(0.0, c.score)), 2)
+            r = c.rule
+            expl = (
+                f"rule {r.id}: {r.title}",
+                *c.notes,
+                f"score {score:.2f} ≥ threshold {self.threshold:.2f}",
+                f"breaks {r.basis}",
+            )
+            out.append(
+                Finding(
+                    category=r.category,
+                    rule_id=r.id,
+                    text=orig[os_:oe],
+                    start=os_,
+                    end=oe,
+                    score=score,
+                    severity=r.severity,
+                    basis=str(r.basis),
+                    explanation=expl,
+                )
+            )
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return out
 

@@ -1,0 +1,123 @@
+"""Structured checks a rule can name in its ``check:`` field.
+
+A check looks at the words a pattern matched (and the sentence around them) and either
+rejects the candidate (returns ``None``) or accepts it with a sentence for the explanation
+(returns ``(delta, note)``; ``delta`` adjusts the score).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from detectors import fees, schedule
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str  # the whole normalised text
+    start: int  # matched span in the normalised text
+    end: int
+    sent_start: int
+    sent_end: int
+    online: bool  # an online-training word is near
+
+    @property
+    def matched(self) -> str:
+        return self.text[self.start : self.end]
+
+    @property
+    def sentence(self) -> str:
+        return self.text[self.sent_start : self.sent_end]
+
+
+Result = tuple[float, str] | None
+CHECKS: dict[str, Callable[[Candidate], Result]] = {}
+
+
+def check(fn: Callable[[Candidate], Result]) -> Callable[[Candidate], Result]:
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+OFFLINE_LIMIT = 20 * 60 + 30  # D11/D10: 线下培训结束时间不得晚于20:30
+ONLINE_LIMIT = 21 * 60  # D1 第15条: 线上培训结束时间不晚于21点
+
+
+@check
+def late_class(c: Candidate) -> Result:
+    spans = schedule.parse_times(c.matched)
+    latest = max((s.latest for s in spans if s.latest is not None), default=None)
+    if latest is None:
+        return None
+    limit = ONLINE_LIMIT if c.online else OFFLINE_LIMIT
+    if latest <= limit:
+        return None
+    mode = "线上" if c.online else "线下"
+    return 0.0, (f"class time {schedule.fmt(latest)} is after the {mode} limit {schedule.fmt(limit)}")
+
+
+@check
+def long_online_lesson(c: Candidate) -> Result:
+    mins = schedule.parse_minutes(c.matched)
+    if mins is None or mins <= 30 or mins > 240 or not c.online:
+        return None
+    return 0.0, f"an online lesson of {mins} minutes is longer than the 30-minute limit"
+
+
+@check
+def prepaid_period(c: Candidate) -> Result:
+    m = fees.months(c.matched)
+    if m is None or m <= 3:
+        return None
+    return 0.0, f"fees for {m:g} months exceed the 3-month limit" if m < 999 else "lifetime membership"
+
+
+@check
+def prepaid_lessons(c: Candidate) -> Result:
+    n = fees.lessons(c.matched)
+    if n is None:
+        return None
+    over = n > 60 or (n == 60 and re.search(r"以上|起|\+|多", c.matched))
+    if not over or n > 5000:
+        return None
+    return 0.0, f"a package of {n:g} lessons exceeds the 60-lesson limit"
+
+
+@check
+def prepaid_amount(c: Candidate) -> Result:
+    vals = fees.amounts(c.matched)
+    if not vals:
+        return None
+    v = max(vals)
+    if v < 5000 or (v == 5000 and not re.search(r"以上|起|\+|超过", c.matched)):
+        return None
+    return 0.0, f"a one-off payment of {v:g} 元 exceeds the 5000-元 limit"
+
+
+_NUM_RE = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+@check
+def price_drop(c: Candidate) -> Result:
+    """'原价430元,现价仅12元': the anchor price must be higher than the selling price."""
+    nums = [float(x.replace(",", "")) for x in _NUM_RE.findall(c.matched)]
+    nums = [n for n in nums if n >= 5]
+    if len(nums) < 2:
+        return None
+    hi, lo = nums[0], min(nums[1:])
+    if hi <= lo:
+        return None
+    return 0.0, f"a struck-through price {hi:g} beside a selling price {lo:g} ({lo / hi:.0%} of it)"
+
+
+@check
+def high_rate(c: Candidate) -> Result:
+    m = re.search(r"(\d{2,3}(?:\.\d+)?)\s*%", c.matched)
+    if not m:
+        return None
+    v = float(m.group(1))
+    if v < 80 or v > 100:
+        return None
+    return 0.0, f"a claimed rate of {v:g}%"

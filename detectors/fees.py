@@ -1,0 +1,107 @@
+"""Periods, lesson counts and amounts, for the ``prepaid_fees`` and price rules.
+
+D9/D10: no collecting, in one go or via 充值/次卡, fees that span more than 3 months or 60
+lessons, nor more than 5000 元. These helpers turn the words of an advert into numbers.
+"""
+
+from __future__ import annotations
+
+import re
+
+from detectors.schedule import cn_int
+
+_CN_NUM = "零〇一二两三四五六七八九十百千万"
+
+
+def cn_number(s: str) -> float | None:
+    """'5000' → 5000, '1.2万' → 12000, '五千' → 5000, '一万二' → 12000, '11,998' → 11998."""
+    s = s.replace(",", "").replace(" ", "").strip()
+    if not s:
+        return None
+    mult = 1.0
+    if s.endswith("万") and re.fullmatch(r"\d+(?:\.\d+)?万", s):
+        return float(s[:-1]) * 10000
+    if s.endswith("千") and re.fullmatch(r"\d+(?:\.\d+)?千", s):
+        return float(s[:-1]) * 1000
+    try:
+        return float(s) * mult
+    except ValueError:
+        pass
+    if not all(c in _CN_NUM for c in s):
+        return None
+    total = 0
+    section = 0
+    num = 0
+    units = {"十": 10, "百": 100, "千": 1000}
+    last_unit = 1
+    for c in s:
+        if c in units:
+            section += (num or 1) * units[c]
+            last_unit = units[c]
+            num = 0
+        elif c == "万":
+            total += (section + num) * 10000
+            section = 0
+            num = 0
+            last_unit = 10000
+        else:
+            v = cn_int(c)
+            if v is None:
+                return None
+            num = v
+    if num and len(s) >= 2 and s[-2] in "十百千万" and last_unit >= 100:
+        num *= last_unit // 10  # "一万二" → 12000, "三千五" → 3500
+    return float(total + section + num)
+
+
+NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?[万千]?|[{_CN_NUM}]+)"
+_MONTHS_RE = re.compile(
+    rf"(?P<n>{NUMBER})\s*(?:个)?\s*(?P<u>月|年|学年|学期|季度)|(?P<w>全年|一年|半年|两年|三年|终身|年卡|年缴|年费|"
+    rf"学年|一整年|整年|包年|全学年)"
+)
+
+
+def months(text: str) -> float | None:
+    """The longest period named in ``text``, in months ('12个月' → 12, '全年' → 12)."""
+    best = None
+    for m in _MONTHS_RE.finditer(text):
+        if m.group("w"):
+            w = m.group("w")
+            v = {"半年": 6, "两年": 24, "三年": 36, "终身": 999}.get(w, 12)
+        else:
+            n = cn_number(m.group("n"))
+            if n is None:
+                continue
+            u = m.group("u")
+            v = n * {"月": 1, "年": 12, "学年": 12, "学期": 5, "季度": 3}[u]
+        best = v if best is None else max(best, v)
+    return best
+
+
+_LESSONS_RE = re.compile(rf"(?P<n>{NUMBER})\s*(?:个)?\s*(?:课时|节课|节|次课|堂课|讲|课次)")
+
+
+def lessons(text: str) -> float | None:
+    best = None
+    for m in _LESSONS_RE.finditer(text):
+        n = cn_number(m.group("n"))
+        if n is not None:
+            best = n if best is None else max(best, n)
+    return best
+
+
+_AMOUNT_RE = re.compile(
+    rf"(?:[¥￥$]\s*(?P<a>{NUMBER})\s*(?:元|块)?|(?P<b>{NUMBER})\s*(?:元|块钱|rmb))"
+)
+
+
+def amounts(text: str) -> list[float]:
+    out = []
+    for m in _AMOUNT_RE.finditer(text):
+        n = cn_number(m.group("a") or m.group("b"))
+        if n is not None:
+            out.append(n)
+    return out
+
+
+PRICE = rf"(?:[¥￥$]\s*{NUMBER}\s*(?:元|块)?|{NUMBER}\s*(?:元|块钱))"

@@ -1,0 +1,241 @@
+"""Text normalisation against evasion, with an offset map back to the original text.
+
+Two passes:
+
+1. a *length-preserving* character map (``str.translate``): full-width → half-width, upper →
+   lower case, traditional → simplified (OpenCC ``t2s``, character by character), control
+   characters, lone surrogates and emoji → space. Offsets are unchanged.
+2. *edits* that change the length: invisible characters (zero-width, bidi marks, variation
+   selectors…) are deleted; separators (spaces, ``*``, ``·``, ``-``, emoji…) *between two
+   Chinese characters* are deleted ("拍 照 搜 题" → "拍照搜题"); pinyin/homophone spellings
+   and code words are replaced ("ao数" → "奥数", "BS" → "杯赛"). Each edit is recorded so that a
+   span of the normalised text maps back to the exact span of the input.
+
+Sentence punctuation and line breaks are never removed, so words are never glued together
+across a sentence boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# invisible characters: zero-width, bidi controls, word joiners, BOM, soft hyphen, variation
+# selectors, tags, Mongolian vowel separator, Hangul fillers, combining grapheme joiner
+_INVIS = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\ufe00-\ufe0f\ufeff\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+)
+# separators that an advertiser puts between characters to break keyword filters
+_SEPS = " \t*·•・‧∙⋅●○◆◇■□★☆♥♡✦✧♦_~^`'\"|/\\.+=#@&-"
+
+_SEP_SET = frozenset(_SEPS)
+_EDIT_RE = re.compile(rf"[{_INVIS}{re.escape(_SEPS)}]+")
+_INVIS_RE = re.compile(rf"[{_INVIS}]+")
+_CJK_RE = re.compile(f"[{_CJK}]")
+
+
+def _edit(m: re.Match[str]) -> str | None:
+    """Delete invisible characters; delete 1–3 separators when they sit between two Chinese chars."""
+    run = m.group()
+    s = m.string
+    a, b = m.start(), m.end()
+    nsep = sum(1 for c in run if c in _SEP_SET)
+    if nsep == 0:
+        return ""
+    if (
+        nsep <= 3
+        and a > 0
+        and b < len(s)
+        and _CJK_RE.match(s[a - 1])
+        and _CJK_RE.match(s[b])
+    ):
+        return ""
+    if nsep == len(run):
+        return None
+    return _INVIS_RE.sub("", run)
+
+
+def _build_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for cp in range(0xFF01, 0xFF5F):  # full-width ASCII
+        table[cp] = chr(cp - 0xFEE0).lower()
+    table[0x3000] = " "  # ideographic space
+    for cp in range(ord("A"), ord("Z") + 1):
+        table[cp] = chr(cp + 32)
+    for cp in list(range(0, 32)) + list(range(127, 160)):
+        if cp not in (10,):
+            table[cp] = " "
+    table[13] = "\n"
+    for cp in (0x2028, 0x2029, 0x85):
+        table[cp] = "\n"
+    for cp in range(0xD800, 0xE000):  # lone surrogates
+        table[cp] = " "
+    for cp in (0x00A0, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008,
+               0x2009, 0x200A, 0x202F, 0x205F):
+        table[cp] = " "
+    # dashes and tildes used in time and number ranges
+    for ch in "—–―‐‑‒〜～":
+        table[ord(ch)] = "-" if ch not in "〜～" else "~"
+    table[ord("﹐")] = ","
+    table[ord("﹒")] = "."
+    table[ord("︰")] = ":"
+    table[ord("﹕")] = ":"
+    # emoji and pictographs → space (then removed when between Chinese characters)
+    for lo, hi in ((0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x2B00, 0x2BFF), (0x1F900, 0x1F9FF)):
+        for cp in range(lo, hi + 1):
+            table[cp] = " "
+    # traditional → simplified, one character at a time (length-preserving)
+    try:
+        import opencc
+
+        conv = opencc.OpenCC("t2s")
+        chars = [chr(cp) for cp in range(0x3400, 0xA000)] + [chr(cp) for cp in range(0xF900, 0xFB00)]
+        out = conv.convert("\n".join(chars)).split("\n")
+        if len(out) == len(chars):
+            for a, b in zip(chars, out, strict=True):
+                if a != b and len(b) == 1:
+                    table[ord(a)] = b
+    except Exception:  # pragma: no cover - OpenCC missing or broken: no t2s, still usable
+        pass
+    return table
+
+
+_TABLE = _build_table()
+_NEEDS_MAP_RE = re.compile(
+    "[" + "".join(re.escape(chr(cp)) for cp in sorted(_TABLE) if cp >= 32 and not 0xD800 <= cp < 0xE000)
+    + "\x00-\x09\x0b-\x1f\ud800-\udfff]"
+)
+
+
+@dataclass
+class _Layer:
+    """Edits of one pass: normalised segments and the original span each came from."""
+
+    nstart: list[int]
+    ostart: list[int]
+    olen: list[int]  # -1: identity segment (char-for-char); else a replacement of olen chars
+    length: int  # length of the input of this pass
+
+    def span(self, a: int, b: int) -> tuple[int, int]:
+        k = bisect_right(self.nstart, a) - 1
+        if self.olen[k] < 0:
+            s = self.ostart[k] + (a - self.nstart[k])
+        else:
+            s = self.ostart[k]
+        last = max(a, b - 1)
+        k = bisect_right(self.nstart, last) - 1
+        if self.olen[k] < 0:
+            e = self.ostart[k] + (last - self.nstart[k]) + 1
+        else:
+            e = self.ostart[k] + self.olen[k]
+        if b <= a:
+            e = s
+        return s, min(e, self.length)
+
+
+@dataclass
+class Normalized:
+    original: str
+    text: str
+    layers: tuple[_Layer, ...]
+
+    def to_original(self, a: int, b: int) -> tuple[int, int]:
+        """Map the normalised span ``[a, b)`` to the span of the original text it came from."""
+        for layer in reversed(self.layers):
+            a, b = layer.span(a, b)
+        return a, b
+
+
+def _apply(text: str, regex: re.Pattern[str], repl) -> tuple[str, _Layer | None]:
+    """Run the edit regex; ``repl(match)`` returns the replacement ('' deletes, None keeps)."""
+    pieces: list[str] = []
+    nstart: list[int] = []
+    ostart: list[int] = []
+    olen: list[int] = []
+    last = 0
+    n = 0
+    edited = False
+    for m in regex.finditer(text):
+        rep = repl(m)
+        if rep is None:
+            continue
+        edited = True
+        if m.start() > last:
+            nstart.append(n)
+            ostart.append(last)
+            olen.append(-1)
+            pieces.append(text[last : m.start()])
+            n += m.start() - last
+        if rep:
+            nstart.append(n)
+            ostart.append(m.start())
+            olen.append(m.end() - m.start())
+            pieces.append(rep)
+            n += len(rep)
+        last = m.end()
+    if not edited:
+        return text, None
+    nstart.append(n)
+    ostart.append(last)
+    olen.append(-1)
+    pieces.append(text[last:])
+    return "".join(pieces), _Layer(nstart, ostart, olen, len(text))
+
+
+class Normalizer:
+    """Normalises text; ``substitutions`` maps evasive spellings to canonical words.
+
+    ``codes`` are short Latin code words (``bs`` → 杯赛) that are replaced only when they stand
+    alone (no Latin letter or digit around them) right next to a Chinese character.
+    """
+
+    def __init__(self, substitutions: dict[str, str] | None = None, codes: dict[str, str] | None = None):
+        self.subs = {k.translate(_TABLE): v for k, v in (substitutions or {}).items()}
+        self.codes = {k.translate(_TABLE): v for k, v in (codes or {}).items()}
+        alts = sorted(self.subs, key=len, reverse=True)
+        code_alts = sorted(self.codes, key=len, reverse=True)
+        parts = []
+        if alts:
+            parts.append("(?<![a-z])(?P<sub>" + "|".join(re.escape(a) for a in alts) + ")(?![a-z])")
+        if code_alts:
+            parts.append(
+                rf"(?<![a-z0-9])(?P<code>{'|'.join(re.escape(a) for a in code_alts)})(?![a-z0-9])"
+            )
+        self._sub_re = re.compile("|".join(parts)) if parts else None
+        self._cjk = re.compile(f"[{_CJK}]")
+
+    def _repl(self, m: re.Match[str]) -> str | None:
+        if m.lastgroup == "sub":
+            return self.subs[m.group()]
+        s = m.string
+        before = s[m.start() - 1] if m.start() > 0 else ""
+        after = s[m.end()] if m.end() < len(s) else ""
+        if self._cjk.match(before or " ") or self._cjk.match(after or " "):
+            return self.codes[m.group()]
+        return None
+
+    def normalize(self, text: str) -> Normalized:
+        t = text.translate(_TABLE) if _NEEDS_MAP_RE.search(text) else text
+        layers = []
+        t, layer = _apply(t, _EDIT_RE, _edit)
+        if layer:
+            layers.append(layer)
+        if self._sub_re is not None:
+            t, layer = _apply(t, self._sub_re, self._repl)
+            if layer:
+                layers.append(layer)
+        return Normalized(text, t, tuple(layers))
+
+
+def char_fold(text: str) -> str:
+    """The length-preserving part of normalisation (used for rule words and anchors)."""
+    return text.translate(_TABLE)
+
+
+@lru_cache(maxsize=1)
+def default_normalizer() -> Normalizer:
+    return Normalizer()
