@@ -18,6 +18,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer, threads
 
 from crawler.context import ScanContext, context_of
+from crawler.incremental import reuse_text_findings
 from crawler.items import ImageItem, PageItem
 from detectors import Finding
 
@@ -65,11 +66,16 @@ class CapturePipeline:
         ctx.stats["pages"] += 1
         if duplicate_of:  # "/" and "/index.html" serving the same bytes: one set of findings
             return
-        findings = ctx.detector.detect(text)
-        ctx.store.save_findings(ctx.scan_id, item.url, "text", text, findings,
-                                institution=seed.institution if seed else None,
-                                district=seed.district if seed else None)
-        ctx.stats["findings"] += len(findings)
+        reused = reuse_text_findings(ctx, item.url, item.content_sha256,
+                                     self.crawler.settings.getbool("JIANFU_INCREMENTAL", True))
+        if reused is not None:  # same bytes as its last capture, same rules: findings re-sighted
+            ctx.stats["findings"] += reused
+        else:
+            findings = ctx.detector.detect(text)
+            ctx.store.save_findings(ctx.scan_id, item.url, "text", text, findings,
+                                    institution=seed.institution if seed else None,
+                                    district=seed.district if seed else None)
+            ctx.stats["findings"] += len(findings)
         for image_url in item.images:
             known = self.read.get(image_url)
             ctx.store.link_image(ctx.scan_id, item.url, image_url, known[0] if known else None)

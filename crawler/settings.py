@@ -28,6 +28,7 @@ FEED_EXPORT_ENCODING = "utf-8"
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.PrivateAddressGuard": 50,
+    "crawler.incremental.ConditionalRequests": 900,   # outside capture: sees the raw 304
     "crawler.middlewares.CaptureMiddleware": 950,
 }
 ITEM_PIPELINES = {
@@ -42,3 +43,4 @@ JIANFU_MAX_DEPTH = 3
 JIANFU_MAX_PAGES = 500
 JIANFU_PROGRESS_SECONDS = 2.0
 JIANFU_MIN_IMAGE_BYTES = 200
+JIANFU_INCREMENTAL = True                # conditional requests + unchanged-page skip (crawler.incremental)
