@@ -29,6 +29,7 @@ import time
 
 ENGINES: dict[str, tuple[str, dict]] = {
     "rapidocr (jianfu tuned)": ("rapidocr", {}),
+    "rapidocr (tuned, side 736)": ("rapidocr", {"limit_side_len": 736}),
     "rapidocr (bare defaults)": ("rapidocr", {"defaults": False}),
     "paddleocr PP-OCRv4 (extra)": ("paddleocr", {}),
 }
