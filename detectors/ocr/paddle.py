@@ -122,7 +122,7 @@ class PaddleOcrEngine:
       architecture (default ``PP-OCRv4_mobile_det`` / ``PP-OCRv4_mobile_rec``);
       ``rec_keys_path``: character list for a rec folder without inference.yml.
     - ``limit_side_len`` (960), ``limit_type`` ("max"), ``threads`` (1), ``text_score`` (0.5),
-      ``enable_mkldnn`` (False: paddlepaddle 3.3's oneDNN path fails on these CPUs),
+      ``enable_mkldnn`` (False: paddlepaddle 3.3 on CPU needs it off),
       ``to_simplified`` (True); ``options``: extra keyword arguments for ``PaddleOCR(...)``.
     """
 
