@@ -389,14 +389,19 @@ class ImageReading:
         )
 
 
-def read_image(data: bytes, engine: Any, *, qr: bool = True, **limits: int) -> ImageReading:
+def read_image(data: bytes, engine: Any = None, *, qr: bool = True, **limits: int) -> ImageReading:
     """Decode ``data`` safely and read it: OCR lines with boxes, QR payloads, pHash.
-    Raises :class:`ImageRejected`; ``limits`` override max_bytes, max_pixels, min_side, min_area."""
+    ``engine`` defaults to ``load_engine()`` (the cached default). Raises :class:`ImageRejected`;
+    ``limits`` override max_bytes, max_pixels, min_side, min_area."""
     decoded = decode_image(data, **limits)
     sha = hashlib.sha256(data).hexdigest()
     if decoded.image is None:  # SVG: text read directly
         return ImageReading(sha, len(data), decoded.width, decoded.height, "svg", decoded.svg_lines, [], "",
                             "svg-text")
+    if engine is None:
+        from detectors.ocr import load_engine
+
+        engine = load_engine()
     img = decoded.image
     return ImageReading(
         sha256=sha, bytes=len(data), width=img.width, height=img.height, format=decoded.format,
