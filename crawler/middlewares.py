@@ -76,12 +76,14 @@ class CaptureMiddleware:
             response.url, request.method, req_headers, response.status, reason,
             response.protocol or "HTTP/1.1", headers, response.body, ip,
         )
-        error = f"http_{response.status}" if response.status >= 400 else None
+        kind = request_kind(request)
+        missing_robots = kind == "robots" and response.status in (404, 410)  # no robots.txt: all allowed
+        error = f"http_{response.status}" if response.status >= 400 and not missing_robots else None
         why = f"HTTP {response.status} {reason}" if error else None
         if 300 <= response.status < 400 and b"Location" in response.headers:
             why = f"redirect to {response.headers[b'Location'].decode('latin-1')}"
         fetch_id = ctx.store.record_fetch(
-            ctx.scan_id, response.url, kind=request_kind(request), status=response.status,
+            ctx.scan_id, response.url, kind=kind, status=response.status,
             headers=dict(headers), elapsed_ms=round(request.meta.get("download_latency", 0) * 1000, 1),
             ip=ip, error=error, reason=why, warc_file=ctx.warc.name, warc_offset=offset,
         )

@@ -6,6 +6,7 @@ subprocesses (``jianfu scan``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,8 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
                       settings=options.to_record())
     CONTEXTS[scan_id] = ctx
     status = "failed"
+    if options.log_level != "INFO":  # every failure is in the summary; don't repeat retries on stderr
+        logging.getLogger("scrapy.downloadermiddlewares.retry").setLevel(logging.CRITICAL)
     try:
         process = CrawlerProcess(scrapy_settings(scan_id, options))
         process.crawl(SiteSpider)

@@ -227,6 +227,17 @@ def _png_header_bomb() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up (timeouts, size limits) are expected here, not errors."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | BrokenPipeError):
+            super().handle_error(request, client_address)
+
+
 class DemoSites:
     """Start every site on 127.0.0.1 (free ports by default); ``urls`` maps site → base URL."""
 
@@ -240,8 +251,7 @@ class DemoSites:
         for i, name in enumerate(self.names):
             handler = type(f"{name}Handler", (DemoHandler,), {"site": name})
             port = (self.port_base + i) if self.port_base else 0
-            srv = ThreadingHTTPServer(("127.0.0.1", port), handler)
-            srv.daemon_threads = True
+            srv = QuietServer(("127.0.0.1", port), handler)
             threading.Thread(target=srv.serve_forever, name=f"demo-{name}", daemon=True).start()
             self.servers.append(srv)
             self.urls[name] = f"http://127.0.0.1:{srv.server_address[1]}/"

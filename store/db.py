@@ -78,7 +78,7 @@ class Store:
                 """UPDATE scans SET finished_at=?, status=?,
                      pages=(SELECT COUNT(*) FROM pages WHERE scan_id=?),
                      images=(SELECT COUNT(DISTINCT image_url) FROM page_images WHERE scan_id=?),
-                     errors=(SELECT COUNT(*) FROM fetches WHERE scan_id=? AND error IS NOT NULL)
+                     errors=(SELECT COUNT(DISTINCT url) FROM fetches WHERE scan_id=? AND error IS NOT NULL)
                    WHERE id=?""",
                 (utcnow(), status, scan_id, scan_id, scan_id, scan_id),
             )
@@ -104,7 +104,8 @@ class Store:
         failures = [
             dict(r)
             for r in self.db.execute(
-                "SELECT url, kind, status, error, reason FROM fetches WHERE scan_id=? AND error IS NOT NULL ORDER BY id",
+                """SELECT url, kind, MAX(status) AS status, error, MIN(reason) AS reason, COUNT(*) AS attempts
+                   FROM fetches WHERE scan_id=? AND error IS NOT NULL GROUP BY url, error ORDER BY MIN(id)""",
                 (scan_id,),
             )
         ]

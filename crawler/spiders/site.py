@@ -77,6 +77,7 @@ class SiteSpider(scrapy.Spider):
         seed = ctx.seed_for(requested)
         if seed and origin(response.url) != origin(requested):
             ctx.adopt_origin(response.url, seed)
+        page_url = response.url  # after redirects: the page is where the content came from
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1")
         body = response.body
         if not (ctype.lower().startswith(HTML_TYPES) or (not ctype and body.lstrip()[:1] == b"<")):
@@ -86,7 +87,7 @@ class SiteSpider(scrapy.Spider):
         content = extract(decoded.text, response.url)
         warc_file, warc_offset = response.meta.get("jianfu_warc", (None, None))
         yield PageItem(
-            url=requested, final_url=response.url, status=response.status, content_type=ctype,
+            url=page_url, final_url=response.url, status=response.status, content_type=ctype,
             encoding=f"{decoded.encoding} ({decoded.how})", title=content.title, text=content.text,
             depth=depth, content_sha256=hashlib.sha256(body).hexdigest(), images=content.images,
             warc_file=warc_file, warc_offset=warc_offset,
@@ -95,12 +96,12 @@ class SiteSpider(scrapy.Spider):
             if url.startswith("data:"):
                 parsed = parse_data_uri(url)
                 if parsed and parsed[0].startswith("image/"):
-                    yield ImageItem(url=url, page_url=requested, body=parsed[1], content_type=parsed[0])
+                    yield ImageItem(url=url, page_url=page_url, body=parsed[1], content_type=parsed[0])
             else:
-                yield self.image_request(url, requested)
+                yield self.image_request(url, page_url)
         for url in content.stylesheets:
             yield scrapy.Request(url, callback=self.parse_stylesheet, errback=self.failed, priority=-1,
-                                 meta={"jianfu_kind": "stylesheet", "jianfu_page": requested})
+                                 meta={"jianfu_kind": "stylesheet", "jianfu_page": page_url})
         if depth >= self.settings.getint("JIANFU_MAX_DEPTH"):
             return
         for url in content.links:
