@@ -17,6 +17,7 @@ COMMANDS = [
     "detectors.command",
     "crawler.command",
     "store.command",
+    "evidence.command",
     "search.command",
 ]
 

@@ -1,0 +1,187 @@
+"""``jianfu verify``: check a packet — container, every file's hash and size, nothing added or
+removed, the Ed25519 signature, the timestamp token — and give one verdict."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evidence import container, signing
+from evidence import timestamp as tsa
+from evidence.packet import FORMAT, UNSIGNED, signed_message
+
+
+@dataclass
+class Verdict:
+    path: str
+    ok: bool = True
+    passed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, msg: str) -> None:
+        self.ok = False
+        self.problems.append(msg)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "valid": self.ok, "passed": self.passed, "problems": self.problems,
+                "notes": self.notes, **self.info}
+
+
+def verify(path: str | Path, pubkey_pem: bytes | None = None) -> Verdict:
+    v = Verdict(str(path))
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        v.fail(f"cannot read {path}: {e.strerror or e}")
+        return v
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        v.fail(f"not a readable packet — the ZIP is truncated or damaged ({e})")
+        return v
+    names = [i.filename for i in infos]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        v.fail(f"ZIP holds the same name more than once: {', '.join(dupes)}")
+    contents: dict[str, bytes] = {}
+    for info in infos:
+        try:
+            contents[info.filename] = zf.read(info)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
+            v.fail(f"{info.filename}: cannot be read from the ZIP — damaged ({e})")
+
+    # 1. the manifest
+    mbytes = contents.get("manifest.json")
+    if mbytes is None:
+        v.fail("manifest.json is missing" + (" (or damaged)" if "manifest.json" in names else ""))
+        return v
+    try:
+        manifest = json.loads(mbytes)
+        files = {f["path"]: f for f in manifest["files"]}
+    except (ValueError, KeyError, TypeError) as e:
+        v.fail(f"manifest.json is not a valid manifest ({type(e).__name__}: {e})")
+        return v
+    if manifest.get("format") != FORMAT:
+        v.fail(f"manifest.json format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    v.info["manifest"] = {"created": manifest.get("created"), "tool": manifest.get("tool"),
+                          "exporter": manifest.get("exporter"), "selection": manifest.get("selection"),
+                          "files": len(files)}
+
+    # 2. every listed file present with its hash and size; nothing unlisted
+    bad = 0
+    for p, entry in files.items():
+        if p in UNSIGNED:
+            v.fail(f"manifest lists {p}, which cannot be listed")
+            continue
+        if p not in names:
+            v.fail(f"{p}: listed in the manifest but missing from the packet (removed)")
+            bad += 1
+            continue
+        if p not in contents:
+            bad += 1
+            continue
+        got = contents[p]
+        if len(got) != entry.get("size"):
+            v.fail(f"{p}: size {len(got)} bytes, manifest says {entry.get('size')} (altered or truncated)")
+            bad += 1
+        elif hashlib.sha256(got).hexdigest() != entry.get("sha256"):
+            v.fail(f"{p}: SHA-256 does not match the manifest (content altered)")
+            bad += 1
+    extra = [n for n in names if n not in files and n not in UNSIGNED]
+    for n in extra:
+        v.fail(f"{n}: in the packet but not in the manifest (file added)")
+    if not bad:
+        v.passed.append(f"{len(files)} files match manifest.json (SHA-256 and size)")
+    if not extra and not bad:
+        v.passed.append("no file added or removed")
+
+    # 3. timestamp token (bound by the signature when present)
+    tsr = contents.get("manifest.tsr")
+    stamp_cfg = manifest.get("timestamp")
+    if stamp_cfg and tsr is None:
+        v.fail("manifest says the packet was time-stamped but manifest.tsr is missing")
+    elif tsr is not None:
+        if not stamp_cfg:
+            v.fail("manifest.tsr present but the manifest does not expect a timestamp (file added)")
+        try:
+            info = tsa.check(tsr, hashlib.sha256(mbytes).digest())
+            v.passed.append(f"RFC 3161 timestamp token matches the manifest: {info.gen_time} "
+                            f"(TSA {stamp_cfg.get('tsa_url') if stamp_cfg else '?'}, serial {info.serial})")
+            v.notes.append("the TSA's own signature on the token is not checked here: "
+                           "openssl ts -verify -data manifest.json -in manifest.tsr -CAfile <TSA cert>")
+            v.info["timestamp"] = {"time": info.gen_time, "serial": info.serial, "policy": info.policy}
+        except tsa.TimestampError as e:
+            v.fail(f"manifest.tsr: {e}")
+    else:
+        v.notes.append("no trusted (RFC 3161) timestamp: the export time rests on the exporting computer's clock")
+
+    # 4. signature
+    sig = contents.get("manifest.sig")
+    pem = contents.get("public_key.pem")
+    if sig is None:
+        v.fail("manifest.sig is missing (packet unsigned)")
+    elif pem is None:
+        v.fail("public_key.pem is missing: cannot check the signature")
+    else:
+        try:
+            key = signing.load_public(pem)
+            fp = signing.fingerprint(key)
+            v.info["key_fingerprint"] = fp
+            if signing.check(key, signed_message(mbytes, tsr), sig):
+                v.passed.append(f"Ed25519 signature valid (key fingerprint {fp})")
+            else:
+                v.fail("manifest.sig: the signature does not match manifest.json"
+                       + (" and manifest.tsr" if tsr is not None else "") + " (altered or re-signed)")
+            if (manifest.get("public_key") or {}).get("fingerprint") not in (None, fp):
+                v.fail("public_key.pem is not the key the manifest names")
+            if pubkey_pem is not None:
+                want = signing.fingerprint(signing.load_public(pubkey_pem))
+                if want == fp:
+                    v.passed.append("signing key is the pinned key (--pubkey)")
+                else:
+                    v.fail(f"signed with key {fp}, not the pinned key {want}")
+            else:
+                v.notes.append(f"signing key not pinned: compare fingerprint {fp} with the issuing office's "
+                               "published key, or pass --pubkey")
+        except signing.SigningError as e:
+            v.fail(f"public_key.pem: {e}")
+
+    # 5. the container itself: canonical layout, so any changed byte anywhere shows
+    if len(contents) == len(infos) and not dupes:
+        expected = container.build((i.filename, contents[i.filename]) for i in infos)
+        if expected == data:
+            v.passed.append(f"ZIP container intact ({len(infos)} entries, canonical layout, {len(data)} bytes)")
+        else:
+            at = next((i for i, (a, b) in enumerate(zip(expected, data, strict=False)) if a != b),
+                      min(len(expected), len(data)))
+            v.fail(f"ZIP container altered: bytes differ from the canonical layout at offset {at} "
+                   f"(headers, directory or length changed; packet {len(data)} bytes, expected {len(expected)})")
+    return v
+
+
+def format_verdict(v: Verdict) -> str:
+    lines = [f"packet {v.path}"]
+    m = v.info.get("manifest")
+    if m:
+        lines.append(f"  exported {m.get('created')} by {m.get('exporter')} with {m.get('tool')} ({m.get('selection')})")
+    lines += [f"  ✓ {p}" for p in v.passed]
+    lines += [f"  ✗ {p}" for p in v.problems]
+    lines += [f"  · {n}" for n in v.notes]
+    if v.ok:
+        lines.append("VERDICT: VALID — every file matches the signed manifest; the packet is unaltered since export")
+    else:
+        lines.append(f"VERDICT: INVALID — {len(v.problems)} problem(s); do not rely on this packet")
+    return "\n".join(lines)
+
+
+def dumps(v: Verdict) -> str:
+    return json.dumps(v.as_dict(), ensure_ascii=False, indent=2)
