@@ -302,18 +302,20 @@ def load_rules(path: Path, lexicon: Lexicon | None = None) -> list[Rule]:
 # ---------------------------------------------------------------------------- detection
 
 
-def _sentence(t: str, s: int, e: int, chars: str = SENT_CHARS) -> tuple[int, int]:
+_SENT_RE = re.compile("[" + re.escape(SENT_CHARS) + "]")
+_CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_CHARS) + "]")
+_LEFT_SENT_RE = re.compile("[" + re.escape(SENT_CHARS) + "][^" + re.escape(SENT_CHARS) + "]*$")
+_LEFT_CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_CHARS) + "][^" + re.escape(CLAUSE_CHARS) + "]*$")
+
+
+def _sentence(t: str, s: int, e: int, clause: bool = False) -> tuple[int, int]:
+    """The sentence (or clause) around ``t[s:e]``, at most MAX_REACH characters each side."""
     lo = max(0, s - MAX_REACH)
-    left = t[lo:s]
-    i = max(left.rfind(c) for c in chars)
-    ss = lo + i + 1 if i >= 0 else lo
-    right = t[e : e + MAX_REACH]
-    j = len(right)
-    for c in chars:
-        k = right.find(c, 0, j)
-        if k >= 0:
-            j = k
-    return ss, e + j
+    left_re, right_re = (_LEFT_CLAUSE_RE, _CLAUSE_RE) if clause else (_LEFT_SENT_RE, _SENT_RE)
+    m = left_re.search(t, lo, s)
+    ss = m.start() + 1 if m else lo
+    m = right_re.search(t, e, e + MAX_REACH)
+    return ss, (m.start() if m else min(len(t), e + MAX_REACH))
 
 
 def _first(words: tuple[str, ...], region: str) -> str | None:
@@ -415,7 +417,7 @@ class Detector:
             return t[b:se]
         if scope == "near":
             return t[max(0, a - NEAR) : b + NEAR]
-        cs, ce = _sentence(t, a, b, CLAUSE_CHARS)
+        cs, ce = _sentence(t, a, b, True)
         return t[max(cs, ss) : min(ce, se)]
 
     def _cues_adjust(self, t: str, a: int, b: int, ss: int, se: int, score: float, notes: list[str]) -> float:
@@ -427,7 +429,7 @@ class Detector:
             notes.append(f"negation “{t[a - 1]}” right before the term: lowered by 0.60")
         if "negation_after" in cues:
             words, delta = cues["negation_after"]
-            _, ce = _sentence(t, a, b, CLAUSE_CHARS)
+            _, ce = _sentence(t, a, b, True)
             w = _first(words, t[b : min(ce, se)])
             if w:
                 score += delta
@@ -440,7 +442,7 @@ class Detector:
                 notes.append(f"negation “{w}” precedes the term in the sentence: lowered by {-delta:.2f}")
         if "negation_clause" in cues:
             words, delta = cues["negation_clause"]
-            cs, _ = _sentence(t, a, b, CLAUSE_CHARS)
+            cs, _ = _sentence(t, a, b, True)
             w = _first(words, t[max(cs, ss) : a])
             if w:
                 score += delta
@@ -468,6 +470,7 @@ class Detector:
         cands: list[_Cand] = []
         seen: set[tuple[int, int, int]] = set()
         windows: dict[int, tuple[int, int]] = {}
+        rx_cache: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
         for end_idx, (n, targets) in self._automaton.iter(t):
             s = end_idx + 1 - n
             e = end_idx + 1
@@ -477,17 +480,22 @@ class Detector:
             ss, se = win
             if len(windows) > 4096:
                 windows.clear()
+                rx_cache.clear()
             for ri, pi in targets:
                 rule = rules[ri]
                 pat = rule.patterns[pi]
                 if pat.regex is None:
                     spans = ((s, e),)
                 else:
-                    spans = tuple(
-                        (m.start(), m.end())
-                        for m in pat.regex.finditer(t, ss, se)
-                        if m.end() > m.start() and m.start() < e and m.end() > s
-                    )
+                    rkey = (ri, pi, ss)
+                    found = rx_cache.get(rkey)
+                    if found is None:
+                        found = rx_cache[rkey] = [
+                            (m.start(), m.end()) for m in pat.regex.finditer(t, ss, se) if m.end() > m.start()
+                        ]
+                    if not found:
+                        continue
+                    spans = tuple((x, y) for x, y in found if x < e and y > s)
                 for a, b in spans:
                     key = (ri, a, b)
                     if key in seen:
@@ -499,19 +507,26 @@ class Detector:
         return self._findings(norm, cands)
 
     def _findings(self, norm, cands: list[_Cand]) -> list[Finding]:
-        # merge: per category, a candidate overlapping a better one is folded into it
-        cands.sort(key=lambda c: (-c.score, c.start, c.end))
+        # merge: per category, overlapping candidates form a cluster; the best one is reported and
+        # the others are named in its explanation (a sweep over start offsets: O(n log n))
+        cands.sort(key=lambda c: (c.rule.category, c.start, -c.score))
         kept: list[_Cand] = []
-        by_cat: dict[str, list[_Cand]] = {}
-        for c in cands:
-            same = by_cat.setdefault(c.rule.category, [])
-            host = next((k for k in same if c.start < k.end and k.start < c.end), None)
-            if host is not None:
-                if c.rule.id != host.rule.id and len(host.notes) < 12:
-                    host.notes.append(f"also matched by rule {c.rule.id} on “{norm.text[c.start:c.end]}”")
-                continue
-            same.append(c)
-            kept.append(c)
+        i = 0
+        n = len(cands)
+        while i < n:
+            cat = cands[i].rule.category
+            j = i + 1
+            reach = cands[i].end
+            while j < n and cands[j].rule.category == cat and cands[j].start < reach:
+                reach = max(reach, cands[j].end)
+                j += 1
+            cluster = cands[i:j]
+            best = max(cluster, key=lambda c: (c.score, c.end - c.start))
+            for c in cluster:
+                if c is not best and c.rule.id != best.rule.id and len(best.notes) < 12:
+                    best.notes.append(f"also matched by rule {c.rule.id} on “{norm.text[c.start:c.end]}”")
+            kept.append(best)
+            i = j
         out = []
         orig = norm.original
         for c in kept:

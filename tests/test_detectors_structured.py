@@ -1,0 +1,92 @@
+"""Chinese time/day/period/amount parsing for off_hours_schedule and prepaid_fees."""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors import detect
+from detectors.fees import amounts, cn_number, lessons, months
+from detectors.schedule import fmt, parse_minutes, parse_times
+
+
+@pytest.mark.parametrize(
+    "text,start,end",
+    [
+        ("每晚7:00-9:00", "19:00", "21:00"),
+        ("晚上9点半", "21:30", None),
+        ("21:30下课", None, "21:30"),
+        ("下午五点到晚上八点四十", "17:00", "20:40"),
+        ("周六上午9:00-11:00", "09:00", "11:00"),
+        ("晚8点一刻", "20:15", None),
+    ],
+)
+def test_parse_times(text, start, end):
+    (t,) = parse_times(text)
+    assert (t.start and fmt(t.start)) == start and (t.end and fmt(t.end)) == end
+
+
+def test_parse_minutes_and_numbers():
+    assert parse_minutes("每节课45分钟") == 45
+    assert parse_minutes("2小时/门") == 120
+    assert parse_minutes("1.5小时") == 90
+    assert cn_number("一万二") == 12000 and cn_number("五千") == 5000 and cn_number("1.2万") == 12000
+    assert months("一次性缴纳全年") == 12 and months("12个月") == 12 and months("两年课时包") == 24
+    assert lessons("买100节送20节") == 100
+    assert amounts("¥11998元,联报优惠¥3880") == [11998, 3880]
+
+
+@pytest.mark.parametrize(
+    "text,flag",
+    [
+        ("周六上午初二数学同步班", True),
+        ("晚上9点半下课的英语提高班", True),
+        ("初三物理课21:30下课", True),
+        ("每晚7:00-9:00 数学晚自习班", True),
+        ("寒假语文阅读班", True),
+        ("国庆假期物理冲刺班", True),
+        ("在线直播课每节60分钟，英语精讲", True),
+        ("周六美术班", False),
+        ("暑假编程营", False),
+        ("周末篮球课", False),
+        ("美术课 19:00-20:30", False),
+        ("线上直播课20:50结束", False),
+        ("线下数学课每节课45分钟", False),
+        ("在线英语课每节25分钟", False),
+    ],
+)
+def test_off_hours(text, flag):
+    assert any(f.category == "off_hours_schedule" for f in detect(text)) is flag
+
+
+@pytest.mark.parametrize(
+    "text,flag",
+    [
+        ("一次性缴纳全年学费", True),
+        ("12个月课程包特惠", True),
+        ("年卡", True),
+        ("暑秋联报立减300", True),
+        ("60课时以上套餐一次性购买", True),
+        ("一次性缴纳学费超过5000元的优惠", True),
+        ("一次性预交学费8000元", True),
+        ("3个月课程包", False),
+        ("一次性收取3个月费用", False),
+        ("学费每期3000元", False),
+        ("每期20课时，按期缴费", False),
+    ],
+)
+def test_prepaid(text, flag):
+    assert any(f.category == "prepaid_fees" for f in detect(text)) is flag
+
+
+@pytest.mark.parametrize(
+    "text,flag",
+    [
+        ("美术、音乐、体育暑假班火热报名", False),
+        ("暑假编程课程基本报满", False),
+        ("暑假数学班火热报名", True),
+        ("周末物理化学培优", True),
+        ("暑期史地政复习营", True),
+    ],
+)
+def test_subject_scope(text, flag):
+    assert any(f.category == "off_hours_schedule" for f in detect(text)) is flag
