@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--district", help="district recorded on every finding of this scan")
     p.add_argument("--target", help="scan-plan target name (set by the scheduler)")
     p.add_argument("--ocr-engine", default="rapidocr", choices=["rapidocr", "paddleocr"])
+    p.add_argument("--render", action="store_true",
+                   help="render every page in Chromium: wait for scripts, scroll, full-page screenshot")
+    p.add_argument("--no-auto-render", dest="render_auto", action="store_false",
+                   help="do not re-fetch script-built pages with the browser")
+    p.add_argument("--wait-for", metavar="SELECTOR", help="CSS selector rendered pages must show before capture")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--verbose", action="store_true", help="Scrapy's INFO log on stderr")
@@ -58,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     options = ScanOptions(max_depth=args.depth, max_pages=args.max_pages, concurrency=args.concurrency,
                           timeout=args.timeout, ocr={"engine": args.ocr_engine},
                           progress_seconds=0 if args.quiet else 2.0,
-                          log_level="INFO" if args.verbose else "WARNING", target=args.target)
+                          log_level="INFO" if args.verbose else "WARNING", target=args.target,
+                          render=args.render, render_auto=args.render_auto, wait_for=args.wait_for)
     summary = run_scan(seeds, args.store, options)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))

@@ -19,6 +19,7 @@ class Seed:
     url: str
     institution: str
     district: str | None = None
+    render: bool | None = None  # per-target browser rendering (None: the scan's --render)
 
 
 def origin(url: str) -> str:

@@ -27,6 +27,12 @@ _TRANSPORT: list[tuple[tuple[type[BaseException], ...], str, str]] = [
 
 def describe(exc: BaseException) -> tuple[str, str]:
     """``(error, reason)`` for an exception seen while fetching."""
+    if hasattr(exc, "error") and hasattr(exc, "reason") and isinstance(exc, IgnoreRequest):
+        return exc.error, exc.reason  # crawler.render.RenderFailed
+    if type(exc).__module__.startswith("playwright"):
+        return _browser(exc)
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Failed to download"):
+        return "download", "the address starts a file download, not a page (the browser did not keep it)"
     if isinstance(exc, IgnoreRequest):
         text = str(exc) or "request ignored"
         if "robots.txt" in text:
@@ -42,3 +48,19 @@ def describe(exc: BaseException) -> tuple[str, str]:
             readable = detail and len(detail) < 200 and "<twisted" not in detail and "Failure" not in detail
             return code, f"{reason} ({detail})" if readable else reason
     return type(exc).__name__.lower(), (str(exc) or type(exc).__name__)[:300]
+
+
+def _browser(exc: BaseException) -> tuple[str, str]:
+    """Name a Playwright error: timeouts, crashes, closed targets, network errors."""
+    text = str(exc).strip()
+    first = text.splitlines()[0][:200] if text else type(exc).__name__
+    if type(exc).__name__ == "TimeoutError":
+        return "render_timeout", f"the browser did not load the page in time ({first})"
+    if "crash" in text.lower():
+        return "browser_crash", f"the browser crashed while loading the page ({first})"
+    if type(exc).__name__ == "TargetClosedError" or "has been closed" in text or "Target closed" in text:
+        return "browser_crash", f"the browser or page closed while loading the page ({first})"
+    if "net::ERR_" in text:
+        code = text.split("net::", 1)[1].split()[0]
+        return "browser_network", f"the browser could not load the page ({code})"
+    return "browser_error", first

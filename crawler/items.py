@@ -19,6 +19,9 @@ class PageItem:
     images: list[str] = field(default_factory=list)
     warc_file: str | None = None
     warc_offset: int | None = None
+    rendered: bool = False                 # captured by the browser (crawler.render)
+    screenshot_sha256: str | None = None
+    text_boxes: list | None = None         # [{start, end, box: [x, y, w, h]}], offsets into ``text``
 
 
 @dataclass(slots=True)

@@ -67,6 +67,8 @@ class CaptureMiddleware:
         return context_of(self.crawler)
 
     def process_response(self, request: Request, response: Response) -> Response:
+        if "playwright" in response.flags:
+            return response  # the browser's own traffic was archived by crawler.render's recorder
         ctx = self.ctx
         ip = str(response.ip_address) if response.ip_address else None
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, vs in response.headers.items() for v in vs]

@@ -54,6 +54,8 @@ class CapturePipeline:
         ctx = self.ctx
         seed = ctx.seed_for(item.url)
         text = f"{item.title}\n{item.text}" if item.title else item.text
+        shift = len(text) - len(item.text)  # text boxes point into the stored text, title included
+        boxes = [{**b, "start": b["start"] + shift, "end": b["end"] + shift} for b in item.text_boxes or []]
         first = self.bodies.setdefault(item.content_sha256, item.url)
         duplicate_of = first if first != item.url else None
         ctx.store.save_page(
@@ -62,6 +64,8 @@ class CapturePipeline:
             content_sha256=item.content_sha256, depth=item.depth,
             institution=seed.institution if seed else None,
             warc_file=item.warc_file, warc_offset=item.warc_offset, duplicate_of=duplicate_of,
+            rendered=int(item.rendered), screenshot_sha256=item.screenshot_sha256,
+            text_boxes=boxes if item.rendered else None,
         )
         ctx.stats["pages"] += 1
         if duplicate_of:  # "/" and "/index.html" serving the same bytes: one set of findings

@@ -7,6 +7,7 @@ subprocesses (``jianfu scan``).
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from scrapy.settings import Settings
 
 from crawler import settings as default_settings
 from crawler.context import CONTEXTS, ScanContext, Seed
+from crawler.render import browser_settings, capture_info, chromium_executable
 from crawler.spiders.site import SiteSpider
 from crawler.warc import WarcWriter, utc_stamp
 from detectors import default_detector
@@ -32,13 +34,27 @@ class ScanOptions:
     progress_seconds: float = 2.0
     log_level: str = "WARNING"
     target: str | None = None
+    render: bool = False              # render every page in Chromium (crawler.render)
+    render_auto: bool = True          # render pages that are clearly built by script
+    wait_for: str | None = None       # CSS selector a rendered page must show before capture
     scrapy: dict[str, Any] = field(default_factory=dict)  # extra Scrapy settings
 
     def to_record(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "scrapy"} | {"scrapy": dict(self.scrapy)}
 
 
-def scrapy_settings(scan_id: str, options: ScanOptions) -> Settings:
+def render_settings(options: ScanOptions, executable: str | None) -> dict[str, Any]:
+    """Browser settings when Chromium is there; plain scans keep Scrapy's own HTTP handlers."""
+    base = {"JIANFU_RENDER": options.render, "JIANFU_RENDER_AUTO": options.render_auto,
+            "JIANFU_RENDER_WAIT_FOR": options.wait_for, "JIANFU_RENDER_AVAILABLE": False}
+    if not executable:
+        return base
+    return base | browser_settings(executable, concurrency=options.concurrency, timeout=options.timeout) | {
+        "DOWNLOADER_MIDDLEWARES": {**default_settings.DOWNLOADER_MIDDLEWARES, "crawler.render.RenderMiddleware": 960},
+    }
+
+
+def scrapy_settings(scan_id: str, options: ScanOptions, executable: str | None = None) -> Settings:
     s = Settings()
     s.setmodule(default_settings, priority="project")
     s.update({
@@ -50,6 +66,7 @@ def scrapy_settings(scan_id: str, options: ScanOptions) -> Settings:
         "CONCURRENT_REQUESTS_PER_DOMAIN": max(1, options.concurrency // 2),
         "DOWNLOAD_TIMEOUT": options.timeout,
         "LOG_LEVEL": options.log_level,
+        **render_settings(options, executable),
         **options.scrapy,
     }, priority="cmdline")
     return s
@@ -58,11 +75,18 @@ def scrapy_settings(scan_id: str, options: ScanOptions) -> Settings:
 def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = None) -> dict[str, Any]:
     """Crawl ``seeds`` into the store at ``store_dir``; returns the scan summary."""
     options = options or ScanOptions()
+    executable = None
+    if options.render or options.render_auto or any(s.render for s in seeds):
+        executable = chromium_executable()
+        if not executable and (options.render or any(s.render for s in seeds)):
+            print("jianfu: Chromium not found (install Debian's chromium or set JIANFU_CHROMIUM): "
+                  "scanning over HTTP without rendering", file=sys.stderr, flush=True)
     store = Store(store_dir)
     scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
     warc = WarcWriter(store.dir / "warc", scan_id, {
         "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
         "seeds": " ".join(s.url for s in seeds),
+        **capture_info(options.to_record(), executable),
     })
     ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, detector=default_detector(), warc=warc,
                       settings=options.to_record())
@@ -71,7 +95,7 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
     if options.log_level != "INFO":  # every failure is in the summary; don't repeat retries on stderr
         logging.getLogger("scrapy.downloadermiddlewares.retry").setLevel(logging.CRITICAL)
     try:
-        process = CrawlerProcess(scrapy_settings(scan_id, options))
+        process = CrawlerProcess(scrapy_settings(scan_id, options, executable))
         process.crawl(SiteSpider)
         process.start()
         status = "interrupted" if ctx.stats["close_reason:shutdown"] else "finished"

@@ -67,6 +67,19 @@ class WarcWriter:
         self._fh.flush()
         return offset
 
+    def write_metadata(self, uri: str, info: dict, refers_to: str | None = None) -> int:
+        """A metadata record (JSON, e.g. how a page was captured); returns its offset."""
+        import json
+
+        offset = self._fh.tell()
+        headers = {"WARC-Refers-To": refers_to} if refers_to else {}
+        data = json.dumps(info, ensure_ascii=False, default=str, sort_keys=True).encode("utf-8")
+        rec = self._writer.create_warc_record(uri, "metadata", payload=io.BytesIO(data),
+                                              warc_content_type="application/json", warc_headers_dict=headers)
+        self._writer.write_record(rec)
+        self._fh.flush()
+        return offset
+
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()

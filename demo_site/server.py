@@ -16,6 +16,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from email.message import Message
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
@@ -32,6 +33,11 @@ INSTITUTIONS = {
     "caihong": "彩虹艺术中心",
     "feiyue": "飞跃体育编程俱乐部",
 }
+# Institutions whose pages need a browser (script-built page, lazy image, pop-up ad, a notice that
+# appears only after load); not part of the plain demo scan. See crawler/render.py.
+RENDER_SITES = {"xingguang": "星光少儿在线"}
+# Test hooks for hostile routes (``"crash"``: called when /render/crash.html is requested).
+HOOKS: dict[str, Callable[[], None]] = {}
 # Pages served in GBK with no charset anywhere (header or meta): the crawler must detect it.
 GBK_PAGES = {("qiming", "/fees.html")}
 REDIRECTS = {("qiming", "/old-courses"): (301, "/courses.html"), ("feiyue", "/old"): (302, "/courses.html")}
@@ -44,10 +50,12 @@ BANNERS: dict[tuple[str, str], tuple[list[str], tuple[int, int], str, str, str]]
     ("xuebatong", "/img/app-poster.webp"): (["作业不会拍一拍", "拍照搜题3秒出答案"], (640, 320), "#16a085", "#ffffff", "WEBP"),
     ("caihong", "/img/banner-art.png"): (["周末少儿美术班", "欢迎4到12岁小朋友"], (960, 240), "#f39c12", "#ffffff", "PNG"),
     ("feiyue", "/img/banner-sport.png"): (["暑期篮球游泳编程营", "快乐运动健康成长"], (960, 240), "#27ae60", "#ffffff", "PNG"),
+    ("xingguang", "/img/lazy-olympiad.png"): (["希望杯数学竞赛冲刺班", "保证拿奖"], (800, 200), "#d35400", "#ffffff", "PNG"),
+    ("xingguang", "/img/popup-ad.png"): (["预存两年学费立减5000元"], (480, 160), "#c0392b", "#ffffff", "PNG"),
 }
 CONTENT_TYPES = {".html": "text/html", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
                  ".txt": "text/plain", ".css": "text/css", ".js": "application/javascript",
-                 ".jpg": "image/jpeg", ".svg": "image/svg+xml"}
+                 ".jpg": "image/jpeg", ".svg": "image/svg+xml", ".json": "application/json"}
 
 
 GENERATED_PAGES = 500
@@ -172,6 +180,8 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     # -- hostile routes ------------------------------------------------------------------------
     def hostile(self, path: str) -> None:
+        if path.startswith("/render/"):
+            return self.hostile_render(path)
         if path == "/index.html":
             links = ["/reset", "/binary", "/bad-bytes.html", "/trap/0", "/huge.html", "/bomb.html",
                      "/slow.html", "/ok.html", "/404.html"]
@@ -215,6 +225,61 @@ class DemoHandler(BaseHTTPRequestHandler):
         return self.send_body(404, b"<html><body>404</body></html>", "text/html")
 
 
+    # -- hostile pages for the browser (linked from /render/index.html only) -----------------------
+    def hostile_render(self, path: str) -> None:
+        def page(body: str, title: str = "测试页") -> None:
+            html = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>{body}</body></html>"
+            self.send_body(200, html.encode(), "text/html; charset=utf-8")
+
+        if path in ("/render/", "/render/index.html"):
+            links = ["never-idle.html", "endless.html", "js-error.html", "alert.html", "download.zip",
+                     "navigate-away.html", "private.html", "stall.html"]
+            return page("<h1>浏览器测试站</h1>" + "".join(f'<a href="/render/{u}">{u}</a> ' for u in links))
+        if path == "/render/ping":
+            return self.send_body(200, b"ok", "text/plain")
+        if path == "/render/never-idle.html":  # polls forever: the network never goes quiet
+            return page("<p>这个页面一直在发请求。</p><script>let n = 0; setInterval(() => "
+                        "fetch('/render/ping?' + (n++)), 120);</script>")
+        if path == "/render/endless.html":  # endless scroll: every scroll adds more
+            return page("<p>无限滚动的页面。</p><div id='feed'></div><script>const f = document.getElementById('feed');"
+                        "let n = 0; function more() { for (let i = 0; i < 20; i++) { const p = document.createElement('p');"
+                        "p.style.height = '60px'; p.textContent = '动态 ' + (n++); f.appendChild(p); } } more();"
+                        "window.addEventListener('scroll', () => { if (window.scrollY + window.innerHeight > "
+                        "document.body.scrollHeight - 400) more(); });</script>")
+        if path == "/render/js-error.html":
+            return page("<p>页面脚本出错，但内容仍在：周日下午小学奥数班。</p><script>null.boom();</script>")
+        if path == "/render/alert.html":
+            return page("<p>弹窗页面。</p><script>alert('限时报名，仅剩3个名额！');</script>")
+        if path == "/render/download.zip":
+            return self.send_body(200, b"PK\x05\x06" + b"\0" * 18, "application/zip",
+                                  {"Content-Disposition": 'attachment; filename="brochure.zip"'})
+        if path == "/render/navigate-away.html":
+            return page("<p>马上跳转……</p><script>setTimeout(() => { location.href = '/render/landed.html'; }, 100);"
+                        "</script>")
+        if path == "/render/landed.html":
+            return page("<p>跳转后的页面：暑期小学语数外全科集训营。</p>")
+        if path == "/render/private.html":  # points the browser at an address nobody seeded
+            port = self.server.server_address[1]
+            return page(f"<p>内网图片。</p><img src='http://127.0.0.2:{port}/render/ping' width='10' height='10'>")
+        if path == "/render/stall.html":  # headers and half a page, then nothing
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write("<html><body><p>加载到一半".encode())
+            self.wfile.flush()
+            time.sleep(float(self.headers.get("X-Stall", "25")))
+            return None
+        if path == "/render/crash.html":  # the test's hook takes the browser down mid-crawl
+            hook = HOOKS.get("crash")
+            if hook:
+                hook()
+            time.sleep(1.0)
+            return page("<p>浏览器崩溃测试。</p><a href='/render/after-crash.html'>下一页</a>")
+        if path == "/render/after-crash.html":
+            return page("<p>崩溃之后的页面：周六上午幼小衔接拼音班。</p>")
+        return self.send_body(404, b"<html><body>404</body></html>", "text/html")
+
+
 def _png_header_bomb() -> bytes:
     """A tiny PNG whose header claims 60000 x 60000 pixels."""
     import struct
@@ -242,7 +307,7 @@ class DemoSites:
     """Start every site on 127.0.0.1 (free ports by default); ``urls`` maps site → base URL."""
 
     def __init__(self, sites: list[str] | None = None, port_base: int | None = None) -> None:
-        self.names = sites or [*INSTITUTIONS, "hostile", "generated"]
+        self.names = sites or [*INSTITUTIONS, "hostile", "generated", *RENDER_SITES]
         self.port_base = port_base
         self.servers: list[ThreadingHTTPServer] = []
         self.urls: dict[str, str] = {}

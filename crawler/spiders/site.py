@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -20,6 +21,7 @@ from crawler.encoding import decode_html
 from crawler.extract import css_image_urls, extract
 from crawler.failures import describe
 from crawler.items import ImageItem, PageItem
+from crawler.render import looks_script_built, note_fetch
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -44,6 +46,7 @@ class SiteSpider(scrapy.Spider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pages_scheduled = 0
+        self.warned_no_browser = False
 
     @property
     def ctx(self) -> ScanContext:
@@ -62,8 +65,11 @@ class SiteSpider(scrapy.Spider):
         if self.pages_scheduled >= self.settings.getint("JIANFU_MAX_PAGES"):
             return None
         self.pages_scheduled += 1
-        return scrapy.Request(url, callback=self.parse_page, errback=self.failed,
-                              meta={"jianfu_kind": "page", "jianfu_depth": depth})
+        seed = self.ctx.seed_for(url)
+        render = seed.render if seed is not None and seed.render is not None else self.settings.getbool("JIANFU_RENDER")
+        return scrapy.Request(url, callback=self.parse_page, errback=self.failed, meta={
+            "jianfu_kind": "page", "jianfu_depth": depth,
+            "jianfu_render": render and self.settings.getbool("JIANFU_RENDER_AVAILABLE")})
 
     def image_request(self, url: str, page_url: str) -> scrapy.Request:
         return scrapy.Request(url, callback=self.parse_image, errback=self.failed, priority=-1,
@@ -85,18 +91,29 @@ class SiteSpider(scrapy.Spider):
             return
         decoded = decode_html(body, ctype)
         content = extract(decoded.text, response.url)
+        rendered = response.meta.get("jianfu_rendered")  # crawler.render.Rendered when the browser drew it
+        if rendered is None and self.wants_browser(response, decoded.text, content.text):
+            yield self.rerender(requested, depth, response.meta.get("jianfu_fetch_id"))
+            return
+        captured = rendered.images if rendered else {}  # images the browser already fetched
+        images = [*content.images, *(u for u in captured if u not in content.images)]
         warc_file, warc_offset = response.meta.get("jianfu_warc", (None, None))
         yield PageItem(
             url=page_url, final_url=response.url, status=response.status, content_type=ctype,
-            encoding=f"{decoded.encoding} ({decoded.how})", title=content.title, text=content.text,
-            depth=depth, content_sha256=hashlib.sha256(body).hexdigest(), images=content.images,
-            warc_file=warc_file, warc_offset=warc_offset,
+            encoding=f"{decoded.encoding} ({decoded.how})", title=rendered.title if rendered else content.title,
+            text=rendered.text if rendered else content.text, depth=depth,
+            content_sha256=hashlib.sha256(body).hexdigest(), images=images, warc_file=warc_file,
+            warc_offset=warc_offset, rendered=rendered is not None,
+            screenshot_sha256=rendered.screenshot_sha256 if rendered else None,
+            text_boxes=rendered.text_boxes if rendered else None,
         )
-        for url in content.images:
+        for url in images:
             if url.startswith("data:"):
                 parsed = parse_data_uri(url)
                 if parsed and parsed[0].startswith("image/"):
                     yield ImageItem(url=url, page_url=page_url, body=parsed[1], content_type=parsed[0])
+            elif url in captured:
+                yield ImageItem(url=url, page_url=page_url, body=captured[url][1], content_type=captured[url][0])
             else:
                 yield self.image_request(url, page_url)
         for url in content.stylesheets:
@@ -109,6 +126,26 @@ class SiteSpider(scrapy.Spider):
                 req = self.page_request(url, depth + 1)
                 if req is not None:
                     yield req
+
+    def wants_browser(self, response: Response, html: str, text: str) -> bool:
+        """A page fetched over HTTP that is clearly built by script goes to the browser (once)."""
+        if response.meta.get("jianfu_render") or not self.settings.getbool("JIANFU_RENDER_AUTO"):
+            return False
+        if not looks_script_built(html, text):
+            return False
+        if not self.settings.getbool("JIANFU_RENDER_AVAILABLE"):
+            if not self.warned_no_browser:
+                self.warned_no_browser = True
+                print(f"jianfu: {response.url} is built by script but Chromium is missing: "
+                      "keeping what HTTP sees", file=sys.stderr)
+            return False
+        return True
+
+    def rerender(self, url: str, depth: int, fetch_id: int | None) -> scrapy.Request:
+        if fetch_id:
+            note_fetch(self.ctx.store, fetch_id, "built by script: fetched again with the browser")
+        return scrapy.Request(url, callback=self.parse_page, errback=self.failed, dont_filter=True,
+                              meta={"jianfu_kind": "page", "jianfu_depth": depth, "jianfu_render": True})
 
     def parse_stylesheet(self, response: Response) -> Iterator[Any]:
         page_url = response.meta["jianfu_page"]
