@@ -19,6 +19,7 @@ COMMANDS = [
     "store.command",
     "evidence.command",
     "search.command",
+    "scheduler.command",
 ]
 
 
