@@ -366,6 +366,8 @@ class Detector:
         if table:
             self._automaton.make_automaton()
         self._empty = not table
+        self._line_cache: dict[str, tuple[_Cand, ...]] = {}
+        self._heads = {r.id: (f"rule {r.id}: {r.title}", f"breaks {r.basis}", str(r.basis)) for r in self.rules}
 
     # -- one candidate -------------------------------------------------------------------------
 
@@ -460,12 +462,44 @@ class Detector:
     # -- the whole text ------------------------------------------------------------------------
 
     def detect(self, text: str) -> list[Finding]:
+        """Findings for ``text``, sorted by start; offsets index the original ``text``.
+
+        Each line (a block of extracted page text) is evaluated on its own: windows and context
+        never cross a line break. Per-line results are memoised by content, so boilerplate that
+        repeats (menus, footers, the same banner on every page) is evaluated once.
+        """
         if not isinstance(text, str):
             text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text)
         if not text or self._empty:
             return []
         norm = self.normalizer.normalize(text)
         t = norm.text
+        cands: list[_Cand] = []
+        cache = self._line_cache
+        pos = 0
+        n = len(t)
+        while pos < n:
+            nl = t.find("\n", pos)
+            if nl < 0:
+                nl = n
+            if nl > pos:
+                line = t[pos:nl]
+                found = cache.get(line)
+                if found is None:
+                    found = self._detect_line(line)
+                    if len(line) < 4096:
+                        if len(cache) >= 50_000:
+                            cache.clear()
+                        cache[line] = found
+                if pos:
+                    for c in found:
+                        cands.append(_Cand(c.rule, c.start + pos, c.end + pos, c.score, c.notes))
+                else:
+                    cands.extend(found)
+            pos = nl + 1
+        return self._findings(norm, cands)
+
+    def _detect_line(self, t: str) -> tuple[_Cand, ...]:
         rules = self.rules
         cands: list[_Cand] = []
         seen: set[tuple[int, int, int]] = set()
@@ -485,7 +519,7 @@ class Detector:
                 rule = rules[ri]
                 pat = rule.patterns[pi]
                 if pat.regex is None:
-                    spans = ((s, e),)
+                    spans: tuple[tuple[int, int], ...] = ((s, e),)
                 else:
                     rkey = (ri, pi, ss)
                     found = rx_cache.get(rkey)
@@ -504,7 +538,7 @@ class Detector:
                     c = self._evaluate(rule, pat, t, a, b, ss, se, s, e)
                     if c is not None and c.score >= self.threshold:
                         cands.append(c)
-        return self._findings(norm, cands)
+        return tuple(cands)
 
     def _findings(self, norm, cands: list[_Cand]) -> list[Finding]:
         # merge: per category, overlapping candidates form a cluster; the best one is reported and
@@ -522,36 +556,31 @@ class Detector:
                 j += 1
             cluster = cands[i:j]
             best = max(cluster, key=lambda c: (c.score, c.end - c.start))
-            for c in cluster:
-                if c is not best and c.rule.id != best.rule.id and len(best.notes) < 12:
-                    best.notes.append(f"also matched by rule {c.rule.id} on “{norm.text[c.start:c.end]}”")
+            if len(cluster) > 1:
+                extra = [
+                    f"also matched by rule {c.rule.id} on “{norm.text[c.start:c.end]}”"
+                    for c in cluster
+                    if c is not best and c.rule.id != best.rule.id
+                ][:6]
+                if extra:
+                    best = _Cand(best.rule, best.start, best.end, best.score, [*best.notes, *extra])
             kept.append(best)
             i = j
         out = []
         orig = norm.original
+        to_orig = norm.to_original if norm.layers else None
+        heads = self._heads
+        expl_cache: dict[tuple[int, float], tuple[str, ...]] = {}
         for c in kept:
-            os_, oe = norm.to_original(c.start, c.end)
+            os_, oe = to_orig(c.start, c.end) if to_orig else (c.start, c.end)
             score = round(min(1.0, max(0.0, c.score)), 2)
             r = c.rule
-            expl = (
-                f"rule {r.id}: {r.title}",
-                *c.notes,
-                f"score {score:.2f} ≥ threshold {self.threshold:.2f}",
-                f"breaks {r.basis}",
-            )
-            out.append(
-                Finding(
-                    category=r.category,
-                    rule_id=r.id,
-                    text=orig[os_:oe],
-                    start=os_,
-                    end=oe,
-                    score=score,
-                    severity=r.severity,
-                    basis=str(r.basis),
-                    explanation=expl,
-                )
-            )
+            head, foot, basis = heads[r.id]
+            ek = (id(c.notes), score)
+            expl = expl_cache.get(ek)
+            if expl is None:
+                expl = expl_cache[ek] = (head, *c.notes, f"score {score:.2f} ≥ threshold {self.threshold:.2f}", foot)
+            out.append(Finding(r.category, r.id, orig[os_:oe], os_, oe, score, r.severity, basis, expl))
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return out
 

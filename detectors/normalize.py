@@ -200,21 +200,32 @@ class Normalizer:
         code_alts = sorted(self.codes, key=len, reverse=True)
         parts = []
         if alts:
-            parts.append("(?<![a-z])(?P<sub>" + "|".join(re.escape(a) for a in alts) + ")(?![a-z])")
+            parts.append("(?P<sub>" + "|".join(re.escape(a) for a in alts) + ")")
         if code_alts:
-            parts.append(
-                rf"(?<![a-z0-9])(?P<code>{'|'.join(re.escape(a) for a in code_alts)})(?![a-z0-9])"
-            )
+            parts.append(rf"(?P<code>{'|'.join(re.escape(a) for a in code_alts)})")
         self._sub_re = re.compile("|".join(parts)) if parts else None
         self._cjk = re.compile(f"[{_CJK}]")
+        # the automaton finds candidate spellings in one pass; the regex then checks each one
+        self._ac = None
+        if alts or code_alts:
+            import ahocorasick
+
+            self._ac = ahocorasick.Automaton()
+            for k in [*alts, *code_alts]:
+                self._ac.add_word(k, len(k))
+            self._ac.make_automaton()
 
     def _repl(self, m: re.Match[str]) -> str | None:
-        if m.lastgroup == "sub":
-            return self.subs[m.group()]
         s = m.string
-        before = s[m.start() - 1] if m.start() > 0 else ""
-        after = s[m.end()] if m.end() < len(s) else ""
-        if self._cjk.match(before or " ") or self._cjk.match(after or " "):
+        before = s[m.start() - 1] if m.start() > 0 else " "
+        after = s[m.end()] if m.end() < len(s) else " "
+        if m.lastgroup == "sub":
+            if ("a" <= before <= "z" and "a" <= m.group()[0] <= "z") or ("a" <= after <= "z" and "a" <= m.group()[-1] <= "z"):
+                return None
+            return self.subs[m.group()]
+        if before.isascii() and before.isalnum() or after.isascii() and after.isalnum():
+            return None
+        if self._cjk.match(before) or self._cjk.match(after):
             return self.codes[m.group()]
         return None
 
@@ -224,7 +235,7 @@ class Normalizer:
         t, layer = _apply(t, _EDIT_RE, _edit)
         if layer:
             layers.append(layer)
-        if self._sub_re is not None:
+        if self._sub_re is not None and self._ac is not None and next(self._ac.iter(t), None) is not None:
             t, layer = _apply(t, self._sub_re, self._repl)
             if layer:
                 layers.append(layer)
