@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def scan_command(plan: Plan, t: Target) -> list[str]:
-    cmd = [sys.executable, "-m", "jianfu", "scan", *t.seeds, "--store", str(plan.store), "--target", t.name,
+    cmd = [sys.executable, "-P", "-m", "jianfu", "scan", *t.seeds, "--store", str(plan.store), "--target", t.name,
            "--json", "--quiet", "--depth", str(t.depth), "--max-pages", str(t.max_pages),
            "--concurrency", str(t.concurrency)]
     if t.district:

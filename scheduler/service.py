@@ -61,6 +61,8 @@ def make_scheduler(plan: Plan) -> BackgroundScheduler:
 def control(plan: Plan) -> Iterator[BackgroundScheduler]:
     """A scheduler on the plan's job store that runs nothing: for list/add/pause/resume from the
     command line, whether or not the service is running."""
+    if plan.jobstore_url.startswith("sqlite"):
+        runs.connect(plan.store).close()  # the store (and its directory) must exist first
     sched = make_scheduler(plan)
     sched.start(paused=True)
     try:
