@@ -19,7 +19,7 @@ from lxml import etree
 _BLOCK = {
     "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "fieldset", "figcaption",
     "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
-    "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul", "option", "title", "button", "label",
+    "ol", "p", "pre", "section", "table", "tr", "ul", "option", "title", "button", "label",
 }
 _SKIP = {"script", "style", "noscript", "template", "head", "iframe", "object"}
 _LAZY_ATTRS = ("src", "data-src", "data-original", "data-lazy", "data-lazy-src", "data-url")
@@ -70,6 +70,8 @@ def _visible_text(root: lxml.html.HtmlElement) -> str:
                 parts.append(child.tail)
         if block:
             parts.append("\n")
+        elif tag.lower() in ("td", "th"):  # a table row reads as one line: 课程 | 对象 | 时间
+            parts.append(" | ")
         if tag.lower() == "img" and el.get("alt"):
             parts.append(f" {el.get('alt')} ")
 
