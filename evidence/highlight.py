@@ -14,7 +14,8 @@ from PIL import Image, ImageDraw
 
 Image.MAX_IMAGE_PIXELS = 120_000_000  # full-page screenshots are tall; still refuse decompression bombs
 
-MATCH = (230, 0, 18)       # 红: the matched words
+MATCH = (230, 0, 18)       # 红: the matched words (with a yellow halo, visible on red banners too)
+HALO = (255, 230, 0)
 OCR = (0, 102, 204)        # 蓝: every OCR line of an ad image
 CROP_MAX_HEIGHT = 1400
 
@@ -55,7 +56,9 @@ def draw(data: bytes, boxes: list[Any], color: tuple[int, int, int] = MATCH, *, 
             continue
         pad = [(x, y) for x, y in _grow(pts, lw)]
         d.polygon(pad, fill=(*color, fill))
-        d.line([*pad, pad[0]], fill=(*color, 255), width=lw)
+        if color == MATCH:
+            d.line([*pad, pad[0]], fill=(*HALO, 255), width=lw * 2 + 2, joint="curve")
+        d.line([*pad, pad[0]], fill=(*color, 255), width=lw, joint="curve")
         if labels and i < len(labels):
             x0, y0 = min(p[0] for p in pad), min(p[1] for p in pad)
             d.text((x0 + 2, max(0, y0 - 12)), labels[i], fill=(*color, 255))

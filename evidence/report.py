@@ -143,6 +143,7 @@ section.finding {{ break-before: page; }}
 figure {{ margin: 3mm 0; break-inside: avoid; text-align: center; }}
 figure img {{ max-width: 100%; max-height: 150mm; border: 1px solid #ccc; }}
 figcaption {{ font-size: 9pt; color: #444; }}
+td.hit {{ white-space: nowrap; }}
 .note {{ color: #555; font-style: italic; }}
 .meta th {{ width: 30mm; }}
 small {{ color: #444; }}

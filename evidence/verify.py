@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ def verify(path: str | Path, pubkey_pem: bytes | None = None) -> Verdict:
     contents: dict[str, bytes] = {}
     for info in infos:
         try:
-            contents[info.filename] = zf.read(info)
+            contents[info.filename] = _entry_bytes(data, info, zf)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
             v.fail(f"{info.filename}: cannot be read from the ZIP — damaged ({e})")
 
@@ -166,6 +167,22 @@ def verify(path: str | Path, pubkey_pem: bytes | None = None) -> Verdict:
             v.fail(f"ZIP container altered: bytes differ from the canonical layout at offset {at} "
                    f"(headers, directory or length changed; packet {len(data)} bytes, expected {len(expected)})")
     return v
+
+
+def _entry_bytes(data: bytes, info: zipfile.ZipInfo, zf: zipfile.ZipFile) -> bytes:
+    """A STORED entry's bytes straight from its local header (so a changed byte is reported as a
+    hash mismatch of that file rather than a CRC error); other entries through zipfile."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        return zf.read(info)
+    h = info.header_offset
+    if data[h:h + 4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile("local header missing")
+    name_len, extra_len = struct.unpack("<HH", data[h + 26:h + 30])
+    start = h + 30 + name_len + extra_len
+    body = data[start:start + info.compress_size]
+    if len(body) != info.compress_size:
+        raise zipfile.BadZipFile("entry runs past the end of the file")
+    return body
 
 
 def format_verdict(v: Verdict) -> str:
