@@ -267,12 +267,13 @@ class PageRecorder:
         self.popups: list[str] = []
         self.recorded = 0
         self.closed = False
+        self.lost_pages = 0
         self.main_record_id: str | None = None
 
     def handlers(self) -> dict[str, Any]:
         return {"request": self.on_request, "requestfinished": self.on_done, "requestfailed": self.on_failed,
                 "response": self.on_response, "dialog": self.on_dialog, "pageerror": self.on_error,
-                "popup": self.on_popup}
+                "popup": self.on_popup, "close": self.on_close, "crash": self.on_close}
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -311,6 +312,13 @@ class PageRecorder:
     def on_error(self, error: Any) -> None:
         if len(self.js_errors) < 20:
             self.js_errors.append(str(error).splitlines()[0][:200] if str(error) else type(error).__name__)
+
+    def on_close(self, page: Any = None) -> None:
+        """The page closed or crashed before jianfu closed it: the browser went down underneath it
+        (scrapy-playwright then loads the page again in a new one)."""
+        if not self.closed:
+            self.lost_pages += 1
+            self.pending.clear()
 
     def on_popup(self, popup: Any) -> None:
         self.popups.append(popup.url)
@@ -492,12 +500,21 @@ class RenderMiddleware:
         headers[b"Content-Type"] = b"text/html; charset=utf-8"
         return response.replace(url=rendered.final_url, body=html.encode("utf-8"), headers=headers)
 
-    async def process_exception(self, request: Request, exception: Exception) -> None:
+    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
         recorder = request.meta.pop("jianfu_recorder", None)
         if recorder is None:
             return None
         recorder.closed = True
         await self._close(request.meta.pop("playwright_page", None), request)
+        error, reason = describe(exception)
+        if error == "browser_crash" and not request.meta.get("jianfu_crash_retried"):
+            # the browser died under this page: record it, and try once more in a fresh browser
+            ctx = self.ctx
+            ctx.store.record_fetch(ctx.scan_id, request.url, kind="page", error=error,
+                                   reason=f"{reason}; trying again in a restarted browser")
+            ctx.stats["errors"] += 1
+            meta = {k: v for k, v in request.meta.items() if not k.startswith(("playwright", "jianfu_fetch"))}
+            return request.replace(dont_filter=True, meta={**meta, "jianfu_crash_retried": True})
         return None  # CaptureMiddleware records the failure (crawler.failures names browser errors)
 
     async def _close(self, page: Any, request: Request) -> None:
@@ -528,8 +545,14 @@ class RenderMiddleware:
         ctx = self.ctx
         notes: list[str] = []
         budget = self.timeout
+        if rec.lost_pages:  # the browser crashed under this page and scrapy-playwright loaded it again
+            ctx.store.record_fetch(ctx.scan_id, request.url, kind="page", error="browser_crash",
+                                   reason="the browser crashed while loading the page; loaded again in a "
+                                          "restarted browser")
+            ctx.stats["errors"] += 1
+            rec.lost_pages = 0
         if not await rec.settle(self.quiet, min(5.0, budget / 3)):
-            notes.append(f"network still busy after {min(5.0, budget / 3):g} s (captured as shown)")
+            notes.append(f"network still busy after {min(5.0, budget / 3):.1f} s (captured as shown)")
         if self.wait_for:
             try:
                 await page.wait_for_selector(self.wait_for, timeout=min(5.0, budget / 3) * 1000)
