@@ -11,7 +11,6 @@ import getpass
 import json
 import os
 import platform
-import shutil
 import socket
 import sqlite3
 import tempfile
@@ -386,7 +385,7 @@ class Exporter:
         title = f"减负证据包 {self.selection_text()}"
         try:
             build_wacz(warc_path, page_list, wacz_path, title, f"jianfu {__version__} evidence export")
-        except (WarcError, OSError, subprocess_error()) as e:
+        except (WarcError, OSError) as e:
             raise ExportError(f"building the WACZ failed: {e}") from e
         ok, msg = validate_wacz(wacz_path)
         if not ok:
@@ -655,11 +654,6 @@ def sha256_bytes(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def subprocess_error() -> type[Exception]:
-    import subprocess
-    return subprocess.SubprocessError
-
-
 def _json(obj: Any) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
@@ -677,4 +671,4 @@ def export(store_dir: str | Path, out: str | Path, req: ExportRequest,
     return Exporter(store_dir, out, req, progress).run()
 
 
-__all__ = ["ExportError", "ExportRequest", "export", "signed_message", "UNSIGNED", "FORMAT", "shutil"]
+__all__ = ["ExportError", "ExportRequest", "export", "signed_message", "UNSIGNED", "FORMAT"]

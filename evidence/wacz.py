@@ -1,6 +1,6 @@
 """The WACZ inside a packet: the relevant WARC records copied byte-for-byte from the store's
 WARC files, our own pages list (``wacz create --detect-pages`` misses pages), built and checked
-with py-wacz (``wacz create -p pages.jsonl``, ``wacz validate``).
+with py-wacz (``wacz create -p pages.jsonl``, ``wacz validate``), run in-process.
 
 Records are addressed in the store as (warc file, offset of the response record); each record
 is its own gzip member, so a record is copied as the exact bytes of its member(s) and keeps its
@@ -10,11 +10,10 @@ a screenshot that exists only as a store blob is added as a new resource record 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,23 +118,35 @@ def build_wacz(warc_path: Path, pages: list[dict], out: Path, title: str, desc: 
     lines = [{"format": "json-pages-1.0", "id": "pages", "title": title}, *pages]
     pages_file.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in lines), encoding="utf-8")
     try:
-        _wacz("create", "-o", str(out), "-p", str(pages_file), "--title", title, "--desc", desc, str(warc_path))
+        rc, msg = _wacz("create", "-o", str(out), "-p", str(pages_file), "--title", title, "--desc", desc,
+                        str(warc_path))
     finally:
         pages_file.unlink(missing_ok=True)
+    if rc != 0 or not out.is_file():
+        tail = msg.strip().splitlines()[-3:]
+        raise WarcError(f"wacz create failed: {' / '.join(tail)}")
 
 
 def validate_wacz(path: Path) -> tuple[bool, str]:
-    proc = subprocess.run([sys.executable, "-m", "wacz", "validate", "-f", str(path)],
-                          capture_output=True, text=True, timeout=300)
-    msg = (proc.stdout + proc.stderr).strip().splitlines()
-    return proc.returncode == 0, (msg[-1] if msg else "")
+    """``wacz validate -f PATH``; returns (ok, wacz's last message line)."""
+    rc, out = _wacz("validate", "-f", str(path))
+    lines = out.strip().splitlines()
+    return rc == 0, (lines[-1] if lines else "")
 
 
-def _wacz(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "wacz", *args], capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise WarcError(f"wacz {args[0]} failed: {' / '.join(tail)}")
+def _wacz(*args: str) -> tuple[int, str]:
+    """Run py-wacz's command line in this process (its import dominates a subprocess's cost)."""
+    from wacz.main import main
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            rc = main(list(args))
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else 1
+    except Exception as e:  # py-wacz raises plain exceptions on bad input
+        return 1, f"{buf.getvalue()}\n{type(e).__name__}: {e}"
+    return int(rc or 0), buf.getvalue()
 
 
 def sha256(data: bytes) -> str:
