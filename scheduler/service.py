@@ -43,11 +43,19 @@ JOB_FUNC = "scheduler.jobs:run_target"
 TABLE = "apscheduler_jobs"
 
 
-def make_scheduler(plan: Plan) -> BackgroundScheduler:
+class _ControlScheduler(BackgroundScheduler):
+    """Reads and writes the job store, never runs a job (even during shutdown, when APScheduler's
+    loop would otherwise process due jobs once more)."""
+
+    def _process_jobs(self) -> None:
+        return None
+
+
+def make_scheduler(plan: Plan, cls: type[BackgroundScheduler] = BackgroundScheduler) -> BackgroundScheduler:
     engine_options: dict[str, Any] = {}
     if plan.jobstore_url.startswith("sqlite"):
         engine_options = {"connect_args": {"timeout": 30}}
-    return BackgroundScheduler(
+    return cls(
         jobstores={"default": SQLAlchemyJobStore(url=plan.jobstore_url, tablename=TABLE,
                                                  engine_options=engine_options),
                    "memory": MemoryJobStore()},
@@ -63,7 +71,7 @@ def control(plan: Plan) -> Iterator[BackgroundScheduler]:
     command line, whether or not the service is running."""
     if plan.jobstore_url.startswith("sqlite"):
         runs.connect(plan.store).close()  # the store (and its directory) must exist first
-    sched = make_scheduler(plan)
+    sched = make_scheduler(plan, _ControlScheduler)
     sched.start(paused=True)
     try:
         yield sched
