@@ -1,0 +1,195 @@
+"""Alerts only for what is new (or back), never for dismissed findings; a real SMTP server
+(aiosmtpd) and a real webhook receiver on 127.0.0.1; unreachable channels retry with backoff."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import demo_site.server as demo
+from jianfu.cli import main
+from scheduler import alerts, runs
+from scheduler.plans import load_plan
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    from aiosmtpd.controller import Controller
+
+    class Collect:
+        def __init__(self) -> None:
+            self.messages: list = []
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+            return "250 OK"
+
+    handler = Collect()
+    ctl = Controller(handler, hostname="127.0.0.1", port=free_port())
+    ctl.start()
+    yield ctl.port, handler.messages
+    ctl.stop()
+
+
+@pytest.fixture
+def webhook():
+    posts: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/hook", posts
+    srv.shutdown()
+    srv.server_close()
+
+
+def alerted_ids(message) -> set[str]:
+    part = next(p for p in message.iter_attachments() if p.get_filename() == "findings.json")
+    return {f["id"] for f in json.loads(part.get_content())["findings"]}
+
+
+def test_alerts_only_for_new_and_returned_not_dismissed(tmp_path: Path, monkeypatch, smtp, webhook) -> None:
+    smtp_port, mails = smtp
+    hook_url, posts = webhook
+    sites_dir = tmp_path / "sites"
+    shutil.copytree(demo.SITES_DIR / "qiming", sites_dir / "qiming")
+    monkeypatch.setattr(demo, "SITES_DIR", sites_dir)
+    plan_path = tmp_path / "plan.toml"
+    with demo.DemoSites(["qiming"]) as sites:
+        plan_path.write_text(f'''store = "store"
+[targets.qiming]
+seeds = ["启明星学堂={sites.urls['qiming']}"]
+every = "1d"
+[alerts]
+backoff = "1s"
+[alerts.email]
+host = "127.0.0.1"
+port = {smtp_port}
+to = ["inspector@example.org"]
+[alerts.webhook]
+url = "{hook_url}"
+''')
+        plan = load_plan(plan_path)
+
+        def run_now() -> dict:
+            assert main(["schedule", "run-now", "qiming", "--plan", str(plan_path)]) == 0
+            db = runs.connect(plan.store)
+            try:
+                return runs.list_runs(db)[-1]
+            finally:
+                db.close()
+
+        def findings() -> list[dict]:
+            from store import Store
+
+            with Store(plan.store) as st:
+                return list(st.findings())
+
+        first = run_now()  # 1: everything is new → one e-mail and one webhook POST listing it all
+        every = {f["id"] for f in findings()}
+        assert first["new"] == len(every) > 0 and len(mails) == 1 and len(posts) == 1
+        assert alerted_ids(mails[0]) == every == {f["id"] for f in posts[0]["findings"]}
+        assert mails[0]["To"] == "inspector@example.org" and "qiming" in mails[0]["Subject"]
+
+        second = run_now()  # 2: nothing changed → nothing to say
+        assert (second["new"], second["returned"], second["present"], second["gone"]) == (0, 0, len(every), 0)
+        assert len(mails) == 1 and len(posts) == 1
+
+        # 3: a finding disappears (and the investigator dismissed it); a new one appears elsewhere
+        text_findings = [f for f in findings() if f["source"] == "text"]
+        gone = next(f for f in text_findings if f["url"].endswith("/courses.html"))
+        assert main(["review", gone["id"], "--store", str(plan.store), "--status", "dismissed"]) == 0
+        courses = sites_dir / "qiming" / "courses.html"
+        original = courses.read_text()
+        courses.write_text(original.replace(gone["text"], ""))
+        teachers = sites_dir / "qiming" / "teachers.html"
+        teachers.write_text(teachers.read_text().replace("</body>", f"<p>{gone['context']}</p></body>"))
+        before = {f["id"] for f in findings()}
+        third = run_now()
+        appeared = {f["id"] for f in findings()} - before
+        assert appeared and third["new"] == len(appeared) and third["gone"] >= 1
+        assert len(mails) == 2 and len(posts) == 2
+        assert alerted_ids(mails[1]) == appeared == {f["id"] for f in posts[1]["findings"]}
+
+        # 4: the dismissed finding comes back → no alert for it; others that came back are alerted
+        courses.write_text(original)
+        fourth = run_now()
+        assert fourth["returned"] >= 1
+        returned_alerts = [alerted_ids(m) for m in mails[2:]]
+        assert all(gone["id"] not in ids for ids in returned_alerts)
+        assert fourth["alerts"] == fourth["returned"] - 1  # all that came back, minus the dismissed one
+
+
+def test_unreachable_channels_retry_with_backoff_then_fail(tmp_path: Path) -> None:
+    from detectors.model import Finding
+    from store import Store
+
+    dead = free_port()  # nothing listens here
+    plan_path = tmp_path / "plan.toml"
+    plan_path.write_text(f'''store = "store"
+[alerts]
+max_attempts = 3
+backoff = "10s"
+[alerts.email]
+host = "127.0.0.1"
+port = {dead}
+to = ["x@example.org"]
+timeout = "2s"
+[alerts.webhook]
+url = "http://127.0.0.1:{dead}/hook"
+timeout = "2s"
+''')
+    plan = load_plan(plan_path)
+    with Store(plan.store) as st:
+        scan = st.begin_scan(["http://127.0.0.1/"], target="t")
+        st.save_findings(scan, "http://127.0.0.1/", "text", "拍照搜题",
+                         [Finding(category="photo_search", rule_id="r", text="拍照搜题", start=0, end=4, score=0.9,
+                                  severity="high", basis="b", explanation=("x",))])
+        st.finish_scan(scan)
+    db = runs.connect(plan.store)
+    try:
+        run_id = runs.begin_run(db, "t", "run-now")
+        run = runs.finish_run(db, run_id, "finished", scan, {"pages": 1}, None, plan.alerts.channels)
+        assert run["new"] == 1 and run["alerts"] == 1
+        # the next run of the target is not held up by pending alerts
+        runs.finish_run(db, runs.begin_run(db, "t", "run-now"), "failed", None, None, "x", [])
+
+        t0 = datetime.now(UTC)
+        started = time.monotonic()
+        assert alerts.drain(db, plan.alerts, now=t0) == {"sent": 0, "retry": 2, "failed": 0, "cancelled": 0}
+        assert time.monotonic() - started < 5  # connection refused fails fast
+        assert alerts.drain(db, plan.alerts, now=t0 + timedelta(seconds=5))["retry"] == 0  # backing off
+        assert alerts.drain(db, plan.alerts, now=t0 + timedelta(seconds=11))["retry"] == 2  # 2nd attempt
+        assert alerts.drain(db, plan.alerts, now=t0 + timedelta(seconds=25))["retry"] == 0  # backoff doubled: 20 s
+        assert alerts.drain(db, plan.alerts, now=t0 + timedelta(seconds=32))["failed"] == 2  # 3rd: give up
+        rows = alerts.outbox(db)
+        assert [(r["channel"], r["status"], r["attempts"]) for r in rows] == [("email", "failed", 3),
+                                                                            ("webhook", "failed", 3)]
+        assert all("Connection refused" in r["last_error"] or "refused" in r["last_error"].lower() for r in rows)
+        assert db.execute("SELECT COUNT(*) FROM alert_attempts WHERE ok=0").fetchone()[0] == 6
+    finally:
+        db.close()
