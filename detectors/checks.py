@@ -66,6 +66,36 @@ def long_online_lesson(c: Candidate) -> Result:
     return 0.0, f"an online lesson of {mins} minutes is longer than the 30-minute limit"
 
 
+_DAYS_HOURS_RE = re.compile(
+    r"(?P<d>\d{1,3}|[一二两三四五六七八九十]{1,3})\s*(?:天|日)[^\d一二两三四五六七八九十]{0,4}"
+    r"(?P<h>\d{1,3}|[一二两三四五六七八九十]{1,3})\s*(?:个)?\s*(?:小时|课时)"
+    r"|(?:每天|每日|一天|日均)\s*(?P<x>\d{1,2}(?:\.\d)?|[一二两三四五六七八九十半]{1,3})\s*(?:个)?\s*(?:小时|课时)"
+)
+INTENSIVE_DAILY_HOURS = 3  # a school day leaves no room for 3+ hours of classes: a holiday crash course
+
+
+@check
+def intensive_hours(c: Candidate) -> Result:
+    """'10天60小时', '每天4小时': 3 or more hours of classes a day only fit in a holiday."""
+    m = _DAYS_HOURS_RE.search(c.matched)
+    if m is None:
+        return None
+    if m.group("x"):
+        x = m.group("x")
+        per_day = 0.5 if x == "半" else (float(x) if x[0].isdigit() else float(schedule.cn_int(x) or 0))
+        days = None
+    else:
+        days = schedule.cn_int(m.group("d"))
+        hours = schedule.cn_int(m.group("h"))
+        if not days or not hours or days > 60:
+            return None
+        per_day = hours / days
+    if per_day < INTENSIVE_DAILY_HOURS or per_day > 14:
+        return None
+    span = f"{days} days, " if days else ""
+    return 0.0, f"{span}{per_day:g} hours of classes a day: a crash course that only fits in a holiday"
+
+
 @check
 def prepaid_period(c: Candidate) -> Result:
     m = fees.months(c.matched)
@@ -104,6 +134,13 @@ def price_drop(c: Candidate) -> Result:
     """'原价430元,现价仅12元': the anchor price must be higher than the selling price."""
     nums = [float(x.replace(",", "")) for x in _NUM_RE.findall(c.matched)]
     nums = [n for n in nums if n >= 5]
+    if len(nums) == 1:
+        # "…399元…|原价:6000元": a lone struck-through price is still an anchor when the same
+        # sentence sells at a lower price elsewhere (before or after it)
+        rest = c.text[c.sent_start : c.start] + "|" + c.text[c.end : c.sent_end]
+        others = [v for v in fees.amounts(rest) if v >= 5]
+        if others:
+            nums = nums + [min(others)]
     if len(nums) < 2:
         return None
     hi, lo = nums[0], min(nums[1:])

@@ -95,6 +95,7 @@ class Rule:
 class Lexicon:
     vocab: dict[str, tuple[str, ...]] = field(default_factory=dict)
     cues: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
+    cue_patterns: dict[str, tuple[re.Pattern[str], float]] = field(default_factory=dict)
     substitutions: dict[str, str] = field(default_factory=dict)
     codes: dict[str, str] = field(default_factory=dict)
 
@@ -126,8 +127,14 @@ def load_lexicon(path: Path) -> Lexicon:
             raise RuleError(f"{path}: vocab {name!r}: expected a list of words")
         lex.vocab[name] = tuple(char_fold(str(w)) for w in words)
     for name, spec in (data.get("cues") or {}).items():
+        if isinstance(spec, dict) and isinstance(spec.get("regex"), str):
+            try:
+                lex.cue_patterns[name] = (re.compile(spec["regex"]), float(spec.get("delta", -0.5)))
+            except re.error as e:
+                raise RuleError(f"{path}: cues {name!r}: field 'regex': {e}") from e
+            continue
         if not isinstance(spec, dict) or not isinstance(spec.get("words"), list):
-            raise RuleError(f"{path}: cues {name!r}: expected a mapping with 'words' and 'delta'")
+            raise RuleError(f"{path}: cues {name!r}: expected a mapping with 'words' (or 'regex') and 'delta'")
         lex.cues[name] = (tuple(char_fold(str(w)) for w in spec["words"]), float(spec.get("delta", -0.5)))
     lex.substitutions = {str(k): str(v) for k, v in (data.get("substitutions") or {}).items()}
     lex.codes = {str(k): str(v) for k, v in (data.get("codes") or {}).items()}
@@ -355,6 +362,7 @@ class Detector:
         self.normalizer = Normalizer(self.lexicon.substitutions, self.lexicon.codes)
         self._online = self.lexicon.vocab.get("online", ())
         self._cues = self.lexicon.cues
+        self._cue_patterns = self.lexicon.cue_patterns
         self._automaton = ahocorasick.Automaton()
         table: dict[str, list[tuple[int, int]]] = {}
         for ri, r in enumerate(self.rules):
@@ -442,13 +450,29 @@ class Detector:
             if w:
                 score += delta
                 notes.append(f"negation “{w}” precedes the term in the sentence: lowered by {-delta:.2f}")
-        if "negation_clause" in cues:
-            words, delta = cues["negation_clause"]
+        if "negation_clause" in cues or "negation_verb" in self._cue_patterns:
             cs, _ = _sentence(t, a, b, True)
-            w = _first(words, t[max(cs, ss) : a])
+            clause = t[max(cs, ss) : a]
+            w = None
+            if "negation_clause" in cues:
+                words, delta = cues["negation_clause"]
+                w = _first(words, clause)
+                if w:
+                    score += delta
+                    notes.append(f"negation “{w}” precedes the term in the clause: lowered by {-delta:.2f}")
+            if not w and "negation_verb" in self._cue_patterns:
+                rx, delta = self._cue_patterns["negation_verb"]
+                m = rx.search(clause)
+                if m:
+                    score += delta
+                    notes.append(f"negated verb “{m.group()}” governs the term in the clause: lowered by {-delta:.2f}")
+        if "negation_list" in cues:
+            words, delta = cues["negation_list"]
+            w = _first(words, t[b:se])
             if w:
                 score += delta
-                notes.append(f"negation “{w}” precedes the term in the clause: lowered by {-delta:.2f}")
+                notes.append(f"collective prohibition “{w}” later in the sentence governs the term: "
+                             f"lowered by {-delta:.2f}")
         rest = before + "|" + t[b:se]
         for name, label in (("reporting", "reporting/enforcement"), ("register", "policy or news register")):
             if name in cues:
