@@ -44,7 +44,7 @@ DISTRICTS = ["海淀区", "朝阳区", "东城区", "西城区", "丰台区", "�
              "顺义区", "房山区", "门头沟区", "浦东新区", "徐汇区", "天河区", "南山区"]
 FILLER = ("本机构专注中小学教育多年，拥有一流师资团队，小班授课，个性化辅导，欢迎家长带孩子免费试听，"
           "咨询电话请拨打热线，地址位于地铁站旁交通便利，春季班火热报名中，名额有限先到先得，"
-          "课程覆盖语文数学英语，采用互动教学模式，定期举办家长会反馈学习情况。")
+          "课程覆盖多个年级，采用互动教学模式，定期举办家长会反馈学习情况。")
 SEVERITY = {"preschool_subject": "high", "photo_search": "medium", "competition_ranking": "high",
             "advance_teaching": "high", "off_hours_schedule": "medium", "prepaid_fees": "medium",
             "teacher_qualification": "low", "guarantee_promise": "medium", "false_claim": "low",
@@ -134,6 +134,7 @@ def bench_sqlite(n: int, queries: list[Any]) -> dict[str, Any]:
         t = time.perf_counter()
         for i in range(0, n, 10000):
             be.index(docs[i:i + 10000])
+        be.refresh()  # the short-word index catches up (otherwise the first search does)
         rate = n / (time.perf_counter() - t)
         p50, p95 = _latency(be, queries)
         store.close()

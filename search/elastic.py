@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -230,9 +231,11 @@ class ElasticBackend:
         except ApiError as e:
             raise SearchError(f"cannot install index template {self.template}: {self._reason(e)}") from None
 
-    def _new_index(self, aliases: dict[str, Any] | None = None, refresh_interval: str | None = None) -> str:
+    def _new_index(self, aliases: dict[str, Any] | None = None, bulk_load: bool = False) -> str:
         name = f"{self.alias}-v{MAPPING_VERSION}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
-        settings = {"refresh_interval": refresh_interval} if refresh_interval else None
+        # while a rebuild loads it: no refreshes, translog fsync in the background (the store is
+        # the source of truth; a crash mid-rebuild just means rebuilding again)
+        settings = {"refresh_interval": "-1", "translog.durability": "async"} if bulk_load else None
         try:
             self._call(self.es.indices.create, index=name, aliases=aliases, settings=settings,
                        wait_for_active_shards="1")
@@ -331,26 +334,34 @@ class ElasticBackend:
                                   "add --replace to rebuild it from the store and replace it")
         old_write = self._alias_indices(self.write_alias)
         self._put_template()
-        new = self._new_index(refresh_interval="-1")
+        new = self._new_index(bulk_load=True)
         actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.write_alias}} for i in old_write]
         actions.append({"add": {"index": new, "alias": self.write_alias, "is_write_index": True}})
         self._aliases(actions)
         self._write_ready = True
         n = 0
         try:
-            batch: list[dict[str, Any]] = []
-            for d in docs:
-                batch.append(d)
-                if len(batch) >= BULK_DOCS:
-                    n += self._create_all(batch)
-                    batch = []
-                    if progress:
-                        progress(n)
-            if batch:
-                n += self._create_all(batch)
+            # two bulk requests in flight: the node indexes one while Python serialises the next
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                pending: list[Future[int]] = []
+                batch: list[dict[str, Any]] = []
+                for d in docs:
+                    batch.append(d)
+                    if len(batch) >= BULK_DOCS:
+                        pending.append(pool.submit(self._create_all, batch))
+                        batch = []
+                        while len(pending) >= 2:
+                            n += pending.pop(0).result()
+                            if progress:
+                                progress(n)
+                if batch:
+                    pending.append(pool.submit(self._create_all, batch))
+                for f in pending:
+                    n += f.result()
                 if progress:
                     progress(n)
-            self._call(self.es.indices.put_settings, index=new, settings={"refresh_interval": "1s"})
+            self._call(self.es.indices.put_settings, index=new,
+                       settings={"refresh_interval": "1s", "translog.durability": "request"})
             self._call(self.es.indices.refresh, index=new)
         except BaseException:
             # no partial result: put the write alias back and drop the new index

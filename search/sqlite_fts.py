@@ -1,10 +1,16 @@
-"""The embedded default backend: SQLite FTS5 (trigram) inside the store itself.
+"""The embedded default backend: SQLite FTS5 inside the store itself.
 
-The index is an external-content FTS5 table over ``findings`` (columns ``text`` and ``context``),
-kept in step by triggers, so every finding the store commits is searchable in the same
-transaction, with nothing to queue. The trigram tokenizer finds any Chinese substring of three or
-more characters through the index; one- and two-character words fall back to ``LIKE`` on the same
-rows (a scan, still fast at 100k findings).
+Two FTS5 indexes over the ``text`` and ``context`` of ``findings``:
+
+- ``findings_fts``: external content, ``trigram`` tokenizer, kept in step by triggers in the
+  writer's own transaction: any word of three or more characters is a substring match through the
+  index, ranked with bm25.
+- ``findings_bi``: character bigrams (plus each value's last character), for one- and
+  two-character words (``奥数``, ``学``), which trigrams cannot answer. Python builds the bigrams,
+  so the triggers only list changed rows in ``findings_bi_dirty`` (same transaction); every search
+  first catches up on that list, so a search never misses a committed finding.
+
+Words that mix in punctuation and are shorter than three characters fall back to ``LIKE``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -32,24 +39,52 @@ from search.base import (
     result_doc,
 )
 
-FTS_VERSION = "1"
+FTS_VERSION = "2"
+_TRIGGERS = ("findings_fts_ai", "findings_fts_ad", "findings_fts_au")
 _DDL = """
 CREATE VIRTUAL TABLE IF NOT EXISTS findings_fts USING fts5(
   text, context, content='findings', content_rowid='rowid', tokenize='trigram'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS findings_bi USING fts5(
+  grams, detail='none', tokenize='unicode61 remove_diacritics 0'
+);
+CREATE TABLE IF NOT EXISTS findings_bi_dirty (rid INTEGER PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS findings_fts_ai AFTER INSERT ON findings BEGIN
   INSERT INTO findings_fts(rowid, text, context) VALUES (new.rowid, new.text, new.context);
+  INSERT OR IGNORE INTO findings_bi_dirty(rid) VALUES (new.rowid);
 END;
 CREATE TRIGGER IF NOT EXISTS findings_fts_ad AFTER DELETE ON findings BEGIN
   INSERT INTO findings_fts(findings_fts, rowid, text, context) VALUES ('delete', old.rowid, old.text, old.context);
+  INSERT OR IGNORE INTO findings_bi_dirty(rid) VALUES (old.rowid);
 END;
 CREATE TRIGGER IF NOT EXISTS findings_fts_au AFTER UPDATE OF text, context ON findings
 WHEN old.text IS NOT new.text OR old.context IS NOT new.context BEGIN
   INSERT INTO findings_fts(findings_fts, rowid, text, context) VALUES ('delete', old.rowid, old.text, old.context);
   INSERT INTO findings_fts(rowid, text, context) VALUES (new.rowid, new.text, new.context);
+  INSERT OR IGNORE INTO findings_bi_dirty(rid) VALUES (new.rowid);
 END;
 CREATE INDEX IF NOT EXISTS findings_search_last_seen ON findings(last_seen_at, id);
 """
+
+
+def grams(*values: str | None) -> str:
+    """Character bigrams of each value (plus its last character alone), space-separated: the
+    tokens of the short-word index. A two-character word is one token; a one-character word is a
+    prefix query."""
+    out: list[str] = []
+    for v in values:
+        if v:
+            v = v.lower()
+            out.extend(v[i:i + 2] for i in range(len(v)))
+    return " ".join(out)
+
+
+def _gram_query(term: str) -> str | None:
+    """FTS5 query on the bigram index for a one- or two-character word, or None (use LIKE)."""
+    if not 1 <= len(term) <= 2 or not all(unicodedata.category(c)[0] in "LN" for c in term):
+        return None
+    return f'"{term.lower()}"' + ("*" if len(term) == 1 else "")
+
 
 _SEV = "CASE f.severity WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
 # sort name -> list of (sql expression, direction, cursor key)
@@ -87,13 +122,46 @@ class SqliteBackend:
             row = self.db.execute("SELECT value FROM meta WHERE key='search.fts_version'").fetchone()
             if not row or row[0] != FTS_VERSION:
                 with self.db:
+                    for t in _TRIGGERS:
+                        self.db.execute(f"DROP TRIGGER IF EXISTS {t}")
                     for stmt in _split(_DDL):
                         self.db.execute(stmt)
                     self.db.execute("INSERT INTO findings_fts(findings_fts) VALUES ('rebuild')")
+                    self.db.execute("DELETE FROM findings_bi")
+                    self.db.execute("INSERT OR IGNORE INTO findings_bi_dirty(rid) SELECT rowid FROM findings")
                     self.db.execute("INSERT INTO meta(key, value) VALUES ('search.fts_version', ?) "
                                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (FTS_VERSION,))
         except sqlite3.OperationalError as e:
             raise SearchError(f"SQLite full-text index unavailable: {e}") from e
+
+    def catch_up(self) -> int:
+        """Bring the short-word (bigram) index up to date with findings changed since the last
+        search. The store's triggers list them in findings_bi_dirty, in the writer's transaction."""
+        if self.db.execute("SELECT 1 FROM findings_bi_dirty LIMIT 1").fetchone() is None:
+            return 0
+        n = 0
+        try:
+            while True:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self.db.execute(
+                        "SELECT d.rid, f.text, f.context, f.rowid IS NOT NULL FROM findings_bi_dirty d "
+                        "LEFT JOIN findings f ON f.rowid = d.rid ORDER BY d.rid LIMIT 20000").fetchall()
+                    if rows:
+                        rids = [(r[0],) for r in rows]
+                        self.db.executemany("DELETE FROM findings_bi WHERE rowid=?", rids)
+                        self.db.executemany("INSERT INTO findings_bi(rowid, grams) VALUES (?, ?)",
+                                            [(r[0], grams(r[1], r[2])) for r in rows if r[3]])
+                        self.db.executemany("DELETE FROM findings_bi_dirty WHERE rid=?", rids)
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                n += len(rows)
+                if len(rows) < 20000:
+                    return n
+        except sqlite3.Error as e:
+            raise SearchError(f"cannot update the short-word index: {e}") from e
 
     # -- writing ------------------------------------------------------------------------------
     def index(self, docs: Sequence[dict[str, Any]], *, refresh: bool = False) -> IndexReport:
@@ -127,7 +195,7 @@ class SqliteBackend:
         return IndexReport()  # the store owns findings; nothing to do
 
     def refresh(self) -> None:
-        pass
+        self.catch_up()
 
     def close(self) -> None:
         pass
@@ -138,6 +206,10 @@ class SqliteBackend:
         args: list[Any] = []
 
         def term_cond(t: str) -> str:
+            gq = _gram_query(t)
+            if gq is not None:
+                args.append(gq)
+                return "f.rowid IN (SELECT rowid FROM findings_bi WHERE findings_bi MATCH ?)"
             if _long(t):
                 args.append(_fts_phrase(t))
                 return "f.rowid IN (SELECT rowid FROM findings_fts WHERE findings_fts MATCH ?)"
@@ -192,12 +264,14 @@ class SqliteBackend:
 
     def count(self, query: SearchQuery) -> int:
         parsed = query.validate()
+        self.catch_up()
         where, args, _ = self._where(query, parsed)
         return self._run(f"SELECT COUNT(*) FROM findings f WHERE {where}", args).fetchone()[0]
 
     def search(self, query: SearchQuery) -> SearchResult:
         t0 = time.perf_counter()
         parsed = query.validate()
+        self.catch_up()
         after = decode_cursor(query.after, query.sort) if query.after else None
         where, wargs, _ = self._where(query, parsed)
         # one pass for the total and every facet
@@ -239,6 +313,7 @@ class SqliteBackend:
 
     def export(self, query: SearchQuery) -> Iterator[dict[str, Any]]:
         parsed = query.validate()
+        self.catch_up()
         sql, args = self._ordered(query, parsed, None)
         cur = self._run(sql, args)
         while True:

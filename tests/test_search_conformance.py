@@ -310,3 +310,28 @@ def test_paging_past_10000(big_backend):
     assert len(seen) == len(set(seen)) == 10_600
     exported = [d["id"] for d in big_backend.export(SearchQuery(text="", filters=q.filters, sort="newest"))]
     assert exported == seen
+
+
+def test_sqlite_index_follows_other_writers(tmp_path):
+    """Findings written by another connection (a scan) are searchable at once, short words too."""
+    from detectors.model import Finding
+    from search.sqlite_fts import SqliteBackend
+    from store import Store
+
+    reader, writer = Store(tmp_path), Store(tmp_path)
+    be = SqliteBackend(reader)
+    scan = writer.begin_scan(["x"])
+    text = "本周奥数班开课，保证提分"
+    ids = writer.save_findings(scan, "http://127.0.0.1:1/a", "text", text,
+                               [Finding("competition_ranking", "r", "奥数", 2, 4, 0.9, "high", "b")])
+    for word in ("奥", "奥数", "奥数班", "提分"):
+        assert [h.id for h in be.search(SearchQuery(text=word)).hits] == ids, word
+    writer.db.execute("UPDATE findings SET context='已整改' WHERE id=?", (ids[0],))
+    writer.db.commit()
+    assert be.count(SearchQuery(text="提分")) == 0 and be.count(SearchQuery(text="整改")) == 1
+    writer.db.execute("DELETE FROM sightings")
+    writer.db.execute("DELETE FROM findings")
+    writer.db.commit()
+    assert be.count(SearchQuery(text="整改")) == 0
+    reader.close()
+    writer.close()
