@@ -4,6 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PADDLE_STAMP := $(VENV)/.installed-paddle
 DEMO_STORE ?= var/demo
 DEMO_PORT ?= 8801
 
@@ -18,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The optional paddleocr engine (~1.5 GB); the tests exercise it, so `make test` installs it.
+$(PADDLE_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,paddle]'
+	touch $(PADDLE_STAMP)
+
 install: system $(STAMP)
 
 demo: install
@@ -31,7 +37,7 @@ demo: install
 	  --store $(DEMO_STORE) --district 示范区 && \
 	$(BIN)/jianfu findings --store $(DEMO_STORE) --format table
 
-test: install
+test: install $(PADDLE_STAMP)
 	$(BIN)/ruff check .
 	scripts/elasticsearch.sh install
 	scripts/elasticsearch.sh start
