@@ -25,8 +25,8 @@ def scan_command(plan: Plan, t: Target) -> list[str]:
            "--concurrency", str(t.concurrency)]
     if t.district:
         cmd += ["--district", t.district]
-    if t.render != "static":
-        cmd += ["--render", t.render]
+    if t.render == "browser":
+        cmd.append("--render")  # `jianfu scan --render`: every page in Chromium
     return cmd
 
 
