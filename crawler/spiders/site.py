@@ -15,6 +15,7 @@ import scrapy
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
+from w3lib.url import canonicalize_url
 
 from crawler.context import ScanContext, context_of, origin
 from crawler.encoding import decode_html
@@ -46,6 +47,7 @@ class SiteSpider(scrapy.Spider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pages_scheduled = 0
+        self.page_urls: set[str] = set()  # canonical URLs already scheduled: the budget counts pages, not links
         self.warned_no_browser = False
 
     @property
@@ -62,8 +64,10 @@ class SiteSpider(scrapy.Spider):
 
     # -- requests ----------------------------------------------------------------------------
     def page_request(self, url: str, depth: int) -> scrapy.Request | None:
-        if self.pages_scheduled >= self.settings.getint("JIANFU_MAX_PAGES"):
+        key = canonicalize_url(url)
+        if key in self.page_urls or self.pages_scheduled >= self.settings.getint("JIANFU_MAX_PAGES"):
             return None
+        self.page_urls.add(key)
         self.pages_scheduled += 1
         seed = self.ctx.seed_for(url)
         render = seed.render if seed is not None and seed.render is not None else self.settings.getbool("JIANFU_RENDER")
