@@ -222,6 +222,17 @@ TEXT_JS = """({maxChars}) => {
 }"""
 
 
+# One round trip for most pages: scroll, find overlays, and (when the page fits the viewport, so
+# no resize is needed) read the text blocks and the rendered HTML too.
+CAPTURE_JS = f"""async (arg) => {{
+  const scroll = await ({SCROLL_JS})(arg);
+  const overlays = ({OVERLAYS_JS})();
+  if (scroll.height > window.innerHeight + 2) return {{scroll, overlays}};
+  const dt = document.doctype ? new XMLSerializer().serializeToString(document.doctype) : '';
+  return {{scroll, overlays, found: ({TEXT_JS})(arg), html: dt + document.documentElement.outerHTML}};
+}}"""
+
+
 # -- what a rendered page hands the spider --------------------------------------------------------
 @dataclass
 class Rendered:
@@ -558,22 +569,24 @@ class RenderMiddleware:
                 await page.wait_for_selector(self.wait_for, timeout=min(5.0, budget / 3) * 1000)
             except Exception:
                 notes.append(f"selector {self.wait_for!r} did not appear")
-        scroll = await self._evaluate(page, SCROLL_JS, {"maxSteps": MAX_SCROLL_STEPS, "pause": 80,
-                                                        "maxHeight": MAX_SHOT_HEIGHT}, notes)
+        first = await self._evaluate(page, CAPTURE_JS, {"maxSteps": MAX_SCROLL_STEPS, "pause": 80,
+                                                        "maxHeight": MAX_SHOT_HEIGHT, "maxChars": 500_000}, notes) or {}
+        scroll, overlays = first.get("scroll"), first.get("overlays") or []
         if scroll and scroll["steps"] >= MAX_SCROLL_STEPS and scroll["height"] > scroll["initial"]:
             notes.append(f"page kept growing while scrolling (endless scroll): stopped after {scroll['steps']} screens")
-        overlays = await self._evaluate(page, OVERLAYS_JS, None, notes) or []
         # measure and shoot with the viewport as tall as the page: boxes and pixels share coordinates
         height = min(MAX_SHOT_HEIGHT, max(VIEWPORT["height"], (scroll or {}).get("height", 0)))
-        if height > VIEWPORT["height"]:
-            await page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
-            await rec.settle(0.2, 2.0)
-        found = await self._evaluate(page, TEXT_JS, {"maxChars": 500_000}, notes)
+        found, html = first.get("found"), first.get("html")
+        if found is None:
+            if height > VIEWPORT["height"]:
+                await page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+                await rec.settle(0.2, 2.0)
+            found = await self._evaluate(page, TEXT_JS, {"maxChars": 500_000}, notes)
         if found is None:
             raise RenderFailed("render_failed", "the page went away before its text could be read")
-        shot = await page.screenshot(type="png", full_page=False, timeout=budget * 1000 / 2, animations="disabled",
-                                     caret="hide")
-        html = await page.content()
+        shot = await page.screenshot(type="png", full_page=False, timeout=budget * 1000 / 2)
+        if html is None:
+            html = await page.content()
         await rec.flush()
         final_url = page.url
         if rec.dialogs:

@@ -1,0 +1,119 @@
+"""Rendered crawl throughput and memory: ``jianfu scan --render`` vs bare scrapy-playwright, same run.
+
+Both crawl the generated 500-page site of ``demo_site.server`` on 127.0.0.1 through Debian's
+Chromium with the same concurrency, as subprocesses. The bare spider only renders each page and
+yields its HTML text; jianfu also waits for the network to go quiet, scrolls, measures text boxes,
+takes a full-page screenshot, archives every browser response to the WARC, detects, stores and
+OCRs the site's ad images. Resident memory is the whole process tree (Python, Playwright's driver,
+Chromium), sampled twice a second: peak, after the first quarter of the run, and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from crawler.render import CHROMIUM_ARGS, chromium_executable
+from demo_site.server import GENERATED_PAGES, DemoSites
+
+CONCURRENCY = 8
+
+BARE_SPIDER = '''
+import sys, scrapy
+from scrapy.crawler import CrawlerProcess
+from scrapy.linkextractors import LinkExtractor
+from scrapy.spiders import CrawlSpider, Rule
+start, exe, args, conc = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4])
+def render(request, response):
+    request.meta["playwright"] = True
+    return request
+class Bare(CrawlSpider):
+    name = "bare"
+    allowed_domains = ["127.0.0.1"]
+    rules = [Rule(LinkExtractor(), callback="parse_item", follow=True, process_request=render)]
+    async def start(self):
+        yield scrapy.Request(start, meta={"playwright": True})
+    def parse_start_url(self, response):
+        return self.parse_item(response)
+    def parse_item(self, response):
+        yield {"url": response.url, "text": " ".join(response.css("body ::text").getall())}
+handler = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+p = CrawlerProcess({"LOG_LEVEL": "ERROR", "ROBOTSTXT_OBEY": True, "CONCURRENT_REQUESTS": conc,
+                    "CONCURRENT_REQUESTS_PER_DOMAIN": conc, "DEPTH_LIMIT": 0, "TELNETCONSOLE_ENABLED": False,
+                    "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
+                    "DOWNLOAD_HANDLERS": {"http": handler, "https": handler},
+                    "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": exe, "args": args, "headless": True}})
+p.crawl(Bare)
+p.start()
+'''
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(cmd: list[str]) -> dict[str, float]:
+    """Run ``cmd``; wall time and tree RSS samples (MB)."""
+    t0 = time.perf_counter()
+    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = psutil.Process(popen.pid)
+    samples: list[tuple[float, int]] = []
+    while popen.poll() is None:
+        try:
+            samples.append((time.perf_counter() - t0, tree_rss(proc)))
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    out = popen.stdout.read() if popen.stdout else ""
+    seconds = time.perf_counter() - t0
+    if popen.returncode:
+        raise RuntimeError(f"{cmd[:4]} exited {popen.returncode}")
+    live = [(t, r) for t, r in samples if r > 0] or [(0.0, 0)]
+    quarter = next((r for t, r in live if t >= seconds / 4), live[-1][1])
+    # "end": the last samples while the crawl still ran (before shutdown closes the browser)
+    tail = [r for t, r in live if t >= seconds * 0.9] or [live[-1][1]]
+    mb = 1024 * 1024
+    return {"seconds": seconds, "peak": max(r for _, r in live) / mb, "quarter": quarter / mb,
+            "end": max(tail) / mb, "out": out}
+
+
+def main() -> None:
+    exe = chromium_executable()
+    if exe is None:
+        print("Chromium is missing: no rendered benchmark")
+        return
+    n = GENERATED_PAGES
+    with DemoSites(["generated"]) as sites, tempfile.TemporaryDirectory() as tmp:
+        url = sites.urls["generated"]
+        bare = run([sys.executable, "-c", BARE_SPIDER, url, exe, " ".join(CHROMIUM_ARGS), str(CONCURRENCY)])
+        jianfu = run([sys.executable, "-m", "jianfu", "scan", url, "--store", str(Path(tmp) / "s"), "--render",
+                      "--depth", "50", "--max-pages", str(100 * n), "--concurrency", str(CONCURRENCY), "--quiet", "--json"])
+        summary = json.loads(jianfu["out"])
+        warc_mb = sum(p.stat().st_size for p in (Path(tmp) / "s" / "warc").glob("*.warc.gz")) / 1024 / 1024
+    pages = summary["pages"]
+    print(f"| rendered crawl (generated site, {n} pages, concurrency {CONCURRENCY}) | seconds | pages/s "
+          "| vs bare | peak RSS MB | RSS at 1/4 MB | RSS at end MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| bare scrapy-playwright (render, HTML text) | {bare['seconds']:.1f} | {n / bare['seconds']:.1f} | 1.00 "
+          f"| {bare['peak']:.0f} | {bare['quarter']:.0f} | {bare['end']:.0f} |")
+    print(f"| jianfu scan --render (idle wait, scroll, text boxes, screenshot, WARC, detect, store, OCR) "
+          f"| {jianfu['seconds']:.1f} | {pages / jianfu['seconds']:.1f} | {bare['seconds'] / jianfu['seconds'] * pages / n:.2f} "
+          f"| {jianfu['peak']:.0f} | {jianfu['quarter']:.0f} | {jianfu['end']:.0f} |")
+    print(f"\n(jianfu stored {pages} rendered pages, {summary['errors']} errors, WARC {warc_mb:.0f} MB; "
+          "RSS is the whole process tree incl. Chromium; process start-up is included in every figure)")
+
+
+if __name__ == "__main__":
+    main()
