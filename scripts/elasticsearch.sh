@@ -28,6 +28,11 @@ HEAP="${JIANFU_ES_HEAP:-1g}"
 TIMEOUT="${JIANFU_ES_TIMEOUT:-180}"
 ES_USER="${JIANFU_ES_USER:-jianfu-es}"
 CACHE="${JIANFU_ES_CACHE:-$ROOT/.cache/elasticsearch}"
+if [[ -z "${JIANFU_ES_CACHE:-}" && "$(id -u)" == 0 ]] && ! runuser -u nobody -- test -x "$ROOT" 2>/dev/null; then
+  # The node runs as an unprivileged user, which cannot reach a project under a private directory
+  # (e.g. /root): keep the node outside it, one cache per project path.
+  CACHE="/var/tmp/jianfu-elasticsearch-$(echo -n "$ROOT" | sha256sum | cut -c1-12)"
+fi
 ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:${VERSION}:zip"
 ZIP="$CACHE/dl/elasticsearch-${VERSION}.zip"
 HOME_DIR="$CACHE/elasticsearch-${VERSION}"
