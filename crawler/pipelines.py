@@ -123,11 +123,22 @@ class CapturePipeline:
                                  format=reading.format, phash=reading.phash, ocr_engine=self._engine.name,
                                  ocr=json.dumps(reading.to_dict(), ensure_ascii=False), qr=reading.qr)
         found = image_findings(reading, ctx.detector)
+        if reading.qr:
+            self.follow_qr(item, sha, reading.qr)
         self.read[item.url] = (sha, reading.text, found)
         pages = {item.page_url, *ctx.store.pages_showing(ctx.scan_id, item.url)}
         for page_url in sorted(pages):
             ctx.store.link_image(ctx.scan_id, page_url, item.url, sha)
             self.save_image_findings(page_url, item.url, sha, reading.text, found)
+
+    def follow_qr(self, item: ImageItem, sha: str, payloads: list[str]) -> None:
+        """QR codes in an ad: the spider decides which targets to fetch (the scan's own sites) and
+        records the rest; a pipeline cannot yield requests, so they go to the engine directly."""
+        qr_requests = getattr(self.crawler.spider, "qr_requests", None)
+        if qr_requests is None:
+            return
+        for request in qr_requests(payloads, page_url=item.page_url, image_url=item.url, sha256=sha):
+            self.crawler.engine.crawl(request)
 
     def save_image_findings(self, page_url: str, image_url: str, sha: str, text: str,
                             found: list[tuple[Finding, Any]]) -> None:

@@ -52,6 +52,15 @@ BANNERS: dict[tuple[str, str], tuple[list[str], tuple[int, int], str, str, str]]
     ("feiyue", "/img/banner-sport.png"): (["暑期篮球游泳编程营", "快乐运动健康成长"], (960, 240), "#27ae60", "#ffffff", "PNG"),
     ("xingguang", "/img/lazy-olympiad.png"): (["希望杯数学竞赛冲刺班", "保证拿奖"], (800, 200), "#d35400", "#ffffff", "PNG"),
     ("xingguang", "/img/popup-ad.png"): (["预存两年学费立减5000元"], (480, 160), "#c0392b", "#ffffff", "PNG"),
+    # One ad campaign on two institutions' sites, re-encoded and resized (jianfu campaigns).
+    ("qiming", "/img/summer-olympiad.png"): (["暑期奥数集训营火热报名", "小学一至六年级全覆盖"], (960, 240), "#1a5276", "#ffffff", "PNG"),
+    ("xuebatong", "/img/summer-olympiad.jpg"): (["暑期奥数集训营火热报名", "小学一至六年级全覆盖"], (900, 225), "#1a5276", "#ffffff", "JPEG"),
+}
+# Ads carrying a QR code: (lines, size, QR target). A target starting with "/" is a page of the
+# site itself (the crawler must follow it); anything else lies outside the scan (recorded only).
+QR_ADS: dict[tuple[str, str], tuple[list[str], tuple[int, int], str]] = {
+    ("xuebatong", "/img/scan-qr.png"): (["希望杯冲刺班扫码试听", "名额有限先到先得"], (720, 240), "/promo/qr-landing.html"),
+    ("qiming", "/img/wechat-qr.png"): (["扫码添加课程顾问", "了解更多课程"], (720, 240), "https://weixin.qq.com/r/qiming-demo"),
 }
 CONTENT_TYPES = {".html": "text/html", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
                  ".txt": "text/plain", ".css": "text/css", ".js": "application/javascript",
@@ -73,6 +82,15 @@ GENERATED_ADS = [["暑期篮球训练营", "欢迎报名"], ["拍照搜题秒出
 @lru_cache(maxsize=16)
 def generated_ad(k: int) -> bytes:
     return render_banner(GENERATED_ADS[k], (800, 200), "#34495e", "#ffffff")
+
+
+@lru_cache(maxsize=16)
+def qr_ad_bytes(site: str, path: str, base: str) -> bytes:
+    from demo_site.adgen import render
+
+    lines, size, target = QR_ADS[(site, path)]
+    url = base + target if target.startswith("/") else target
+    return render(lines, size=size, font_size=40, qr=url, colors=[(20, 20, 120)]).data
 
 
 @lru_cache(maxsize=64)
@@ -147,6 +165,9 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self.send_body(code, b"", "text/html", {"Location": target})
         if (self.site, path) in BANNERS:
             return self.send_body(200, banner_bytes(self.site, path), CONTENT_TYPES[Path(path).suffix])
+        if (self.site, path) in QR_ADS:
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            return self.send_body(200, qr_ad_bytes(self.site, path, base), "image/png")
         if path == "/img/placeholder.gif":
             return self.send_body(200, tiny_gif(), "image/gif")
         file = (SITES_DIR / self.site / path.lstrip("/")).resolve()

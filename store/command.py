@@ -12,7 +12,7 @@ from detectors.model import CATEGORIES
 from store.db import DB_NAME, Store
 
 JSONL_FIELDS = ("id", "url", "source", "image_url", "category", "rule_id", "text", "start", "end", "score",
-                "severity", "basis", "context", "institution", "district", "status", "boxes",
+                "severity", "basis", "context", "institution", "district", "status", "boxes", "qr",
                 "explanation", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id")
 
 
@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--store", required=True)
     r.add_argument("--status", required=True, choices=["open", "confirmed", "dismissed"])
     r.set_defaults(func=run_review)
+
+    from store import campaigns
+
+    campaigns.register(sub)  # jianfu campaigns
 
 
 def open_existing(path: str) -> Store:

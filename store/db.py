@@ -219,6 +219,24 @@ class Store:
                 (scan_id, page_url, image_url, sha256, error),
             )
 
+    def link_qr(self, scan_id: str, page_url: str, image_url: str, sha256: str, payload: str, action: str,
+                reason: str | None = None) -> None:
+        """Record a QR payload read from an image on a page, and what the scan did with it
+        (``queued`` for capture, ``outside`` the scan's sites, ``not_a_url``, ``page_limit``)."""
+        with self.db:
+            self.db.execute(
+                """INSERT INTO qr_links(scan_id, page_url, image_url, sha256, payload, action, reason)
+                   VALUES (?,?,?,?,?,?,?) ON CONFLICT(scan_id, page_url, image_url, payload) DO UPDATE SET
+                   sha256=excluded.sha256, action=excluded.action, reason=excluded.reason""",
+                (scan_id, page_url, image_url, sha256, payload, action, reason),
+            )
+
+    def qr_links(self, scan_id: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM qr_links", ()
+        if scan_id:
+            sql, args = sql + " WHERE scan_id=?", (scan_id,)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY page_url, image_url, payload", args)]
+
     def pages_showing(self, scan_id: str, image_url: str) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT page_url FROM page_images WHERE scan_id=? AND image_url=?", (scan_id, image_url))]
@@ -265,7 +283,7 @@ class Store:
 
     def findings(self, *, scan_id: str | None = None, category: str | None = None,
                  ids: Iterable[str] | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
-        sql = "SELECT f.* FROM findings f"
+        sql = "SELECT f.*, i.qr AS qr FROM findings f LEFT JOIN images i ON i.sha256 = f.image_sha256"
         where, args = [], []
         if scan_id:
             sql += " JOIN sightings s ON s.finding_id=f.id"
@@ -311,4 +329,6 @@ def finding_row(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
     d["explanation"] = json.loads(d["explanation"] or "[]")
     d["boxes"] = json.loads(d["boxes"]) if d.get("boxes") else None
+    if "qr" in d:  # QR payloads of the image a finding was read from (None for page text)
+        d["qr"] = (json.loads(d["qr"]) or None) if d["qr"] else None
     return d

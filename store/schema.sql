@@ -77,6 +77,18 @@ CREATE TABLE IF NOT EXISTS page_images (
   UNIQUE (scan_id, page_url, image_url)
 );
 
+-- QR codes decoded from ad images, and what the scan did with each payload.
+CREATE TABLE IF NOT EXISTS qr_links (
+  scan_id TEXT NOT NULL,
+  page_url TEXT NOT NULL,
+  image_url TEXT NOT NULL,
+  sha256 TEXT NOT NULL,                         -- the image
+  payload TEXT NOT NULL,                        -- decoded text, as read
+  action TEXT NOT NULL,                         -- queued | outside | not_a_url | page_limit
+  reason TEXT,                                  -- one line for a person
+  UNIQUE (scan_id, page_url, image_url, payload)
+);
+
 CREATE TABLE IF NOT EXISTS findings (
   id TEXT PRIMARY KEY,                          -- deterministic, see store.db.finding_id
   category TEXT NOT NULL,

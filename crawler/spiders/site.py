@@ -9,7 +9,7 @@ import hashlib
 import sys
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import scrapy
 from scrapy.http import Response
@@ -78,6 +78,32 @@ class SiteSpider(scrapy.Spider):
     def image_request(self, url: str, page_url: str) -> scrapy.Request:
         return scrapy.Request(url, callback=self.parse_image, errback=self.failed, priority=-1,
                               meta={"jianfu_kind": "image", "jianfu_page": page_url})
+
+    def qr_requests(self, payloads: list[str], *, page_url: str, image_url: str, sha256: str) -> list[scrapy.Request]:
+        """QR codes read from an ad image on ``page_url``. A web address on one of the scan's sites
+        is captured like a link of that page; anything else (another site, a WeChat id, a phone
+        number) is recorded in ``qr_links`` with the reason it was not fetched."""
+        ctx = self.ctx
+        page = ctx.store.page(ctx.scan_id, page_url)
+        depth = int((page or {}).get("depth") or 0) + 1
+        out = []
+        for payload in payloads:
+            url = payload.strip()
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+                action, reason = "not_a_url", f"QR payload is not a web address: {url[:200]}"
+            elif ctx.seed_for(url) is None:
+                action, reason = "outside", f"QR target outside the scan's sites: {url[:500]}"
+            else:
+                req = self.page_request(url, depth)
+                if req is None:
+                    action, reason = "page_limit", f"QR target not fetched: page limit reached: {url[:500]}"
+                else:
+                    req.meta["jianfu_qr_image"] = image_url
+                    out.append(req)
+                    action, reason = "queued", f"QR target queued for capture: {url[:500]}"
+            ctx.store.link_qr(ctx.scan_id, page_url, image_url, sha256, payload, action, reason)
+        return out
 
     # -- callbacks ---------------------------------------------------------------------------
     def parse_page(self, response: Response) -> Iterator[Any]:
