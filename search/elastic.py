@@ -46,11 +46,11 @@ from search.base import (
     SearchResult,
     decode_cursor,
     encode_cursor,
-    merge_adjacent_highlights,
+    highlight,
     result_doc,
 )
 
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2
 DEFAULT_ALIAS = "jianfu-findings"
 BULK_DOCS = 1000
 
@@ -76,8 +76,10 @@ def pick_analyzer(components: Iterable[str]) -> tuple[str, str] | None:
 
 
 def mappings(analyzer: tuple[str, str] | None) -> dict[str, Any]:
-    def text(keyword: bool = False) -> dict[str, Any]:
+    def text(keyword: bool = False, phrases: bool = False) -> dict[str, Any]:
         f: dict[str, Any] = {"type": "text", "analyzer": "standard"}
+        if phrases:  # two-character shingles in a hidden field: fast match_phrase on CJK characters
+            f["index_phrases"] = True
         sub: dict[str, Any] = {}
         if keyword:
             sub["keyword"] = {"type": "keyword", "ignore_above": 256}
@@ -88,18 +90,19 @@ def mappings(analyzer: tuple[str, str] | None) -> dict[str, Any]:
         return f
 
     kw = {"type": "keyword"}
+    facet = {"type": "keyword", "eager_global_ordinals": True}
     date = {"type": "date"}
     return {
         "dynamic": "strict",
         "_meta": {"jianfu_mapping_version": MAPPING_VERSION, "analyzer": analyzer[0] if analyzer else "standard"},
         "properties": {
             "@timestamp": date, "first_seen_at": date, "last_seen_at": date,
-            "id": kw, "category": kw, "rule_id": kw, "institution": kw, "district": kw, "severity": kw,
-            "status": kw, "source": kw, "url": kw, "image_url": kw, "image_sha256": kw,
+            "id": kw, "category": facet, "rule_id": facet, "institution": facet, "district": facet,
+            "severity": facet, "status": facet, "source": facet, "url": kw, "image_url": kw, "image_sha256": kw,
             "first_scan_id": kw, "last_scan_id": kw,
             "severity_rank": {"type": "byte"}, "score": {"type": "double"},
             "start": {"type": "integer"}, "end": {"type": "integer"},
-            "text": text(keyword=True), "context": text(), "page_text": text(), "page_title": text(),
+            "text": text(keyword=True, phrases=True), "context": text(phrases=True), "page_text": text(), "page_title": text(),
             "basis": text(keyword=True), "explanation": text(),
         },
     }
@@ -449,16 +452,6 @@ class ElasticBackend:
             body["should"] = should
         return {"bool": body}
 
-    def _highlight(self, parsed: ParsedQuery) -> dict[str, Any] | None:
-        terms = parsed.positive_terms
-        if not terms:
-            return None
-        return {
-            "pre_tags": ["<em>"], "post_tags": ["</em>"], "require_field_match": True,
-            "highlight_query": {"bool": {"should": [self._term_query(t) for t in terms]}},
-            "fields": {f: {"number_of_fragments": 0} for f in SEARCH_FIELDS},
-        }
-
     def _search(self, **kw: Any) -> dict[str, Any]:
         try:
             return self._call(self.es.search, **kw).body
@@ -489,13 +482,13 @@ class ElasticBackend:
         if query.facets:
             kw["aggs"] = {f: {"terms": {"field": f, "size": FACET_SIZE,
                                         "order": [{"_count": "desc"}, {"_key": "asc"}]}} for f in query.facets}
-        hl = self._highlight(parsed) if query.highlight and query.size else None
-        if hl:
-            kw["highlight"] = hl
         body = self._search(**kw)
         hits = []
+        terms = parsed.positive_terms if query.highlight else []
         for h in body["hits"]["hits"]:
-            hls = {f: [merge_adjacent_highlights(x) for x in v] for f, v in (h.get("highlight") or {}).items()}
+            # highlighted here, not by the node: the same marks as the SQLite backend, and the
+            # node's highlighter cannot see through index_phrases (the fast phrase field)
+            hls = {f: [m] for f in SEARCH_FIELDS if (m := highlight(h["_source"].get(f), terms))}
             hits.append(Hit(h["_id"], h.get("_score") if query.sort == "relevance" else None,
                             result_doc(h["_source"]), hls))
         facets = {f: [(b["key"], b["doc_count"]) for b in body.get("aggregations", {}).get(f, {}).get("buckets", [])]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from search.base import SearchError, SearchQuery
-from search.elastic import ElasticBackend, mappings, pick_analyzer
+from search.elastic import MAPPING_VERSION, ElasticBackend, mappings, pick_analyzer
 from search.indexer import Indexer
 from search.sqlite_fts import SqliteBackend
 from store import Store
@@ -255,7 +255,7 @@ def test_older_mapping_version_is_rebuilt_not_lost(tmp_path, es_url):  # noqa: F
         be2 = ElasticBackend(es_url, alias=alias)
         r = be2.search(SearchQuery(text="幼小衔接"))
         assert [h.id for h in r.hits] == ids
-        assert be2._alias_indices(alias)[0].startswith(f"{alias}-v1-")
+        assert be2._alias_indices(alias)[0].startswith(f"{alias}-v{MAPPING_VERSION}-")
         be2.close()
     finally:
         store.close()
