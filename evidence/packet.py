@@ -84,13 +84,22 @@ def signed_message(manifest: bytes, tsr: bytes | None) -> bytes:
 
 
 def check_output(out: Path) -> None:
+    """Fail before any work when the packet cannot be written: a missing directory, a directory
+    as the output, no permission, a read-only file system (probed, which also holds for root)."""
     if out.exists() and out.is_dir():
         raise ExportError(f"cannot write packet to {out}: it is a directory")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"cannot write packet to {out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+    if out.exists() and not os.access(out, os.W_OK):
         raise ExportError(f"cannot write packet to {out}: permission denied")
+    probe = parent / f".{out.name}.partial"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.close(fd)
+        probe.unlink()
+    except OSError as e:
+        raise ExportError(f"cannot write packet to {out}: {e.strerror or e}") from e
 
 
 class Custody:

@@ -37,12 +37,17 @@ class Verdict:
 
 
 def verify(path: str | Path, pubkey_pem: bytes | None = None) -> Verdict:
-    v = Verdict(str(path))
     try:
         data = Path(path).read_bytes()
     except OSError as e:
+        v = Verdict(str(path))
         v.fail(f"cannot read {path}: {e.strerror or e}")
         return v
+    return verify_bytes(data, str(path), pubkey_pem)
+
+
+def verify_bytes(data: bytes, name: str = "<packet>", pubkey_pem: bytes | None = None) -> Verdict:
+    v = Verdict(name)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
@@ -162,11 +167,19 @@ def verify(path: str | Path, pubkey_pem: bytes | None = None) -> Verdict:
         if expected == data:
             v.passed.append(f"ZIP container intact ({len(infos)} entries, canonical layout, {len(data)} bytes)")
         else:
-            at = next((i for i, (a, b) in enumerate(zip(expected, data, strict=False)) if a != b),
-                      min(len(expected), len(data)))
+            at = _first_difference(expected, data)
             v.fail(f"ZIP container altered: bytes differ from the canonical layout at offset {at} "
                    f"(headers, directory or length changed; packet {len(data)} bytes, expected {len(expected)})")
     return v
+
+
+def _first_difference(a: bytes, b: bytes, chunk: int = 1 << 16) -> int:
+    n = min(len(a), len(b))
+    for i in range(0, n, chunk):
+        end = min(i + chunk, n)
+        if a[i:end] != b[i:end]:
+            return next(j for j in range(i, end) if a[j] != b[j])
+    return n
 
 
 def _entry_bytes(data: bytes, info: zipfile.ZipInfo, zf: zipfile.ZipFile) -> bytes:

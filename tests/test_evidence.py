@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageStat
 
 from evidence import container, timestamp
-from evidence.verify import verify
+from evidence.verify import verify, verify_bytes
 from tests.conftest import jianfu
 
 BIN = Path(sys.executable).parent
@@ -46,6 +46,15 @@ def unpacked(packet, tmp_path_factory):
     with zipfile.ZipFile(packet) as z:
         z.extractall(d)
     return d
+
+
+def cli(capsys, *args: str) -> subprocess.CompletedProcess:
+    """``jianfu ARGS`` in this process (export/verify need no reactor), for the quick error cases."""
+    from jianfu.cli import main
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out.out, out.err)
 
 
 def findings_jsonl(store: Path) -> list[dict]:
@@ -175,12 +184,12 @@ def test_every_flipped_byte_fails(packet):
     positions |= {cd + 4, cd + 20, cd + 40, len(data) - 10, len(data) - 1}           # directory, EOCD
     assert len(positions) > 6 * len(entries)
     tampered = packet.with_name("tampered.zip")
+    bad = bytearray(data)
     for pos in sorted(positions):
-        bad = bytearray(data)
         bad[pos] ^= 0x01
-        tampered.write_bytes(bad)
-        v = verify(tampered)
+        v = verify_bytes(bytes(bad))
         assert not v.ok, f"flip at {pos} went unnoticed"
+        bad[pos] ^= 0x01
     name = next(n for n, s, _ in entries if n == "findings.json")
     bad = bytearray(data)
     start = next(s for n, s, _ in entries if n == name)
@@ -287,22 +296,22 @@ def test_export_one_finding_by_id_prefix_and_by_institution(demo_scan, tmp_path)
     (["--scan", "nope"], "unknown scan id nope"),
     (["--institution", "不存在的机构"], "no findings for institution '不存在的机构'"),
 ])
-def test_unknown_selections_fail_in_one_line(demo_scan, tmp_path, args, message):
-    proc = jianfu("export", "--store", str(demo_scan[0]), *args, "--out", str(tmp_path / "p.zip"), "--no-pdf")
+def test_unknown_selections_fail_in_one_line(demo_scan, tmp_path, capsys, args, message):
+    proc = cli(capsys, "export", "--store", str(demo_scan[0]), *args, "--out", str(tmp_path / "p.zip"), "--no-pdf")
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "p.zip").exists()
 
 
-def test_unwritable_output_fails_before_work(demo_scan, tmp_path):
+def test_unwritable_output_fails_before_work(demo_scan, tmp_path, capsys):
     fid = findings_jsonl(demo_scan[0])[0]["id"]
     for out, why in ((tmp_path / "no" / "such" / "dir.zip", "does not exist"), (tmp_path, "is a directory"),
                      (Path("/proc/jianfu-test.zip"), "cannot write packet")):
-        proc = jianfu("export", "--store", str(demo_scan[0]), "--finding", fid, "--out", str(out), "--no-pdf")
+        proc = cli(capsys, "export", "--store", str(demo_scan[0]), "--finding", fid, "--out", str(out), "--no-pdf")
         assert proc.returncode == 1 and why in proc.stderr, proc.stderr
-    proc = jianfu("export", "--store", str(tmp_path / "nostore"), "--finding", fid, "--out", str(tmp_path / "x.zip"))
+    proc = cli(capsys, "export", "--store", str(tmp_path / "nostore"), "--finding", fid, "--out", str(tmp_path / "x.zip"))
     assert proc.returncode == 1 and "no jianfu store" in proc.stderr
-    assert jianfu("verify", str(tmp_path / "missing.zip")).returncode == 1
+    assert cli(capsys, "verify", str(tmp_path / "missing.zip")).returncode == 1
 
 
 def test_missing_capture_is_reported_or_skipped(demo_scan, tmp_path):
