@@ -76,12 +76,17 @@ GENERATED_TEXT = [
     "本中心严格遵守双减政策，不开展学科类培训。",
     "编程夏令营带你做出第一个小游戏。",
 ]
-GENERATED_ADS = [["暑期篮球训练营", "欢迎报名"], ["拍照搜题秒出答案", "免费下载"]]
+GENERATED_ADS = [["暑期篮球训练营", "欢迎报名"], ["拍照搜题秒出答案", "免费下载"], ["少儿美术创意班", "周末开课"],
+                 ["编程思维启蒙课", "免费试听"], ["游泳暑期速成班", "小班教学"]]
+GENERATED_COLOURS = ["#34495e", "#8e44ad", "#16a085", "#c0392b", "#2c3e50", "#d35400", "#27ae60"]
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=256)
 def generated_ad(k: int) -> bytes:
-    return render_banner(GENERATED_ADS[k], (800, 200), "#34495e", "#ffffff")
+    """Ad number ``k`` of the generated site: the k-th issue of one of a few campaigns."""
+    first, second = GENERATED_ADS[k % len(GENERATED_ADS)]
+    return render_banner([f"{first}第{k + 1}期", second], (800, 200),
+                         GENERATED_COLOURS[k % len(GENERATED_COLOURS)], "#ffffff")
 
 
 @lru_cache(maxsize=16)
@@ -124,6 +129,7 @@ def not_modified(headers: Message, validators: dict[str, str], mtime: float | No
 
 class DemoHandler(BaseHTTPRequestHandler):
     site = ""
+    generated_ads = 10  # distinct ad images on the generated site (one on every fifth page)
     server_version = "DemoSite/1.0"
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
@@ -186,15 +192,14 @@ class DemoHandler(BaseHTTPRequestHandler):
         n = GENERATED_PAGES
         if path == "/robots.txt":
             return self.send_body(200, b"User-agent: *\nAllow: /\n", "text/plain")
-        if path.startswith("/img/ad-") and path.endswith(".png"):
-            k = int(path[len("/img/ad-"):-4]) % len(GENERATED_ADS)
-            return self.send_body(200, generated_ad(k), "image/png")
+        if path.startswith("/img/ad-") and path.endswith(".png") and path[8:-4].isdigit():
+            return self.send_body(200, generated_ad(int(path[8:-4]) % self.generated_ads), "image/png")
         page = 0 if path == "/index.html" else int(path[3:-5]) if path.startswith("/p/") and path[3:-5].isdigit() else -1
         if not 0 <= page < n:
             return self.send_body(404, b"<html><body>404</body></html>", "text/html")
         links = "".join(f'<a href="/p/{(page * 7 + k * 13 + 1) % n}.html">第{k}篇</a> ' for k in range(5))
         para = GENERATED_TEXT[page % len(GENERATED_TEXT)]
-        img = f'<img src="/img/ad-{page % 10}.png">' if page % 5 == 0 else ""
+        img = f'<img src="/img/ad-{(page // 5) % self.generated_ads}.png">' if page % 5 == 0 else ""
         html = (f"<html><head><meta charset='utf-8'><title>第{page}页</title></head><body><h1>机构动态 {page}</h1>"
                 f"<p>{para}</p><p>{para[::-1]}</p>{img}<nav>{links}</nav></body></html>")
         return self.send_body(200, html.encode("utf-8"), "text/html; charset=utf-8")
@@ -217,7 +222,7 @@ class DemoHandler(BaseHTTPRequestHandler):
         if path == "/binary":
             return self.send_body(200, bytes(range(256)) * 40, "application/octet-stream")
         if path == "/bad-bytes.html":
-            body = b"<html><body><p>\xff\xfe\xfd broken \x80\x81 \xc3\x28 \xa0\xa1 " + "拍照搜题".encode("utf-8") + b"</p></body></html>"
+            body = b"<html><body><p>\xff\xfe\xfd broken \x80\x81 \xc3\x28 \xa0\xa1 " + "拍照搜题".encode() + b"</p></body></html>"
             return self.send_body(200, body, "text/html")
         if path.startswith("/trap/"):
             n = int(path.rsplit("/", 1)[-1] or 0) if path.rsplit("/", 1)[-1].isdigit() else 0
@@ -327,15 +332,17 @@ class QuietServer(ThreadingHTTPServer):
 class DemoSites:
     """Start every site on 127.0.0.1 (free ports by default); ``urls`` maps site → base URL."""
 
-    def __init__(self, sites: list[str] | None = None, port_base: int | None = None) -> None:
+    def __init__(self, sites: list[str] | None = None, port_base: int | None = None,
+                 generated_ads: int = 10) -> None:
         self.names = sites or [*INSTITUTIONS, "hostile", "generated", *RENDER_SITES]
+        self.generated_ads = generated_ads
         self.port_base = port_base
         self.servers: list[ThreadingHTTPServer] = []
         self.urls: dict[str, str] = {}
 
     def start(self) -> DemoSites:
         for i, name in enumerate(self.names):
-            handler = type(f"{name}Handler", (DemoHandler,), {"site": name})
+            handler = type(f"{name}Handler", (DemoHandler,), {"site": name, "generated_ads": self.generated_ads})
             port = (self.port_base + i) if self.port_base else 0
             srv = QuietServer(("127.0.0.1", port), handler)
             threading.Thread(target=srv.serve_forever, name=f"demo-{name}", daemon=True).start()
