@@ -34,11 +34,23 @@ class Candidate:
 
 Result = tuple[float, str] | None
 CHECKS: dict[str, Callable[[Candidate], Result]] = {}
+# GATES[name](words) is a cheap necessary condition of CHECKS[name] that looks at the matched words
+# only: the engine runs it on every regex match of a line before evaluating any hit in detail, and
+# skips the rule for that line when no match passes
+GATES: dict[str, Callable[[str], bool]] = {}
 
 
 def check(fn: Callable[[Candidate], Result]) -> Callable[[Candidate], Result]:
     CHECKS[fn.__name__] = fn
     return fn
+
+
+def gate(name: str) -> Callable[[Callable[[str], bool]], Callable[[str], bool]]:
+    def deco(fn: Callable[[str], bool]) -> Callable[[str], bool]:
+        GATES[name] = fn
+        return fn
+
+    return deco
 
 
 OFFLINE_LIMIT = 20 * 60 + 30  # D11/D10: 线下培训结束时间不得晚于20:30
@@ -158,3 +170,45 @@ def high_rate(c: Candidate) -> Result:
     if v < 80 or v > 100:
         return None
     return 0.0, f"a claimed rate of {v:g}%"
+
+
+# -- gates: necessary conditions on the matched words alone ------------------------------------
+
+
+@gate("late_class")
+def _late_gate(words: str) -> bool:
+    latest = max((s.latest for s in schedule.parse_times(words) if s.latest is not None), default=None)
+    return latest is not None and latest > min(OFFLINE_LIMIT, ONLINE_LIMIT)
+
+
+@gate("long_online_lesson")
+def _long_gate(words: str) -> bool:
+    mins = schedule.parse_minutes(words)
+    return mins is not None and 30 < mins <= 240
+
+
+@gate("prepaid_period")
+def _period_gate(words: str) -> bool:
+    m = fees.months(words)
+    return m is not None and m > 3
+
+
+@gate("prepaid_lessons")
+def _lessons_gate(words: str) -> bool:
+    n = fees.lessons(words)
+    return n is not None and 60 <= n <= 5000
+
+
+@gate("prepaid_amount")
+def _amount_gate(words: str) -> bool:
+    return any(v >= 5000 for v in fees.amounts(words))
+
+
+@gate("intensive_hours")
+def _intensive_gate(words: str) -> bool:
+    return _DAYS_HOURS_RE.search(words) is not None
+
+
+@gate("high_rate")
+def _rate_gate(words: str) -> bool:
+    return high_rate(Candidate(words, 0, len(words), 0, len(words), False)) is not None

@@ -26,9 +26,9 @@ from pathlib import Path
 import ahocorasick
 import yaml
 
-from detectors.checks import CHECKS, Candidate
+from detectors.checks import CHECKS, GATES, Candidate
 from detectors.model import CATEGORIES, SEVERITIES, Finding
-from detectors.normalize import Normalizer, char_fold
+from detectors.normalize import EVASION_RE, Normalizer, char_fold, fold
 
 RULES_DIR = Path(__file__).with_name("rules")
 LEXICON = "_lexicon.yaml"
@@ -339,6 +339,7 @@ class _Cand:
     end: int
     score: float
     notes: list[str]
+    matched: str = ""  # the normalised words (for the "also matched" notes)
 
 
 class Detector:
@@ -371,9 +372,30 @@ class Detector:
                     table.setdefault(a, []).append((ri, pi))
         for a, targets in table.items():
             self._automaton.add_word(a, (len(a), tuple(targets)))
+        # respelt words (拼音, code words) mark a line for normalisation; they fire nothing themselves
+        for k in (*self.normalizer.subs, *self.normalizer.codes):
+            if k not in table:
+                self._automaton.add_word(k, (len(k), ()))
         if table:
             self._automaton.make_automaton()
         self._empty = not table
+        # line gates: a rule's ``require`` groups must each have a word in the line, and a regex
+        # pattern must match somewhere in the line, before any hit of it is evaluated in detail
+        groups: dict[tuple[str, ...], int] = {}
+        self._req_ids: list[tuple[int, ...]] = []
+        for r in self.rules:
+            self._req_ids.append(tuple(groups.setdefault(g, len(groups)) for g in r.require))
+        # one automaton over every require word says which groups a line satisfies
+        self._req_automaton = None
+        word_groups: dict[str, set[int]] = {}
+        for g, gi in groups.items():
+            for w in g:
+                word_groups.setdefault(w, set()).add(gi)
+        if word_groups:
+            self._req_automaton = ahocorasick.Automaton()
+            for w, gis in word_groups.items():
+                self._req_automaton.add_word(w, frozenset(gis))
+            self._req_automaton.make_automaton()
         self._line_cache: dict[str, tuple[_Cand, ...]] = {}
         self._heads = {r.id: (f"rule {r.id}: {r.title}", f"breaks {r.basis}", str(r.basis)) for r in self.rules}
 
@@ -489,57 +511,122 @@ class Detector:
         """Findings for ``text``, sorted by start; offsets index the original ``text``.
 
         Each line (a block of extracted page text) is evaluated on its own: windows and context
-        never cross a line break. Per-line results are memoised by content, so boilerplate that
-        repeats (menus, footers, the same banner on every page) is evaluated once.
+        never cross a line break. The whole text is only folded (a length-preserving character
+        map) and scanned once by the automaton, line by line, stopping at a line's first anchor;
+        the rest of the pipeline (length-changing normalisation, gates, rules, context) runs only
+        on lines with an anchor, a respelt word or an evasion (separators or invisible characters
+        between Chinese characters). Per-line results are memoised by content, so boilerplate
+        that repeats (menus, footers, the same banner on every page) is evaluated once.
         """
         if not isinstance(text, str):
             text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text)
         if not text or self._empty:
             return []
-        norm = self.normalizer.normalize(text)
-        t = norm.text
+        f = fold(text)
+        evasive: set[int] = set()
+        for m in EVASION_RE.finditer(f):
+            evasive.add(f.rfind("\n", 0, m.start()) + 1)
+        ac_iter = self._automaton.iter
         cands: list[_Cand] = []
         cache = self._line_cache
         pos = 0
-        n = len(t)
+        n = len(f)
         while pos < n:
-            nl = t.find("\n", pos)
+            nl = f.find("\n", pos)
             if nl < 0:
                 nl = n
             if nl > pos:
-                line = t[pos:nl]
-                found = cache.get(line)
-                if found is None:
-                    found = self._detect_line(line)
-                    if len(line) < 4096:
-                        if len(cache) >= 50_000:
-                            cache.clear()
-                        cache[line] = found
-                if pos:
-                    for c in found:
-                        cands.append(_Cand(c.rule, c.start + pos, c.end + pos, c.score, c.notes))
-                else:
-                    cands.extend(found)
+                ev = pos in evasive
+                line = f[pos:nl]  # (the automaton copies the string it is given: pass the line only)
+                if ev or next(ac_iter(line), None) is not None:
+                    found = cache.get(line)
+                    if found is None:
+                        found = self._detect_line(line, ev)
+                        if len(line) < 4096:
+                            if len(cache) >= 50_000:
+                                cache.clear()
+                            cache[line] = found
+                    if pos:
+                        for c in found:
+                            cands.append(_Cand(c.rule, c.start + pos, c.end + pos, c.score, c.notes, c.matched))
+                    else:
+                        cands.extend(found)
             pos = nl + 1
-        return self._findings(norm, cands)
+        return self._findings(text, cands)
 
-    def _detect_line(self, t: str) -> tuple[_Cand, ...]:
+    def _gate(self, t: str, targets: set[tuple[int, int]]) -> set[tuple[int, int]]:
+        """The (rule, pattern) pairs that can fire in the line ``t``: every ``require`` group of the
+        rule has a word in the line and the pattern's regex matches somewhere in it."""
+        rules = self.rules
+        req_ids = self._req_ids
+        present: set[int] | None = None
+        alive: set[tuple[int, int]] = set()
+        for ri, pi in targets:
+            ok = True
+            if req_ids[ri]:
+                if present is None:
+                    present = set()
+                    for _, gis in self._req_automaton.iter(t):
+                        present |= gis
+                for gi in req_ids[ri]:
+                    if gi not in present:
+                        ok = False
+                        break
+            if ok:
+                rule = rules[ri]
+                rx = rule.patterns[pi].regex
+                if rx is None:
+                    alive.add((ri, pi))
+                    continue
+                g = GATES.get(rule.check) if rule.check else None
+                if g is None:
+                    if rx.search(t) is not None:
+                        alive.add((ri, pi))
+                    continue
+                for m in rx.finditer(t):
+                    try:
+                        if g(m.group()):
+                            alive.add((ri, pi))
+                            break
+                    except Exception:  # a gate must never hide a candidate
+                        alive.add((ri, pi))
+                        break
+        return alive
+
+    def _detect_line(self, line: str, evasive: bool = True) -> tuple[_Cand, ...]:
+        """Candidates of one folded line; offsets index the line as given (= the original line)."""
+        norm = None
+        t = line
+        if evasive or self.normalizer.has_substitution(line):
+            norm = self.normalizer.normalize(line, folded=True)
+            t = norm.text
+        hits = list(self._automaton.iter(t))
+        targets: set[tuple[int, int]] = set()
+        for _, (_, tg) in hits:
+            targets.update(tg)
+        if not targets:
+            return ()
+        alive = self._gate(t, targets)
+        if not alive:
+            return ()
         rules = self.rules
         cands: list[_Cand] = []
         seen: set[tuple[int, int, int]] = set()
         windows: dict[int, tuple[int, int]] = {}
         rx_cache: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
-        for end_idx, (n, targets) in self._automaton.iter(t):
+        threshold = self.threshold
+        for end_idx, (n, tg) in hits:
             s = end_idx + 1 - n
             e = end_idx + 1
-            win = windows.get(s)
-            if win is None:
-                win = windows[s] = _sentence(t, s, e)
-            ss, se = win
-            if len(windows) > 4096:
-                windows.clear()
-                rx_cache.clear()
-            for ri, pi in targets:
+            win = None
+            for ri, pi in tg:
+                if (ri, pi) not in alive:
+                    continue
+                if win is None:
+                    win = windows.get(s)
+                    if win is None:
+                        win = windows[s] = _sentence(t, s, e)
+                    ss, se = win
                 rule = rules[ri]
                 pat = rule.patterns[pi]
                 if pat.regex is None:
@@ -560,11 +647,14 @@ class Detector:
                         continue
                     seen.add(key)
                     c = self._evaluate(rule, pat, t, a, b, ss, se, s, e)
-                    if c is not None and c.score >= self.threshold:
+                    if c is not None and c.score >= threshold:
+                        c.matched = t[a:b]
+                        if norm is not None and norm.layers:
+                            c.start, c.end = norm.to_original(a, b)
                         cands.append(c)
         return tuple(cands)
 
-    def _findings(self, norm, cands: list[_Cand]) -> list[Finding]:
+    def _findings(self, orig: str, cands: list[_Cand]) -> list[Finding]:
         # merge: per category, overlapping candidates form a cluster; the best one is reported and
         # the others are named in its explanation (a sweep over start offsets: O(n log n))
         cands.sort(key=lambda c: (c.rule.category, c.start, -c.score))
@@ -582,21 +672,19 @@ class Detector:
             best = max(cluster, key=lambda c: (c.score, c.end - c.start))
             if len(cluster) > 1:
                 extra = [
-                    f"also matched by rule {c.rule.id} on “{norm.text[c.start:c.end]}”"
+                    f"also matched by rule {c.rule.id} on “{c.matched}”"
                     for c in cluster
                     if c is not best and c.rule.id != best.rule.id
                 ][:6]
                 if extra:
-                    best = _Cand(best.rule, best.start, best.end, best.score, [*best.notes, *extra])
+                    best = _Cand(best.rule, best.start, best.end, best.score, [*best.notes, *extra], best.matched)
             kept.append(best)
             i = j
         out = []
-        orig = norm.original
-        to_orig = norm.to_original if norm.layers else None
         heads = self._heads
         expl_cache: dict[tuple[int, float], tuple[str, ...]] = {}
         for c in kept:
-            os_, oe = to_orig(c.start, c.end) if to_orig else (c.start, c.end)
+            os_, oe = c.start, c.end
             score = round(min(1.0, max(0.0, c.score)), 2)
             r = c.rule
             head, foot, basis = heads[r.id]
