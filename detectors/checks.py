@@ -75,6 +75,9 @@ def long_online_lesson(c: Candidate) -> Result:
     mins = schedule.parse_minutes(c.matched)
     if mins is None or mins <= 30 or mins > 240 or not c.online:
         return None
+    sent = c.sentence
+    if "线下" in sent and not any(w in sent for w in ("线上", "在线", "直播", "网课")):
+        return None  # the sentence itself says the lesson is offline (the online word is elsewhere)
     return 0.0, f"an online lesson of {mins} minutes is longer than the 30-minute limit"
 
 

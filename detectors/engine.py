@@ -430,7 +430,9 @@ class Detector:
         for c in rule.context:
             region = self._region(c.scope, t, a, b, ss, se)
             w = _first(c.words, region)
-            if w is None or (c.unless and _first(c.unless, region) is not None):
+            # "unless" words cancel the context only inside the term's own sentence: a subject named
+            # in a neighbouring sentence does not make this weekend art class a subject class
+            if w is None or (c.unless and _first(c.unless, region if c.scope != "near" else t[ss:se]) is not None):
                 continue
             score += c.delta
             verb = "raised" if c.delta > 0 else "lowered"
