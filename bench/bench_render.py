@@ -22,7 +22,7 @@ import psutil
 from crawler.render import CHROMIUM_ARGS, chromium_executable
 from demo_site.server import GENERATED_PAGES, DemoSites
 
-CONCURRENCY = 8
+CONCURRENCY = 8  # --concurrency; both crawlers then run CONCURRENCY // 2 per site (jianfu's politeness rule)
 
 BARE_SPIDER = '''
 import sys, scrapy
@@ -45,7 +45,7 @@ class Bare(CrawlSpider):
         yield {"url": response.url, "text": " ".join(response.css("body ::text").getall())}
 handler = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 p = CrawlerProcess({"LOG_LEVEL": "ERROR", "ROBOTSTXT_OBEY": True, "CONCURRENT_REQUESTS": conc,
-                    "CONCURRENT_REQUESTS_PER_DOMAIN": conc, "DEPTH_LIMIT": 0, "TELNETCONSOLE_ENABLED": False,
+                    "CONCURRENT_REQUESTS_PER_DOMAIN": max(1, conc // 2), "DEPTH_LIMIT": 0, "TELNETCONSOLE_ENABLED": False,
                     "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
                     "DOWNLOAD_HANDLERS": {"http": handler, "https": handler},
                     "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": exe, "args": args, "headless": True}})
