@@ -340,7 +340,13 @@ class Exporter:
             if not shot:
                 continue
             idx = self.index(ref.warc_file)
-            recs = [r for r in idx.by_uri.get(f"urn:view:{url}", []) if r.type == "resource"]
+            targets = dict.fromkeys([page.get("final_url") or url, url])
+            recs = [r for t in targets for r in idx.by_uri.get(f"urn:view:{t}", []) if r.type == "resource"]
+            # the rendered DOM and the capture metadata (browser, viewport, overlays, notes) come along
+            for t in targets:
+                for kind in ("urn:dom:", "urn:capture:"):
+                    for r in idx.by_uri.get(f"{kind}{t}", [])[-1:]:
+                        take(r)
             blob = self.store.blob_path(shot)
             info: dict[str, Any] = {"sha256": shot, "uri": f"urn:view:{url}"}
             if recs:
