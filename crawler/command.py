@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from crawler.context import Seed
+if TYPE_CHECKING:  # Scrapy is imported only when a scan actually runs: `jianfu --help` stays quick
+    from crawler.context import Seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_seed(raw: str, district: str | None) -> Seed:
+    from crawler.context import Seed
+
     name, sep, url = raw.partition("=")
     if not sep or "://" in name:
         name, url = "", raw
