@@ -7,6 +7,7 @@ from scrapy.exceptions import IgnoreRequest
 from twisted.internet import defer, error
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
+
 def _scrapy(*names: str) -> tuple[type[BaseException], ...]:
     """Scrapy ≥2.13 wraps transport errors in its own classes; older ones do not have them."""
     return tuple(getattr(scrapy_errors, n) for n in names if hasattr(scrapy_errors, n))
