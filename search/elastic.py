@@ -135,6 +135,7 @@ class ElasticBackend:
         self.timeout = timeout
         self.es = Elasticsearch(self.url, request_timeout=timeout, max_retries=0, retry_on_timeout=False)
         self._write_ready = False
+        self._read_checked_until = 0.0
         self._analyzer: tuple[str, str] | None | bool = False  # False: not detected yet
         if connect:
             self.health()
@@ -265,6 +266,8 @@ class ElasticBackend:
         self._write_ready = True
 
     def _read_target(self) -> str:
+        if time.monotonic() < self._read_checked_until:
+            return self.alias
         read = self._alias_indices(self.alias)
         if not read:
             if self._is_concrete(self.alias):
@@ -274,6 +277,7 @@ class ElasticBackend:
             raise SearchError(f"no search index {self.alias} at {self.url} yet: build it with "
                               f"`jianfu index --store DIR --es {self.url}`")
         self._check_versions(self.alias, read)
+        self._read_checked_until = time.monotonic() + 10.0  # re-checked every 10 s, not per search
         return self.alias
 
     # -- writing -------------------------------------------------------------------------------
@@ -382,6 +386,7 @@ class ElasticBackend:
             swap.append({"remove_index": {"index": self.alias}})
         swap.append({"add": {"index": new, "alias": self.alias}})
         self._aliases(swap)
+        self._read_checked_until = 0.0
         dropped = []
         for i in sorted(set(old_read) | set(old_write)):
             if i != new:
@@ -418,6 +423,7 @@ class ElasticBackend:
         except ApiError:
             pass
         self._write_ready = False
+        self._read_checked_until = 0.0
 
     # -- reading -------------------------------------------------------------------------------
     def _term_query(self, t: str) -> dict[str, Any]:
