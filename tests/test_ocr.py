@@ -55,6 +55,16 @@ def test_engine_is_cached_offline_and_follows_the_protocol(engine):
     assert engine.params["Det.limit_type"] == "max" and engine.params["Det.limit_side_len"] == 960
 
 
+def test_heap_growth_is_capped(engine):
+    import platform
+
+    from detectors.ocr.rapid import HEAP_MMAP_THRESHOLD, cap_heap_growth
+
+    if platform.libc_ver()[0] == "glibc":  # large buffers are mmap'ed: RSS stops growing with shapes
+        assert engine.heap_capped and cap_heap_growth(HEAP_MMAP_THRESHOLD)
+    assert cap_heap_growth(None) is False
+
+
 def test_missing_model_is_an_error_not_a_download(tmp_path):
     with pytest.raises(OcrEngineError, match="never downloads"):
         load_engine("rapidocr", cache=False, **{"Det.model_type": "tiny"})
