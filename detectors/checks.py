@@ -38,6 +38,10 @@ CHECKS: dict[str, Callable[[Candidate], Result]] = {}
 # only: the engine runs it on every regex match of a line before evaluating any hit in detail, and
 # skips the rule for that line when no match passes
 GATES: dict[str, Callable[[str], bool]] = {}
+# CHECK_BOOST[name]: the most a check may add to a score (0 unless declared here). The engine caps a
+# check's delta at it, and the line gate relies on it: a pattern whose base score plus this stays
+# below the threshold needs a score-raising context word in the line
+CHECK_BOOST: dict[str, float] = {}
 
 
 def check(fn: Callable[[Candidate], Result]) -> Callable[[Candidate], Result]:

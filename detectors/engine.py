@@ -24,11 +24,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import ahocorasick
+import numpy as np
 import yaml
 
-from detectors.checks import CHECKS, GATES, Candidate
+from detectors.checks import CHECK_BOOST, CHECKS, GATES, Candidate
+from detectors.gate import LineGate, regex_groups
 from detectors.model import CATEGORIES, SEVERITIES, Finding
-from detectors.normalize import EVASION_RE, Normalizer, char_fold, fold
+from detectors.normalize import Normalizer, char_fold, fold_codes
 
 RULES_DIR = Path(__file__).with_name("rules")
 LEXICON = "_lexicon.yaml"
@@ -396,8 +398,45 @@ class Detector:
             for w, gis in word_groups.items():
                 self._req_automaton.add_word(w, frozenset(gis))
             self._req_automaton.make_automaton()
+        self._pairs: list[tuple[int, int]] = [(ri, pi) for ri, r in enumerate(self.rules) for pi in range(len(r.patterns))]
+        self._line_gate = self._build_gate()
+        self._alive_sets: dict[bytes, frozenset[tuple[int, int]]] = {}
+        self._regex_gates = [
+            (j, self.rules[ri].patterns[pi].regex, GATES.get(self.rules[ri].check) if self.rules[ri].check else None)
+            for j, (ri, pi) in enumerate(self._pairs)
+            if self.rules[ri].patterns[pi].regex is not None
+        ]
         self._line_cache: dict[str, tuple[_Cand, ...]] = {}
         self._heads = {r.id: (f"rule {r.id}: {r.title}", f"breaks {r.basis}", str(r.basis)) for r in self.rules}
+
+    def _build_gate(self) -> LineGate:
+        """The vectorised line gate: per pattern, the word groups a line must have for it to fire.
+
+        Its anchors; every ``require`` group of its rule; and when the base score (plus the most a
+        check may add) stays below the threshold, a word of one of the rule's score-raising
+        contexts. A pattern that cannot reach the threshold even with all of them needs a group
+        without words (it is never alive). Negative contexts, cues and exclusions only lower or
+        reject, so they never make a line needed."""
+        groups: dict[tuple[str, ...], int] = {}
+        needs: list[list[int]] = []
+        eps = 1e-9
+        for ri, pi in self._pairs:
+            r = self.rules[ri]
+            p = r.patterns[pi]
+            need = [groups.setdefault(p.anchors, len(groups))]
+            need += [groups.setdefault(g, len(groups)) for g in r.require]
+            if p.regex is not None:
+                need += [groups.setdefault(g, len(groups)) for g in regex_groups(p.regex)]
+            base = p.score + (CHECK_BOOST.get(r.check, 0.0) if r.check else 0.0)
+            raise_words = tuple(dict.fromkeys(w for c in r.context if c.delta > 0 for w in c.words))
+            top = base + sum(c.delta for c in r.context if c.delta > 0)
+            if top < self.threshold - eps:
+                need.append(groups.setdefault((), len(groups)))
+            elif base < self.threshold - eps:
+                need.append(groups.setdefault(raise_words, len(groups)))
+            needs.append(need)
+        respelt = [*self.normalizer.subs, *self.normalizer.codes]
+        return LineGate(list(groups), needs, respelt)
 
     # -- one candidate -------------------------------------------------------------------------
 
@@ -425,7 +464,7 @@ class Detector:
             if res is None:
                 return None
             delta, note = res
-            score += delta
+            score += min(delta, CHECK_BOOST.get(rule.check, 0.0))
             notes.append(f"check {rule.check}: {note}")
         for c in rule.context:
             region = self._region(c.scope, t, a, b, ss, se)
@@ -524,37 +563,72 @@ class Detector:
             text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text)
         if not text or self._empty:
             return []
-        f = fold(text)
-        evasive: set[int] = set()
-        for m in EVASION_RE.finditer(f):
-            evasive.add(f.rfind("\n", 0, m.start()) + 1)
-        ac_iter = self._automaton.iter
+        f, codes = fold_codes(text)
+        starts, ends, evasive, lines, alive, respelt = self._line_gate.scan(codes)
         cands: list[_Cand] = []
         cache = self._line_cache
-        pos = 0
-        n = len(f)
-        while pos < n:
-            nl = f.find("\n", pos)
-            if nl < 0:
-                nl = n
-            if nl > pos:
-                ev = pos in evasive
-                line = f[pos:nl]  # (the automaton copies the string it is given: pass the line only)
-                if ev or next(ac_iter(line), None) is not None:
-                    found = cache.get(line)
-                    if found is None:
-                        found = self._detect_line(line, ev)
-                        if len(line) < 4096:
-                            if len(cache) >= 50_000:
-                                cache.clear()
-                            cache[line] = found
-                    if pos:
-                        for c in found:
-                            cands.append(_Cand(c.rule, c.start + pos, c.end + pos, c.score, c.notes, c.matched))
-                    else:
-                        cands.extend(found)
-            pos = nl + 1
+        # memoised lines first; the others go through the regex gates, pattern by pattern
+        todo: list[tuple[int, int, str]] = []
+        for j, li in enumerate(lines.tolist()):
+            pos = int(starts[li])
+            line = f[pos : int(ends[li])]
+            found = cache.get(line)
+            if found is None:
+                todo.append((j, li, line))
+            elif found:
+                self._emit(cands, found, pos)
+        if not todo:
+            return self._findings(text, cands)
+        rows = np.array([j for j, _, _ in todo], dtype=np.int64)
+        live = alive[rows]
+        ev = evasive[lines[rows]]
+        plain = ~(ev | respelt[rows])
+        for j, rx, gate in self._regex_gates:
+            for k in np.flatnonzero(live[:, j] & plain).tolist():
+                if not self._regex_gate(rx, gate, todo[k][2]):
+                    live[k, j] = False
+        pairs = self._pairs
+        alive_sets = self._alive_sets
+        any_live = live.any(axis=1).tolist()
+        for k, (_, li, line) in enumerate(todo):
+            found = ()
+            if any_live[k]:
+                row = live[k]
+                rk = row.tobytes()
+                lset = alive_sets.get(rk)
+                if lset is None:
+                    if len(alive_sets) >= 10_000:
+                        alive_sets.clear()
+                    lset = alive_sets[rk] = frozenset(pairs[j] for j in np.flatnonzero(row).tolist())
+                found = self._detect_line(line, bool(ev[k]), lset, gated=bool(plain[k]))
+                if found:
+                    self._emit(cands, found, int(starts[li]))
+            if len(line) < 4096:
+                if len(cache) >= 50_000:
+                    cache.clear()
+                cache[line] = found
         return self._findings(text, cands)
+
+    @staticmethod
+    def _emit(cands: list[_Cand], found: tuple[_Cand, ...], pos: int) -> None:
+        if pos:
+            for c in found:
+                cands.append(_Cand(c.rule, c.start + pos, c.end + pos, c.score, c.notes, c.matched))
+        else:
+            cands.extend(found)
+
+    @staticmethod
+    def _regex_gate(rx: re.Pattern[str], g, t: str) -> bool:
+        """Whether the pattern's regex matches somewhere in ``t`` (and the check's gate accepts it)."""
+        if g is None:
+            return rx.search(t) is not None
+        for m in rx.finditer(t):
+            try:
+                if g(m.group()):
+                    return True
+            except Exception:  # a gate must never hide a candidate
+                return True
+        return False
 
     def _gate(self, t: str, targets: set[tuple[int, int]]) -> set[tuple[int, int]]:
         """The (rule, pattern) pairs that can fire in the line ``t``: every ``require`` group of the
@@ -595,20 +669,27 @@ class Detector:
                         break
         return alive
 
-    def _detect_line(self, line: str, evasive: bool = True) -> tuple[_Cand, ...]:
-        """Candidates of one folded line; offsets index the line as given (= the original line)."""
+    def _detect_line(
+        self, line: str, evasive: bool = True, live: frozenset[tuple[int, int]] | None = None,
+        gated: bool = False,
+    ) -> tuple[_Cand, ...]:
+        """Candidates of one folded line; offsets index the line as given (= the original line).
+        ``live``: the (rule, pattern) pairs the line gate let through (None: all); ``gated``: the
+        line is not normalised and ``live`` already passed the regex gates."""
         norm = None
         t = line
-        if evasive or self.normalizer.has_substitution(line):
+        if evasive or (not gated and self.normalizer.has_substitution(line)):
             norm = self.normalizer.normalize(line, folded=True)
             t = norm.text
         hits = list(self._automaton.iter(t))
         targets: set[tuple[int, int]] = set()
         for _, (_, tg) in hits:
             targets.update(tg)
+        if live is not None:
+            targets &= live
         if not targets:
             return ()
-        alive = self._gate(t, targets)
+        alive = targets if gated and norm is None else self._gate(t, targets)
         if not alive:
             return ()
         rules = self.rules

@@ -127,6 +127,52 @@ def _numpy_lut():
     return _LUT
 
 
+def _class_points(spec: str) -> list[tuple[int, int]]:
+    """The code-point ranges of a regex character-class body such as ``_CJK`` (``a-b`` = a range)."""
+    out = []
+    i = 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            out.append((ord(spec[i]), ord(spec[i + 2])))
+            i += 3
+        else:
+            out.append((ord(spec[i]), ord(spec[i])))
+            i += 1
+    return out
+
+
+KIND_CJK, KIND_SEP, KIND_INVIS = 1, 2, 4
+_KIND_LUT = None
+
+
+def kind_lut():
+    """A numpy table code point → bits (``KIND_CJK``, ``KIND_SEP``, ``KIND_INVIS``): the character
+    classes of ``EVASION_RE`` and ``_EDIT_RE``, for vectorised evasion checks of folded text."""
+    global _KIND_LUT
+    if _KIND_LUT is None:
+        import numpy as np
+
+        lut = np.zeros(0x110000, dtype=np.uint8)
+        for bit, spec in ((KIND_CJK, _CJK), (KIND_INVIS, _INVIS)):
+            for a, b in _class_points(spec):
+                lut[a : b + 1] |= bit
+        for ch in _SEPS:
+            lut[ord(ch)] |= KIND_SEP
+        _KIND_LUT = lut
+    return _KIND_LUT
+
+
+def fold_codes(text: str):
+    """``(fold(text), code points of the folded text as a numpy uint32 array)``."""
+    import numpy as np
+
+    if len(text) >= _FOLD_NUMPY_MIN:
+        codes = _numpy_lut()[np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)]
+        return codes.tobytes().decode("utf-32-le"), codes
+    f = text.translate(_TABLE)
+    return f, np.frombuffer(f.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
 def fold(text: str) -> str:
     """The length-preserving character map of the whole text (same result as ``char_fold``).
 

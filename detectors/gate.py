@@ -1,0 +1,350 @@
+"""The vectorised line gate: which lines of a text can make which patterns fire, for the whole text
+at once, before any per-line Python work.
+
+A pattern *needs* some word groups (its anchors, each ``require`` group of its rule, and — when its
+base score alone cannot reach the threshold — the words of the rule's score-raising contexts), and
+it can only fire in a line that has a word of every group it needs. The gate answers "which groups
+have a word in this line" for every line with numpy, in a few passes over the code points:
+
+* every character of every gate word gets a small id (the *alphabet*; all other characters are 0);
+* a one-character word is found through a table id → groups, a longer word through a table of its
+  first two characters (bigram) → groups. That is a superset of the words really present (a
+  bigram stands for every word that starts with it): the gate may let a line through that cannot
+  fire, never the reverse;
+* the group bits found in a line are OR-ed together (``bitwise_or.reduceat`` over the hits), and a
+  pattern is alive in a line when all the bits it needs are set.
+
+Lines with an evasion (an invisible character, or 1–3 separators between two Chinese characters:
+what ``EVASION_RE`` finds) are normalised later, which deletes characters and joins words; for
+them the gate also looks at the line with *every* separator and invisible character removed, and
+at the words with their separators removed. A word of the normalised line is in one or the other.
+Lines with a respelt word (pinyin, code words) get every pattern.
+
+The cost is a handful of numpy passes per character plus a little work per word hit: it does not
+grow with the number of rules or words (only the width of the group bit sets does, 64 groups per
+machine word).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from detectors.normalize import _INVIS, _SEPS, KIND_CJK, KIND_INVIS, KIND_SEP, _class_points, kind_lut
+
+_DIRECT_MAX = 1 << 22  # bigram tables up to this size are indexed directly (exact), else hashed
+_HASH_SIZE = 4194301  # a prime
+
+
+def _strip(word: str) -> str:
+    invis = _class_points(_INVIS)
+    return "".join(
+        c for c in word if c not in _SEPS and not any(a <= ord(c) <= b for a, b in invis)
+    )
+
+
+class _Tables:
+    """Character and bigram tables of one word list: code point → alphabet id → group bits."""
+
+    def __init__(self, word_bits: dict[str, int], width: int) -> None:
+        chars = sorted({c for w in word_bits for c in w})
+        self.size = len(chars) + 1
+        dtype = np.uint16 if self.size < (1 << 16) else np.uint32
+        self.lut = np.zeros(0x110000, dtype=dtype)
+        if chars:
+            self.lut[np.array([ord(c) for c in chars], dtype=np.int64)] = np.arange(1, self.size, dtype=dtype)
+        ids = {c: i + 1 for i, c in enumerate(chars)}
+        self.direct = self.size * self.size <= _DIRECT_MAX
+        nkeys = self.size * self.size if self.direct else _HASH_SIZE
+        char_bits: dict[int, int] = {}
+        pair_bits: dict[int, int] = {}
+        tri_bits: dict[int, int] = {}
+        for w, bits in word_bits.items():
+            if len(w) == 1:
+                k = ids[w]
+                char_bits[k] = char_bits.get(k, 0) | bits
+            elif len(w) == 2:
+                k = self._key(ids[w[0]], ids[w[1]])
+                pair_bits[k] = pair_bits.get(k, 0) | bits
+            else:
+                k = ((ids[w[0]] * self.size + ids[w[1]]) * self.size + ids[w[2]]) % _HASH_SIZE
+                tri_bits[k] = tri_bits.get(k, 0) | bits
+        self.char_cls, self.char_masks = self._classes(char_bits, self.size, width)
+        self.pair_cls, self.pair_masks = self._classes(pair_bits, nkeys, width)
+        self.tri_cls, self.tri_masks = self._classes(tri_bits, _HASH_SIZE, width)
+        # a trigram is looked up only where its first two characters start some 3+-character word
+        self.tri_heads = np.zeros(nkeys, dtype=bool)
+        for w in word_bits:
+            if len(w) >= 3:
+                self.tri_heads[self._key(ids[w[0]], ids[w[1]])] = True
+
+    def _key(self, a: int, b: int) -> int:
+        k = a * self.size + b
+        return k if self.direct else k % _HASH_SIZE
+
+    @staticmethod
+    def _classes(bits: dict[int, int], nkeys: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """A table key → class (0: nothing) and the group bits of each class, as ``width`` uint64."""
+        distinct = {m: i + 1 for i, m in enumerate(dict.fromkeys(bits.values()))}
+        cls = np.zeros(nkeys, dtype=np.uint16 if len(distinct) < (1 << 16) else np.uint32)
+        masks = np.zeros((len(distinct) + 1, width), dtype=np.uint64)
+        for m, ci in distinct.items():
+            for w in range(width):
+                masks[ci, w] = (m >> (64 * w)) & 0xFFFFFFFFFFFFFFFF
+        for k, m in bits.items():
+            cls[k] = distinct[m]
+        return cls, masks
+
+    def hits(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions with a possible word start, their group bits (n, width))."""
+        ids = self.lut[codes]
+        if len(ids) == 0:
+            return np.zeros(0, dtype=np.int64), self.char_masks[:0]
+        nxt = np.empty_like(ids)
+        nxt[:-1] = ids[1:]
+        nxt[-1] = 0
+        key = ids.astype(np.int64 if not self.direct else np.uint32)
+        key *= self.size
+        key += nxt
+        if not self.direct:
+            key %= _HASH_SIZE
+        pc = self.pair_cls[key]
+        cc = self.char_cls[ids]
+        # 3+-character words: the trigram at the positions whose bigram starts one
+        tp = np.flatnonzero(self.tri_heads[key])
+        tc = np.zeros(len(ids), dtype=self.tri_cls.dtype)
+        if len(tp):
+            third = np.zeros(len(tp), dtype=np.int64)
+            inside = tp + 2 < len(ids)
+            third[inside] = ids[tp[inside] + 2]
+            tk = ids[tp].astype(np.int64) * self.size + nxt[tp]
+            tk = (tk * self.size + third) % _HASH_SIZE
+            tc[tp] = self.tri_cls[tk]
+        pos = np.flatnonzero(pc | cc | tc)
+        masks = self.pair_masks[pc[pos]] | self.char_masks[cc[pos]] | self.tri_masks[tc[pos]]
+        return pos, masks
+
+
+class LineGate:
+    """``groups[g]``: the words of group ``g``; ``needs[p]``: the groups pattern ``p`` needs (all of
+    them; a pattern that needs nothing is alive in every line); ``respelt``: words that mark a line
+    for respelling (it then gets every pattern)."""
+
+    def __init__(self, groups: Sequence[Iterable[str]], needs: Sequence[Iterable[int]],
+                 respelt: Iterable[str] = ()) -> None:
+        ngroups = len(groups) + 1
+        self.respelt_bit = len(groups)
+        self.width = (ngroups + 63) // 64
+        plain: dict[str, int] = {}
+        stripped: dict[str, int] = {}
+        for g, words in enumerate(groups):
+            for w in words:
+                self._add(plain, stripped, w, 1 << g)
+        for w in respelt:
+            self._add(plain, stripped, w, 1 << self.respelt_bit)
+        self.plain = _Tables(plain, self.width)
+        self.stripped = _Tables(stripped, self.width)
+        self.npat = len(needs)
+        self.needs = np.zeros((self.npat, self.width), dtype=np.uint64)
+        for p, gs in enumerate(needs):
+            m = 0
+            for g in gs:
+                m |= 1 << g
+            for w in range(self.width):
+                self.needs[p, w] = (m >> (64 * w)) & 0xFFFFFFFFFFFFFFFF
+        self.kind = kind_lut()
+
+    @staticmethod
+    def _add(plain: dict[str, int], stripped: dict[str, int], w: str, bit: int) -> None:
+        if not w:
+            return
+        plain[w] = plain.get(w, 0) | bit
+        stripped[w] = stripped.get(w, 0) | bit
+        s = _strip(w)
+        if s and s != w:
+            stripped[s] = stripped.get(s, 0) | bit
+
+    def scan(self, codes: np.ndarray) -> tuple[np.ndarray, ...]:
+        """For the folded text's code points: ``(starts, ends, evasive, lines, alive, respelt)``: lines
+        ``[starts[i], ends[i])`` are all lines, ``evasive[i]`` says whether line i needs the
+        length-changing normalisation, and ``alive[j]`` (a bool row per pattern) is set for the
+        patterns that can fire in line ``lines[j]`` (only lines with some alive pattern or a
+        respelt word are listed; a respelt line's row is all True, and ``respelt[j]`` is set)."""
+        n = len(codes)
+        nl = np.flatnonzero(codes == 10)
+        starts = np.empty(len(nl) + 1, dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = nl + 1
+        ends = np.empty(len(nl) + 1, dtype=np.int64)
+        ends[:-1] = nl
+        ends[-1] = n
+        nlines = len(starts)
+        # evasions: an invisible character, or CJK + 1–3 separators + CJK (EVASION_RE)
+        kind = self.kind[codes]
+        evasive = np.zeros(nlines, dtype=bool)
+        if n:
+            pad = np.zeros(n + 4, dtype=np.uint8)
+            pad[:n] = kind
+            cjk = (pad & KIND_CJK) != 0
+            sep = (pad & KIND_SEP) != 0
+            m = n
+            tail = cjk[2 : m + 2] | (sep[2 : m + 2] & (cjk[3 : m + 3] | (sep[3 : m + 3] & cjk[4 : m + 4])))
+            ev = (cjk[:m] & sep[1 : m + 1] & tail) | ((pad[:m] & KIND_INVIS) != 0)
+            evpos = np.flatnonzero(ev)
+            if len(evpos):
+                evasive[np.searchsorted(nl, evpos)] = True
+        lm = np.zeros((nlines, self.width), dtype=np.uint64)
+        pos, masks = self.plain.hits(codes)
+        self._or_lines(lm, np.searchsorted(nl, pos), masks)
+        if evasive.any():
+            # the evasive lines with every separator and invisible character removed
+            evl = np.flatnonzero(evasive)
+            lens = ends[evl] - starts[evl] + 1  # with the line's newline (or the text's end)
+            sel = np.repeat(starts[evl] - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+            sel = sel[sel < n]
+            keep = sel[(kind[sel] & (KIND_SEP | KIND_INVIS)) == 0]
+            spos, smasks = self.stripped.hits(codes[keep])
+            self._or_lines(lm, np.searchsorted(nl, keep[spos]), smasks)
+        has = np.flatnonzero(lm.any(axis=1))
+        sub = lm[has]
+        alive = np.ones((len(has), self.npat), dtype=bool)
+        for w in range(self.width):
+            need = self.needs[:, w]
+            alive &= (sub[:, w : w + 1] & need[None, :]) == need[None, :]
+        rw, rb = divmod(self.respelt_bit, 64)
+        respelt = (sub[:, rw] >> np.uint64(rb)) & np.uint64(1) != 0
+        alive[respelt] = True
+        keep_lines = alive.any(axis=1)
+        return starts, ends, evasive, has[keep_lines], alive[keep_lines], respelt[keep_lines]
+
+    @staticmethod
+    def _or_lines(lm: np.ndarray, lines: np.ndarray, masks: np.ndarray) -> None:
+        if not len(lines):
+            return
+        cut = np.flatnonzero(lines[1:] != lines[:-1]) + 1
+        first = np.empty(len(cut) + 1, dtype=np.int64)
+        first[0] = 0
+        first[1:] = cut
+        lm[lines[first]] |= np.bitwise_or.reduceat(masks, first, axis=0)
+
+
+# ---------------------------------------------------------------- literal words a regex needs
+
+_MAX_SET = 64  # larger alternatives are not worth a group (and stop the product of a literal run)
+
+
+def regex_groups(rx) -> list[tuple[str, ...]]:
+    """Word groups that every match of ``rx`` contains a word of (each group: alternatives).
+
+    Read off the parsed pattern: a required run of literals, literal alternations (``(暑假|寒假)``)
+    and small literal classes (``[六日天]``) spells a finite set of strings, one of which is in any
+    match; an alternation of non-literal branches needs the union of one group of each branch.
+    Optional parts, classes with ranges, repeats and lookarounds add nothing. Patterns with flags
+    that change literal matching (IGNORECASE) give no groups."""
+    import re
+    from re import _parser
+
+    if rx.flags & re.IGNORECASE:
+        return []
+    try:
+        tree = _parser.parse(rx.pattern, rx.flags)
+    except Exception:  # pragma: no cover - the pattern compiled, so it parses
+        return []
+    groups = _seq_groups(list(tree.data))
+    return [tuple(sorted(g)) for g in groups if g and "" not in g]
+
+
+def _finite(item) -> set[str] | None:
+    """The strings ``item`` (one parsed node) can match, if they are few and literal."""
+    from re import _constants as c
+
+    op, av = item
+    if op is c.LITERAL:
+        return {chr(av)}
+    if op is c.IN:
+        out = set()
+        for o, a in av:
+            if o is not c.LITERAL:
+                return None
+            out.add(chr(a))
+        return out if len(out) <= _MAX_SET else None
+    if op is c.SUBPATTERN:
+        return _finite_seq(list(av[-1].data))
+    if op is c.BRANCH:
+        out = set()
+        for alt in av[1]:
+            s = _finite_seq(list(alt.data))
+            if s is None:
+                return None
+            out |= s
+            if len(out) > _MAX_SET:
+                return None
+        return out
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT) and av[0] == 0 and av[1] == 1:
+        s = _finite_seq(list(av[2].data))
+        return None if s is None else s | {""}
+    return None
+
+
+def _finite_seq(items) -> set[str] | None:
+    out = {""}
+    for it in items:
+        s = _finite(it)
+        if s is None:
+            return None
+        out = {a + b for a in out for b in s}
+        if len(out) > _MAX_SET:
+            return None
+    return out
+
+
+def _best(groups: list[set[str]]) -> set[str] | None:
+    """The most selective of a branch's groups: longest shortest word, then fewest words."""
+    groups = [g for g in groups if g and "" not in g]
+    if not groups:
+        return None
+    return max(groups, key=lambda g: (min(len(w) for w in g), -len(g)))
+
+
+def _seq_groups(items) -> list[set[str]]:
+    """Groups of a sequence: maximal runs of finite items (their product), plus the groups of
+    required non-finite items (sub-patterns, branches, repeats of at least one)."""
+    from re import _constants as c
+
+    groups: list[set[str]] = []
+    run: set[str] | None = None
+
+    def close() -> None:
+        nonlocal run
+        if run is not None:
+            run.discard("")
+            if run and all(run):
+                groups.append(run)
+        run = None
+
+    for it in items:
+        s = _finite(it)
+        if s is not None and "" not in s:
+            prod = {a + b for a in (run or {""}) for b in s}
+            if len(prod) > _MAX_SET:
+                close()
+                prod = set(s)
+            run = prod
+            continue
+        close()
+        if s is not None:
+            continue  # optional: ends the run, adds nothing
+        op, av = it
+        if op is c.SUBPATTERN:
+            groups += _seq_groups(list(av[-1].data))
+        elif op is c.BRANCH:
+            per = [_best(_seq_groups(list(alt.data))) for alt in av[1]]
+            if all(p is not None for p in per):
+                union = set().union(*per)
+                if len(union) <= 4 * _MAX_SET:
+                    groups.append(union)
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT) and av[0] >= 1:
+            groups += _seq_groups(list(av[2].data))
+    close()
+    return groups
