@@ -37,7 +37,7 @@ MIN_AREA = 4000  # smaller than this (e.g. 48×48, 60×60): an icon, not an ad
 # detector scales its input to 960 px on the long side, which would shrink such text to nothing.
 TILE_RATIO = 2.5  # height/width above which an image is tiled ...
 TILE_MIN_LONG = 2000  # ... when it is also at least this tall
-TILE_MIN_LEN = 960  # a tile is max(width, this) tall
+TILE_MIN_LEN = 960  # a tile is max(width, this) tall, and the detector reads it at ≥ this size
 TILE_OVERLAP = 0.25  # fraction of the tile shared with the next; lines up to this tall survive a cut
 
 FORMATS = ("png", "jpeg", "gif", "webp", "bmp", "svg")
@@ -248,9 +248,11 @@ def _decode_svg(data: bytes, *, max_pixels: int, min_side: int, min_area: int) -
 # -- OCR, with tiles for long images ---------------------------------------------------------
 
 
-def _read_tile(engine: Any, tile: Image.Image) -> list[OcrLine]:
+def _read_tile(engine: Any, tile: Image.Image, min_side_len: int | None = None) -> list[OcrLine]:
     read_pil = getattr(engine, "read_pil", None)
     if read_pil is not None:
+        if min_side_len and getattr(engine, "name", "").startswith("rapidocr"):
+            return read_pil(tile, min_side_len=min_side_len)
         return read_pil(tile)
     buf = io.BytesIO()
     tile.save(buf, "PNG")
@@ -296,7 +298,7 @@ def ocr_image(image: Image.Image, engine: Any) -> list[OcrLine]:
     overlap = int(tile * TILE_OVERLAP)
     kept: list[OcrLine] = []
     for start, end, core_start, core_end in tile_spans(height, tile, overlap):
-        for line in _meaningful(_read_tile(engine, image.crop((0, start, width, end)))):
+        for line in _meaningful(_read_tile(engine, image.crop((0, start, width, end)), TILE_MIN_LEN)):
             line = line.shifted(0, start)
             left, top, right, bottom = line.bbox
             if not core_start <= (top + bottom) / 2 < core_end:

@@ -52,7 +52,7 @@ def test_engine_is_cached_offline_and_follows_the_protocol(engine):
     assert set(engine.models) == {"det", "rec"}  # use_cls=False for banners
     for path in engine.models.values():  # models come from the wheel, never a download
         assert Path(path).is_file() and Path(path).is_relative_to(wheel)
-    assert engine.params["Det.limit_type"] == "max" and engine.params["Det.limit_side_len"] == 960
+    assert engine.params["Det.limit_type"] == "max" and engine.params["Det.limit_side_len"] == 512
 
 
 def test_heap_growth_is_capped(engine):

@@ -15,7 +15,7 @@ from detectors.ocr.model import OcrEngineError, OcrLine, OcrUnavailable, make_bo
 # Tuned for ad banners (wide, short): see docs/ocr.md and bench/bench_ocr.py.
 BANNER_DEFAULTS: dict[str, Any] = {
     "Det.limit_type": "max",
-    "Det.limit_side_len": 960,
+    "Det.limit_side_len": 512,  # 960 → 512: detector ~4× faster on banners, CER unchanged (bench)
     "Global.use_cls": False,
     "Global.log_level": "error",  # not "warning": it logs every image without text
     "EngineConfig.onnxruntime.intra_op_num_threads": 1,
@@ -178,13 +178,22 @@ class RapidOcrEngine:
 
         return engine_read(self, data)
 
-    def read_pil(self, image: Any) -> list[OcrLine]:
-        """OCR an already-decoded RGB PIL image (no tiling; ``detectors.images`` tiles)."""
+    def read_pil(self, image: Any, *, min_side_len: int | None = None) -> list[OcrLine]:
+        """OCR an already-decoded RGB PIL image (no tiling; ``detectors.images`` tiles).
+        ``min_side_len`` raises the detector's size limit for this image (tiles of long images
+        are read at 960 px: their text is small relative to the tile)."""
         import numpy as np
 
         arr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        det = self._ocr.text_det
         with self._lock:
-            result = self._ocr(arr)
+            limit = det.limit_side_len
+            if min_side_len and limit < min_side_len:
+                det.limit_side_len = min_side_len
+            try:
+                result = self._ocr(arr)
+            finally:
+                det.limit_side_len = limit
         boxes = getattr(result, "boxes", None)
         txts = getattr(result, "txts", None)
         if boxes is None or txts is None:
