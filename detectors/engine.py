@@ -327,11 +327,35 @@ def _sentence(t: str, s: int, e: int, clause: bool = False) -> tuple[int, int]:
     return ss, (m.start() if m else min(len(t), e + MAX_REACH))
 
 
-def _first(words: tuple[str, ...], region: str) -> str | None:
-    for w in words:
-        if w in region:
-            return w
-    return None
+class _Words:
+    """A word list with one regex alternation of its words: the regex says quickly (in C) that no
+    word is in a region, the common case; when one is, the list order picks the word to name."""
+
+    __slots__ = ("words", "rx")
+
+    def __init__(self, words: tuple[str, ...]) -> None:
+        self.words = words
+        alts = sorted(dict.fromkeys(words), key=len, reverse=True)
+        self.rx = re.compile("|".join(re.escape(w) for w in alts)) if alts else None
+
+    def first(self, region: str) -> str | None:
+        """The first word of the list (in list order) found in ``region``."""
+        if self.rx is None or self.rx.search(region) is None:
+            return None
+        for w in self.words:
+            if w in region:
+                return w
+        return None  # pragma: no cover - the regex found one
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A rule's word lists as :class:`_Words`, and per context the most the contexts from it on can
+    still add (to stop evaluating a candidate that can no longer reach the threshold)."""
+
+    require: tuple[_Words, ...]
+    context: tuple[tuple[Context, _Words, _Words | None], ...]
+    rest_up: tuple[float, ...]
 
 
 @dataclass
@@ -363,9 +387,20 @@ class Detector:
                 ids[r.id] = str(path)
                 self.rules.append(r)
         self.normalizer = Normalizer(self.lexicon.substitutions, self.lexicon.codes)
-        self._online = self.lexicon.vocab.get("online", ())
-        self._cues = self.lexicon.cues
+        self._online = _Words(self.lexicon.vocab.get("online", ()))
+        self._cues = {name: (_Words(words), delta) for name, (words, delta) in self.lexicon.cues.items()}
         self._cue_patterns = self.lexicon.cue_patterns
+        # the most the shared cues can add (they lower scores: normally 0)
+        self._cue_up = sum(max(0.0, d) for _, d in self.lexicon.cues.values()) + sum(
+            max(0.0, d) for _, d in self.lexicon.cue_patterns.values())
+        self._compiled: list[_Compiled] = []
+        for r in self.rules:
+            ups = [max(0.0, c.delta) for c in r.context]
+            self._compiled.append(_Compiled(
+                tuple(_Words(g) for g in r.require),
+                tuple((c, _Words(c.words), _Words(c.unless) if c.unless else None) for c in r.context),
+                tuple(sum(ups[i:]) for i in range(len(ups) + 1)),
+            ))
         self._automaton = ahocorasick.Automaton()
         table: dict[str, list[tuple[int, int]]] = {}
         for ri, r in enumerate(self.rules):
@@ -441,22 +476,28 @@ class Detector:
     # -- one candidate -------------------------------------------------------------------------
 
     def _evaluate(
-        self, rule: Rule, pat: Pattern, t: str, a: int, b: int, ss: int, se: int, hs: int, he: int
+        self, ri: int, pat: Pattern, t: str, a: int, b: int, ss: int, se: int, hs: int, he: int
     ) -> _Cand | None:
-        sent = t[ss:se]
-        for x in rule.exclusions:
-            if x.search(sent):
-                return None
-        if rule.require:
+        """The candidate of rule ``ri``'s pattern on ``t[a:b]``; None when it is rejected or when
+        its score can no longer reach the threshold (contexts and cues that could still raise it
+        are counted; the ones that lower it are not needed to know that)."""
+        rule = self.rules[ri]
+        comp = self._compiled[ri]
+        if rule.exclusions:
+            sent = t[ss:se]
+            for x in rule.exclusions:
+                if x.search(sent):
+                    return None
+        if comp.require:
             region = self._region(rule.require_scope, t, a, b, ss, se)
-            for group in rule.require:
-                if _first(group, region) is None:
+            for group in comp.require:
+                if group.first(region) is None:
                     return None
         score = pat.score
         how = "regex" if pat.regex is not None else "keyword"
         notes = [f"{how} pattern “{pat.name}” matched “{t[a:b]}” (base score {pat.score:.2f})"]
         if rule.check:
-            online = _first(self._online, t[max(0, a - NEAR) : b + NEAR]) is not None
+            online = self._online.first(t[max(0, a - NEAR) : b + NEAR]) is not None
             try:
                 res = CHECKS[rule.check](Candidate(t, a, b, ss, se, online))
             except Exception:  # a check must never break detection
@@ -466,17 +507,24 @@ class Detector:
             delta, note = res
             score += min(delta, CHECK_BOOST.get(rule.check, 0.0))
             notes.append(f"check {rule.check}: {note}")
-        for c in rule.context:
+        threshold = self.threshold - 1e-9
+        cue_up = self._cue_up if rule.negatable else 0.0
+        rest_up = comp.rest_up
+        for i, (c, words, unless) in enumerate(comp.context):
+            if score + rest_up[i] + cue_up < threshold:
+                return None
             region = self._region(c.scope, t, a, b, ss, se)
-            w = _first(c.words, region)
+            w = words.first(region)
             # "unless" words cancel the context only inside the term's own sentence: a subject named
             # in a neighbouring sentence does not make this weekend art class a subject class
-            if w is None or (c.unless and _first(c.unless, region if c.scope != "near" else t[ss:se]) is not None):
+            if w is None or (unless is not None and unless.first(region if c.scope != "near" else t[ss:se]) is not None):
                 continue
             score += c.delta
             verb = "raised" if c.delta > 0 else "lowered"
             label = f" ({c.label})" if c.label else ""
             notes.append(f"context “{w}”{label} in the {c.scope} {verb} the score by {abs(c.delta):.2f}")
+        if score + cue_up < threshold:
+            return None
         if rule.negatable:
             score = self._cues_adjust(t, min(hs, b), max(he, a), ss, se, score, notes)
         return _Cand(rule, a, b, score, notes)
@@ -503,13 +551,13 @@ class Detector:
         if "negation_after" in cues:
             words, delta = cues["negation_after"]
             _, ce = _sentence(t, a, b, True)
-            w = _first(words, t[b : min(ce, se)])
+            w = words.first(t[b : min(ce, se)])
             if w:
                 score += delta
                 notes.append(f"prohibition “{w}” follows the term in the clause: lowered by {-delta:.2f}")
         if "negation_sentence" in cues:
             words, delta = cues["negation_sentence"]
-            w = _first(words, before)
+            w = words.first(before)
             if w:
                 score += delta
                 notes.append(f"negation “{w}” precedes the term in the sentence: lowered by {-delta:.2f}")
@@ -519,7 +567,7 @@ class Detector:
             w = None
             if "negation_clause" in cues:
                 words, delta = cues["negation_clause"]
-                w = _first(words, clause)
+                w = words.first(clause)
                 if w:
                     score += delta
                     notes.append(f"negation “{w}” precedes the term in the clause: lowered by {-delta:.2f}")
@@ -531,7 +579,7 @@ class Detector:
                     notes.append(f"negated verb “{m.group()}” governs the term in the clause: lowered by {-delta:.2f}")
         if "negation_list" in cues:
             words, delta = cues["negation_list"]
-            w = _first(words, t[b:se])
+            w = words.first(t[b:se])
             if w:
                 score += delta
                 notes.append(f"collective prohibition “{w}” later in the sentence governs the term: "
@@ -540,7 +588,7 @@ class Detector:
         for name, label in (("reporting", "reporting/enforcement"), ("register", "policy or news register")):
             if name in cues:
                 words, delta = cues[name]
-                w = _first(words, rest)
+                w = words.first(rest)
                 if w:
                     score += delta
                     notes.append(f"{label} word “{w}” in the sentence: lowered by {-delta:.2f}")
@@ -729,7 +777,7 @@ class Detector:
                     if key in seen:
                         continue
                     seen.add(key)
-                    c = self._evaluate(rule, pat, t, a, b, ss, se, s, e)
+                    c = self._evaluate(ri, pat, t, a, b, ss, se, s, e)
                     if c is not None and c.score >= threshold:
                         c.matched = t[a:b]
                         if norm is not None and norm.layers:
