@@ -40,12 +40,12 @@ from search.base import (
     result_doc,
 )
 
-FTS_VERSION = "3"
+FTS_VERSION = "4"
 _TRIGGERS = ("findings_fts_ai", "findings_fts_ad", "findings_fts_au")
 _DDL = """
 CREATE VIRTUAL TABLE IF NOT EXISTS findings_fts USING fts5(text, context, tokenize='trigram');
 CREATE VIRTUAL TABLE IF NOT EXISTS findings_bi USING fts5(
-  grams, detail='none', tokenize='unicode61 remove_diacritics 0'
+  grams, detail='none', columnsize=0, tokenize='unicode61 remove_diacritics 0'
 );
 CREATE TABLE IF NOT EXISTS findings_bi_dirty (rid INTEGER PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS findings_fts_ai AFTER INSERT ON findings BEGIN
@@ -70,8 +70,16 @@ def grams(*values: str | None) -> str:
     for v in values:
         if v:
             v = v.lower()
-            out.extend(v[i:i + 2] for i in range(len(v)))
+            out.append(" ".join(map(str.__add__, v, v[1:])))
+            out.append(v[-1])
     return " ".join(out)
+
+
+def _index_values(text: str | None, context: str | None) -> tuple[str, str | None]:
+    """The matched text is nearly always inside its context: index it once."""
+    if text and context and text.lower() in context.lower():
+        return "", context
+    return text or "", context
 
 
 def _gram_query(term: str) -> str | None:
@@ -149,9 +157,9 @@ class SqliteBackend:
                         old = [(r[0],) for r in rows if r[0] in indexed]
                         self.db.executemany("DELETE FROM findings_fts WHERE rowid=?", old)
                         self.db.executemany("DELETE FROM findings_bi WHERE rowid=?", old)
-                        live = [r for r in rows if r[3]]
+                        live = [(r[0], *_index_values(r[1], r[2])) for r in rows if r[3]]
                         self.db.executemany("INSERT INTO findings_fts(rowid, text, context) VALUES (?, ?, ?)",
-                                            [(r[0], r[1], r[2]) for r in live])
+                                            live)
                         self.db.executemany("INSERT INTO findings_bi(rowid, grams) VALUES (?, ?)",
                                             [(r[0], grams(r[1], r[2])) for r in live])
                         self.db.execute("DELETE FROM findings_bi_dirty WHERE rid BETWEEN ? AND ?", (lo, hi))
