@@ -20,6 +20,7 @@
 #   JIANFU_ES_CACHE     cache directory                    (default <project>/.cache/elasticsearch)
 #   ES_JAVA_HOME        Java 17+ (the integ-test zip bundles no JDK; default: the system java)
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"  # runuser, useradd
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION="${JIANFU_ES_VERSION:-8.19.3}"

@@ -204,7 +204,8 @@ def indexer_for_store(store: Any, **kw: Any) -> Indexer | None:
         if not url:
             return None
         from search.elastic import ElasticBackend
-        return Indexer(store, ElasticBackend(url, alias=index, connect=False), **kw)
+        # a short timeout: a hung node must not stall the crawl for long (drain then backs off)
+        return Indexer(store, ElasticBackend(url, alias=index, connect=False, timeout=5.0), **kw)
     except Exception as e:
         log.warning("search index not configured: %s", e)
         return None
