@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,9 +50,9 @@ class ScanContext:
         """A seed that redirected to another origin (http→https, www.) brings that origin in."""
         self.origins.setdefault(origin(url), seed)
 
-    @property
-    def seed_hosts(self) -> set[str]:
-        return {(urlsplit(s.url).hostname or "").lower() for s in self.seeds}
+    @cached_property
+    def seed_hosts(self) -> frozenset[str]:
+        return frozenset((urlsplit(s.url).hostname or "").lower() for s in self.seeds)
 
 
 CONTEXTS: dict[str, ScanContext] = {}

@@ -9,6 +9,9 @@ ROBOTSTXT_OBEY = True
 ROBOTSTXT_PARSER = "scrapy.robotstxt.ProtegoRobotParser"
 
 CONCURRENT_REQUESTS = 16
+# Items per response processed at once. Scrapy starts this many asyncio workers for *every*
+# response; the default 100 halves crawl throughput here, and OCR is serialised anyway.
+CONCURRENT_ITEMS = 8
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_DELAY = 0
 DOWNLOAD_TIMEOUT = 20
