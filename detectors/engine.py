@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 
 import ahocorasick
@@ -613,20 +614,58 @@ class Detector:
             return []
         f, codes = fold_codes(text)
         starts, ends, evasive, lines, alive, respelt = self._line_gate.scan(codes)
-        cands: list[_Cand] = []
+        cands: list[tuple[str, int, float, int, _Cand]] = []
         cache = self._line_cache
-        # memoised lines first; the others go through the regex gates, pattern by pattern
-        todo: list[tuple[int, int, str]] = []
+        # memoised lines first; each other distinct line goes through the regex gates (pattern by
+        # pattern, over all lines at once) and then, if a pattern is still alive, the rules
+        todo: list[tuple[int, str]] = []  # (row of ``alive``, line)
+        where: dict[str, list[int]] = {}  # line → its offsets in the text
         for j, li in enumerate(lines.tolist()):
             pos = int(starts[li])
             line = f[pos : int(ends[li])]
             found = cache.get(line)
-            if found is None:
-                todo.append((j, li, line))
-            elif found:
-                self._emit(cands, found, pos)
+            if found is not None:
+                if found:
+                    self._emit(cands, found, pos)
+                continue
+            at = where.get(line)
+            if at is None:
+                where[line] = [pos]
+                todo.append((j, line))
+            else:
+                at.append(pos)
         if not todo:
             return self._findings(text, cands)
+        rows = np.array([j for j, _ in todo], dtype=np.int64)
+        live = alive[rows]
+        ev = evasive[lines[rows]]
+        plain = ~(ev | respelt[rows])
+        for j, rx, gate in self._regex_gates:
+            for k in np.flatnonzero(live[:, j] & plain).tolist():
+                if not self._regex_gate(rx, gate, todo[k][1]):
+                    live[k, j] = False
+        pairs = self._pairs
+        alive_sets = self._alive_sets
+        any_live = live.any(axis=1).tolist()
+        for k, (_, line) in enumerate(todo):
+            found = ()
+            if any_live[k]:
+                row = live[k]
+                rk = row.tobytes()
+                lset = alive_sets.get(rk)
+                if lset is None:
+                    if len(alive_sets) >= 10_000:
+                        alive_sets.clear()
+                    lset = alive_sets[rk] = frozenset(pairs[j] for j in np.flatnonzero(row).tolist())
+                found = self._detect_line(line, bool(ev[k]), lset, gated=bool(plain[k]))
+                if found:
+                    for pos in where[line]:
+                        self._emit(cands, found, pos)
+            if len(line) < 4096:
+                if len(cache) >= 50_000:
+                    cache.clear()
+                cache[line] = found
+        return self._findings(text, cands)
         rows = np.array([j for j, _, _ in todo], dtype=np.int64)
         live = alive[rows]
         ev = evasive[lines[rows]]
@@ -658,12 +697,8 @@ class Detector:
         return self._findings(text, cands)
 
     @staticmethod
-    def _emit(cands: list[_Cand], found: tuple[_Cand, ...], pos: int) -> None:
-        if pos:
-            for c in found:
-                cands.append(_Cand(c.rule, c.start + pos, c.end + pos, c.score, c.notes, c.matched))
-        else:
-            cands.extend(found)
+    def _emit(cands: list, found: tuple[_Cand, ...], pos: int) -> None:
+        cands.extend([(c.rule.category, c.start + pos, -c.score, c.end + pos, c) for c in found])
 
     @staticmethod
     def _regex_gate(rx: re.Pattern[str], g, t: str) -> bool:
@@ -785,47 +820,55 @@ class Detector:
                         cands.append(c)
         return tuple(cands)
 
-    def _findings(self, orig: str, cands: list[_Cand]) -> list[Finding]:
+    def _findings(self, orig: str, cands: list[tuple[str, int, float, int, _Cand]]) -> list[Finding]:
+        """``cands``: ``(category, start, -score, end, candidate)`` with offsets into ``orig``."""
         # merge: per category, overlapping candidates form a cluster; the best one is reported and
         # the others are named in its explanation (a sweep over start offsets: O(n log n))
-        cands.sort(key=lambda c: (c.rule.category, c.start, -c.score))
-        kept: list[_Cand] = []
+        cands.sort(key=_CAND_ORDER)
+        kept: list[tuple[int, int, _Cand, list[str]]] = []
         i = 0
         n = len(cands)
         while i < n:
-            cat = cands[i].rule.category
+            cat, start, _, reach, c = cands[i]
             j = i + 1
-            reach = cands[i].end
-            while j < n and cands[j].rule.category == cat and cands[j].start < reach:
-                reach = max(reach, cands[j].end)
+            while j < n and cands[j][1] < reach and cands[j][0] == cat:
+                if cands[j][3] > reach:
+                    reach = cands[j][3]
                 j += 1
-            cluster = cands[i:j]
-            best = max(cluster, key=lambda c: (c.score, c.end - c.start))
-            if len(cluster) > 1:
+            if j == i + 1:
+                kept.append((start, cands[i][3], c, c.notes))
+            else:
+                cluster = cands[i:j]
+                best = max(cluster, key=lambda x: (x[4].score, x[3] - x[1]))
+                bc = best[4]
+                notes = bc.notes
                 extra = [
-                    f"also matched by rule {c.rule.id} on “{c.matched}”"
-                    for c in cluster
-                    if c is not best and c.rule.id != best.rule.id
+                    f"also matched by rule {x[4].rule.id} on “{x[4].matched}”"
+                    for x in cluster
+                    if x is not best and x[4].rule.id != bc.rule.id
                 ][:6]
                 if extra:
-                    best = _Cand(best.rule, best.start, best.end, best.score, [*best.notes, *extra], best.matched)
-            kept.append(best)
+                    notes = [*notes, *extra]
+                kept.append((best[1], best[3], bc, notes))
             i = j
+        kept.sort(key=lambda k: (k[0], k[1], k[2].rule.id))
         out = []
         heads = self._heads
         expl_cache: dict[tuple[int, float], tuple[str, ...]] = {}
-        for c in kept:
-            os_, oe = c.start, c.end
+        tail = f" ≥ threshold {self.threshold:.2f}"
+        for os_, oe, c, notes in kept:
             score = round(min(1.0, max(0.0, c.score)), 2)
             r = c.rule
             head, foot, basis = heads[r.id]
-            ek = (id(c.notes), score)
+            ek = (id(notes), score)
             expl = expl_cache.get(ek)
             if expl is None:
-                expl = expl_cache[ek] = (head, *c.notes, f"score {score:.2f} ≥ threshold {self.threshold:.2f}", foot)
+                expl = expl_cache[ek] = (head, *notes, f"score {score:.2f}{tail}", foot)
             out.append(Finding(r.category, r.id, orig[os_:oe], os_, oe, score, r.severity, basis, expl))
-        out.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return out
+
+
+_CAND_ORDER = itemgetter(0, 1, 2)
 
 
 @lru_cache(maxsize=1)

@@ -60,6 +60,9 @@ class _Tables:
         char_bits: dict[int, int] = {}
         pair_bits: dict[int, int] = {}
         tri_bits: dict[int, int] = {}
+        # trigrams are hashed (masked) into a small table: ~1/64 filled, it stays in cache
+        ntri = sum(1 for w in word_bits if len(w) >= 3)
+        self.tri_mask = (1 << max(12, (64 * ntri).bit_length())) - 1
         for w, bits in word_bits.items():
             if len(w) == 1:
                 k = ids[w]
@@ -68,11 +71,11 @@ class _Tables:
                 k = self._key(ids[w[0]], ids[w[1]])
                 pair_bits[k] = pair_bits.get(k, 0) | bits
             else:
-                k = ((ids[w[0]] * self.size + ids[w[1]]) * self.size + ids[w[2]]) % _HASH_SIZE
+                k = ((ids[w[0]] * self.size + ids[w[1]]) * self.size + ids[w[2]]) & self.tri_mask
                 tri_bits[k] = tri_bits.get(k, 0) | bits
         self.char_cls, self.char_masks = self._classes(char_bits, self.size, width)
         self.pair_cls, self.pair_masks = self._classes(pair_bits, nkeys, width)
-        self.tri_cls, self.tri_masks = self._classes(tri_bits, _HASH_SIZE, width)
+        self.tri_cls, self.tri_masks = self._classes(tri_bits, self.tri_mask + 1, width)
         # a trigram is looked up only where its first two characters start some 3+-character word
         self.tri_heads = np.zeros(nkeys, dtype=bool)
         for w in word_bits:
@@ -99,30 +102,33 @@ class _Tables:
     def hits(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions with a possible word start, their group bits (n, width))."""
         ids = self.lut[codes]
-        if len(ids) == 0:
+        n = len(ids)
+        if n == 0:
             return np.zeros(0, dtype=np.int64), self.char_masks[:0]
-        nxt = np.empty_like(ids)
-        nxt[:-1] = ids[1:]
-        nxt[-1] = 0
-        key = ids.astype(np.int64 if not self.direct else np.uint32)
+        key = ids.astype(np.uint32 if self.direct else np.int64)
         key *= self.size
-        key += nxt
+        key[:-1] += ids[1:]
         if not self.direct:
             key %= _HASH_SIZE
         pc = self.pair_cls[key]
-        cc = self.char_cls[ids]
+        hit = pc != 0
+        hit |= self.char_cls[ids] != 0
         # 3+-character words: the trigram at the positions whose bigram starts one
         tp = np.flatnonzero(self.tri_heads[key])
-        tc = np.zeros(len(ids), dtype=self.tri_cls.dtype)
         if len(tp):
-            third = np.zeros(len(tp), dtype=np.int64)
-            inside = tp + 2 < len(ids)
-            third[inside] = ids[tp[inside] + 2]
-            tk = ids[tp].astype(np.int64) * self.size + nxt[tp]
-            tk = (tk * self.size + third) % _HASH_SIZE
-            tc[tp] = self.tri_cls[tk]
-        pos = np.flatnonzero(pc | cc | tc)
-        masks = self.pair_masks[pc[pos]] | self.char_masks[cc[pos]] | self.tri_masks[tc[pos]]
+            third = ids[np.minimum(tp + 2, n - 1)].astype(np.uint64)
+            third[tp + 2 >= n] = 0
+            tk = ids[tp].astype(np.uint64) * np.uint64(self.size) + ids[np.minimum(tp + 1, n - 1)]
+            tk = (tk * np.uint64(self.size) + third) & np.uint64(self.tri_mask)
+            tc = self.tri_cls[tk]
+            some = tc != 0
+            tp, tc = tp[some], tc[some]
+            hit[tp] = True
+        pos = np.flatnonzero(hit)
+        masks = np.take(self.pair_masks, pc[pos], axis=0)
+        masks |= np.take(self.char_masks, self.char_cls[ids[pos]], axis=0)
+        if len(tp):
+            masks[np.searchsorted(pos, tp)] |= np.take(self.tri_masks, tc, axis=0)
         return pos, masks
 
 
