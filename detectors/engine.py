@@ -408,12 +408,19 @@ class Detector:
             for pi, p in enumerate(r.patterns):
                 for a in p.anchors:
                     table.setdefault(a, []).append((ri, pi))
+        # (rule, pattern) pair j ↔ bit j: a hit's value is (length, targets, bits of its targets)
+        self._pairs: list[tuple[int, int]] = [(ri, pi) for ri, r in enumerate(self.rules) for pi in range(len(r.patterns))]
+        self._bit = bit = {pair: 1 << j for j, pair in enumerate(self._pairs)}
         for a, targets in table.items():
-            self._automaton.add_word(a, (len(a), tuple(targets)))
+            tg = tuple((ri, pi, bit[ri, pi]) for ri, pi in targets)
+            mask = 0
+            for _, _, b in tg:
+                mask |= b
+            self._automaton.add_word(a, (len(a), tg, mask))
         # respelt words (拼音, code words) mark a line for normalisation; they fire nothing themselves
         for k in (*self.normalizer.subs, *self.normalizer.codes):
             if k not in table:
-                self._automaton.add_word(k, (len(k), ()))
+                self._automaton.add_word(k, (len(k), (), 0))
         if table:
             self._automaton.make_automaton()
         self._empty = not table
@@ -434,9 +441,7 @@ class Detector:
             for w, gis in word_groups.items():
                 self._req_automaton.add_word(w, frozenset(gis))
             self._req_automaton.make_automaton()
-        self._pairs: list[tuple[int, int]] = [(ri, pi) for ri, r in enumerate(self.rules) for pi in range(len(r.patterns))]
         self._line_gate = self._build_gate()
-        self._alive_sets: dict[bytes, frozenset[tuple[int, int]]] = {}
         self._regex_gates = [
             (j, self.rules[ri].patterns[pi].regex, GATES.get(self.rules[ri].check) if self.rules[ri].check else None)
             for j, (ri, pi) in enumerate(self._pairs)
@@ -618,11 +623,14 @@ class Detector:
         cache = self._line_cache
         # memoised lines first; each other distinct line goes through the regex gates (pattern by
         # pattern, over all lines at once) and then, if a pattern is still alive, the rules
-        todo: list[tuple[int, str]] = []  # (row of ``alive``, line)
+        todo: list[str] = []
+        rows: list[int] = []  # row of ``alive`` of each line in ``todo``
         where: dict[str, list[int]] = {}  # line → its offsets in the text
+        starts_l = starts.tolist()
+        ends_l = ends.tolist()
         for j, li in enumerate(lines.tolist()):
-            pos = int(starts[li])
-            line = f[pos : int(ends[li])]
+            pos = starts_l[li]
+            line = f[pos : ends_l[li]]
             found = cache.get(line)
             if found is not None:
                 if found:
@@ -631,11 +639,45 @@ class Detector:
             at = where.get(line)
             if at is None:
                 where[line] = [pos]
-                todo.append((j, line))
+                todo.append(line)
+                rows.append(j)
             else:
                 at.append(pos)
         if not todo:
             return self._findings(text, cands)
+        ridx = np.array(rows, dtype=np.int64)
+        live = alive[ridx]
+        ev = evasive[lines[ridx]]
+        plain = ~(ev | respelt[ridx])
+        for j, rx, gate in self._regex_gates:
+            ks = np.flatnonzero(live[:, j] & plain).tolist()
+            if not ks:
+                continue
+            if gate is None:
+                search = rx.search
+                dead = [k for k in ks if search(todo[k]) is None]
+            else:
+                dead = [k for k in ks if not self._regex_gate(rx, gate, todo[k])]
+            if dead:
+                live[dead, j] = False
+        # each line's live pairs as an int bit mask (pair j ↔ bit j)
+        packed = np.packbits(live, axis=1, bitorder="little")
+        any_live = live.any(axis=1).tolist()
+        evl = ev.tolist()
+        plainl = plain.tolist()
+        from_bytes = int.from_bytes
+        for k, line in enumerate(todo):
+            found = ()
+            if any_live[k]:
+                found = self._detect_line(line, evl[k], from_bytes(packed[k].tobytes(), "little"), plainl[k])
+                if found:
+                    for pos in where[line]:
+                        self._emit(cands, found, pos)
+            if len(line) < 4096:
+                if len(cache) >= 50_000:
+                    cache.clear()
+                cache[line] = found
+        return self._findings(text, cands)
         rows = np.array([j for j, _ in todo], dtype=np.int64)
         live = alive[rows]
         ev = evasive[lines[rows]]
@@ -752,41 +794,46 @@ class Detector:
                         break
         return alive
 
-    def _detect_line(
-        self, line: str, evasive: bool = True, live: frozenset[tuple[int, int]] | None = None,
-        gated: bool = False,
-    ) -> tuple[_Cand, ...]:
+    def _detect_line(self, line: str, evasive: bool = True, live: int | None = None, gated: bool = False
+                     ) -> tuple[_Cand, ...]:
         """Candidates of one folded line; offsets index the line as given (= the original line).
-        ``live``: the (rule, pattern) pairs the line gate let through (None: all); ``gated``: the
-        line is not normalised and ``live`` already passed the regex gates."""
+        ``live``: bit mask of the (rule, pattern) pairs the line gate let through (None: all);
+        ``gated``: the line is not normalised and ``live`` already passed the regex gates."""
         norm = None
         t = line
         if evasive or (not gated and self.normalizer.has_substitution(line)):
             norm = self.normalizer.normalize(line, folded=True)
             t = norm.text
         hits = list(self._automaton.iter(t))
-        targets: set[tuple[int, int]] = set()
-        for _, (_, tg) in hits:
-            targets.update(tg)
+        alive = 0
+        for _, v in hits:
+            alive |= v[2]
         if live is not None:
-            targets &= live
-        if not targets:
-            return ()
-        alive = targets if gated and norm is None else self._gate(t, targets)
+            alive &= live
         if not alive:
             return ()
+        if not (gated and norm is None):
+            pairs = self._pairs
+            targets = {pairs[j] for j in range(alive.bit_length()) if alive >> j & 1}
+            alive = 0
+            for ri, pi in self._gate(t, targets):
+                alive |= self._bit[ri, pi]
+            if not alive:
+                return ()
         rules = self.rules
         cands: list[_Cand] = []
         seen: set[tuple[int, int, int]] = set()
         windows: dict[int, tuple[int, int]] = {}
         rx_cache: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
         threshold = self.threshold
-        for end_idx, (n, tg) in hits:
+        for end_idx, (n, tg, tmask) in hits:
+            if not tmask & alive:
+                continue
             s = end_idx + 1 - n
             e = end_idx + 1
             win = None
-            for ri, pi in tg:
-                if (ri, pi) not in alive:
+            for ri, pi, pbit in tg:
+                if not pbit & alive:
                     continue
                 if win is None:
                     win = windows.get(s)
