@@ -93,7 +93,8 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
     CONTEXTS[scan_id] = ctx
     status = "failed"
     if options.log_level != "INFO":  # every failure is in the summary; don't repeat retries on stderr
-        logging.getLogger("scrapy.downloadermiddlewares.retry").setLevel(logging.CRITICAL)
+        for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         process = CrawlerProcess(scrapy_settings(scan_id, options, executable))
         process.crawl(SiteSpider)

@@ -231,12 +231,7 @@ class DemoHandler(BaseHTTPRequestHandler):
         if path == "/huge.html":
             return self.send_body(200, b"<html><body>" + b"x" * (30 * 1024 * 1024) + b"</body></html>", "text/html")
         if path == "/bomb.html":
-            raw = io.BytesIO()
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9) as gz:
-                chunk = b"\0" * (1 << 20)
-                for _ in range(200):
-                    gz.write(chunk)
-            return self.send_body(200, raw.getvalue(), "text/html", {"Content-Encoding": "gzip"})
+            return self.send_body(200, gzip_bomb(), "text/html", {"Content-Encoding": "gzip"})
         if path == "/slow.html":
             time.sleep(float(self.headers.get("X-Slow", "6")))
             return self.send_body(200, b"<html><body>slow</body></html>", "text/html")
@@ -306,6 +301,17 @@ class DemoHandler(BaseHTTPRequestHandler):
         return self.send_body(404, b"<html><body>404</body></html>", "text/html")
 
 
+@lru_cache(maxsize=1)
+def gzip_bomb() -> bytes:
+    """200 MB of zeros gzipped to ~200 KB; made once (the first request must not be slow)."""
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
+        chunk = b"\0" * (1 << 20)
+        for _ in range(200):
+            gz.write(chunk)
+    return raw.getvalue()
+
+
 def _png_header_bomb() -> bytes:
     """A tiny PNG whose header claims 60000 x 60000 pixels."""
     import struct
@@ -341,6 +347,8 @@ class DemoSites:
         self.urls: dict[str, str] = {}
 
     def start(self) -> DemoSites:
+        if "hostile" in self.names:
+            gzip_bomb()
         for i, name in enumerate(self.names):
             handler = type(f"{name}Handler", (DemoHandler,), {"site": name, "generated_ads": self.generated_ads})
             port = (self.port_base + i) if self.port_base else 0
