@@ -4,6 +4,11 @@ Pages: the visible text (title first) is stored and run through the detectors. I
 are stored by content hash; the OCR reading is cached by that hash in the store, so an image is
 read once however many pages or scans show it; OCR runs in a worker thread so the crawl keeps
 going; findings from an image are recorded for every page of the scan that shows it.
+
+When Elasticsearch is configured (``JIANFU_ES_URL`` or ``jianfu index --es``), findings are sent
+to it as the scan goes: the store queues every saved finding in the same transaction, and the
+pipeline drains that queue after each item and once more at the end. A node that is down only
+leaves findings queued for the next drain (``jianfu index --drain``, or the next scan).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer, threads
@@ -33,6 +39,8 @@ class CapturePipeline:
         self.ocr_slots = defer.DeferredSemaphore(crawler.settings.getint("JIANFU_OCR_WORKERS", 1))
         self._engine: Any = None
         self.bodies: dict[str, str] = {}  # content sha256 → first page URL with those bytes
+        self._indexer: Any = False  # search.indexer.Indexer, None when no index is configured
+        crawler.signals.connect(self.flush_index, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CapturePipeline:
@@ -47,7 +55,23 @@ class CapturePipeline:
             self.save_page(item)
         elif isinstance(item, ImageItem):
             await maybe_deferred_to_future(self.ocr_slots.run(self.read_image, item))
+        if self.indexer is not None:
+            self.indexer.drain()
         return item
+
+    @property
+    def indexer(self) -> Any:
+        if self._indexer is False:
+            from search.indexer import indexer_for_store
+
+            self._indexer = indexer_for_store(self.ctx.store)
+        return self._indexer
+
+    def flush_index(self, spider: object) -> None:
+        if self.indexer is not None:
+            result = self.indexer.drain(force=True)
+            self.ctx.stats["index_pending"] = self.indexer.pending()
+            log.info("search index: %s", result)
 
     # -- pages -------------------------------------------------------------------------------
     def save_page(self, item: PageItem) -> None:

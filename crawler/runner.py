@@ -105,6 +105,8 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         summary = store.finish_scan(scan_id, status)
         summary["ocr_runs"] = ctx.stats["ocr_runs"]
         summary["ocr_cached"] = ctx.stats["ocr_cached"]
+        if "index_pending" in ctx.stats:  # Elasticsearch configured: what still waits for the node
+            summary["index_pending"] = ctx.stats["index_pending"]
         CONTEXTS.pop(scan_id, None)
         store.close()
     return summary
