@@ -8,7 +8,7 @@ PADDLE_STAMP := $(VENV)/.installed-paddle
 DEMO_STORE ?= var/demo
 DEMO_PORT ?= 8801
 
-.PHONY: demo test bench lint system install clean es-start es-stop
+.PHONY: demo test bench lint system install clean
 
 system:
 	scripts/install-system.sh
@@ -43,8 +43,10 @@ test: install $(PADDLE_STAMP)
 	scripts/elasticsearch.sh start
 	set -o pipefail; $(BIN)/pytest -q -p no:cacheprovider; rc=$$?; scripts/elasticsearch.sh stop; exit $$rc
 
-bench: install
-	$(BIN)/python -m bench
+bench: install $(PADDLE_STAMP)
+	scripts/elasticsearch.sh install
+	scripts/elasticsearch.sh start
+	$(BIN)/python -m bench; rc=$$?; scripts/elasticsearch.sh stop; exit $$rc
 
 lint: install
 	$(BIN)/ruff check .
