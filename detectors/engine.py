@@ -18,6 +18,7 @@ Nothing here performs I/O at detect time; rule files are read once, at construct
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -617,6 +618,18 @@ class Detector:
             text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text)
         if not text or self._empty:
             return []
+        # detection makes many small objects and no reference cycles: the cyclic collector would
+        # only walk them (and everything else alive in the process) again and again
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._detect(text)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _detect(self, text: str) -> list[Finding]:
         f, codes = fold_codes(text)
         starts, ends, evasive, lines, alive, respelt = self._line_gate.scan(codes)
         cands: list[tuple[str, int, float, int, _Cand]] = []

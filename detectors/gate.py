@@ -35,6 +35,7 @@ from detectors.normalize import _INVIS, _SEPS, KIND_CJK, KIND_INVIS, KIND_SEP, _
 
 _DIRECT_MAX = 1 << 22  # bigram tables up to this size are indexed directly (exact), else hashed
 _HASH_SIZE = 4194301  # a prime
+_CHUNK = 1 << 17  # characters per pass of the tables (whole lines)
 
 
 def _strip(word: str) -> str:
@@ -201,8 +202,17 @@ class LineGate:
             if len(evpos):
                 evasive[np.searchsorted(nl, evpos)] = True
         lm = np.zeros((nlines, self.width), dtype=np.uint64)
-        pos, masks = self.plain.hits(codes)
-        self._or_lines(lm, np.searchsorted(nl, pos), masks)
+        # in chunks of whole lines, so that the temporaries stay in the processor's cache
+        c0 = 0
+        while c0 < n:
+            c1 = n if n - c0 <= _CHUNK else int(nl[min(np.searchsorted(nl, c0 + _CHUNK), len(nl) - 1)]) + 1
+            if c1 <= c0:
+                c1 = n
+            pos, masks = self.plain.hits(codes[c0:c1])
+            if len(pos):
+                pos += c0
+                self._or_lines(lm, np.searchsorted(nl, pos), masks)
+            c0 = c1
         if evasive.any():
             # the evasive lines with every separator and invisible character removed
             evl = np.flatnonzero(evasive)
@@ -214,15 +224,36 @@ class LineGate:
             self._or_lines(lm, np.searchsorted(nl, keep[spos]), smasks)
         has = np.flatnonzero(lm.any(axis=1))
         sub = lm[has]
-        alive = np.ones((len(has), self.npat), dtype=bool)
+        # lines share few distinct group sets (boilerplate, repeated ads): test the needs once per set
+        uniq, inverse = self._distinct(sub)
+        alive_u = np.ones((len(uniq), self.npat), dtype=bool)
         for w in range(self.width):
             need = self.needs[:, w]
-            alive &= (sub[:, w : w + 1] & need[None, :]) == need[None, :]
+            alive_u &= (uniq[:, w : w + 1] & need[None, :]) == need[None, :]
         rw, rb = divmod(self.respelt_bit, 64)
-        respelt = (sub[:, rw] >> np.uint64(rb)) & np.uint64(1) != 0
-        alive[respelt] = True
-        keep_lines = alive.any(axis=1)
-        return starts, ends, evasive, has[keep_lines], alive[keep_lines], respelt[keep_lines]
+        respelt_u = (uniq[:, rw] >> np.uint64(rb)) & np.uint64(1) != 0
+        alive_u[respelt_u] = True
+        keep_u = alive_u.any(axis=1)
+        keep = keep_u[inverse]
+        inv = inverse[keep]
+        return starts, ends, evasive, has[keep], alive_u[inv], respelt_u[inv]
+
+    @staticmethod
+    def _distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct rows, index of each row's distinct row): by a 64-bit hash of each row, checked
+        against the rows themselves (on a collision: every row on its own)."""
+        if len(rows) < 2:
+            return rows, np.arange(len(rows))
+        h = np.zeros(len(rows), dtype=np.uint64)
+        for w in range(rows.shape[1]):
+            h *= np.uint64(0x9E3779B97F4A7C15)
+            h ^= rows[:, w]
+            h ^= h >> np.uint64(29)
+        _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        uniq = rows[first]
+        if not np.array_equal(uniq[inverse], rows):
+            return rows, np.arange(len(rows))
+        return uniq, inverse.reshape(-1)
 
     @staticmethod
     def _or_lines(lm: np.ndarray, lines: np.ndarray, masks: np.ndarray) -> None:
