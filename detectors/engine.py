@@ -448,7 +448,7 @@ class Detector:
             for j, (ri, pi) in enumerate(self._pairs)
             if self.rules[ri].patterns[pi].regex is not None
         ]
-        self._line_cache: dict[str, tuple[_Cand, ...]] = {}
+        self._line_cache: dict[str, tuple[tuple, ...]] = {}  # folded line → its merged findings
         self._heads = {r.id: (f"rule {r.id}: {r.title}", f"breaks {r.basis}", str(r.basis)) for r in self.rules}
 
     def _build_gate(self) -> LineGate:
@@ -632,8 +632,8 @@ class Detector:
     def _detect(self, text: str) -> list[Finding]:
         f, codes = fold_codes(text)
         starts, ends, evasive, lines, alive, respelt = self._line_gate.scan(codes)
-        cands: list[tuple[str, int, float, int, _Cand]] = []
         cache = self._line_cache
+        hits: list[tuple[int, tuple[tuple, ...]]] = []  # (line offset, the line's merged findings)
         # memoised lines first; each other distinct line goes through the regex gates (pattern by
         # pattern, over all lines at once) and then, if a pattern is still alive, the rules
         todo: list[str] = []
@@ -647,7 +647,7 @@ class Detector:
             found = cache.get(line)
             if found is not None:
                 if found:
-                    self._emit(cands, found, pos)
+                    hits.append((pos, found))
                 continue
             at = where.get(line)
             if at is None:
@@ -656,11 +656,26 @@ class Detector:
                 rows.append(j)
             else:
                 at.append(pos)
-        if not todo:
-            return self._findings(text, cands)
+        if todo:
+            self._run_lines(todo, rows, where, evasive[lines], alive, respelt, hits)
+        hits.sort(key=_FIRST)
+        out = []
+        append = out.append
+        for pos, found in hits:
+            for s, e, cat, rid, score, sev, basis, expl in found:
+                s += pos
+                e += pos
+                append(Finding(cat, rid, text[s:e], s, e, score, sev, basis, expl))
+        return out
+
+    def _run_lines(self, todo: list[str], rows: list[int], where: dict[str, list[int]], evasive: np.ndarray,
+                   alive: np.ndarray, respelt: np.ndarray, hits: list) -> None:
+        """Regex gates then rules for the distinct lines ``todo`` (``rows``: their rows of the gate's
+        arrays); their merged findings go to ``hits`` at each offset in ``where`` and to the memo."""
+        cache = self._line_cache
         ridx = np.array(rows, dtype=np.int64)
         live = alive[ridx]
-        ev = evasive[lines[ridx]]
+        ev = evasive[ridx]
         plain = ~(ev | respelt[ridx])
         for j, rx, gate in self._regex_gates:
             ks = np.flatnonzero(live[:, j] & plain).tolist()
@@ -680,80 +695,17 @@ class Detector:
         plainl = plain.tolist()
         from_bytes = int.from_bytes
         for k, line in enumerate(todo):
-            found = ()
+            merged: tuple[tuple, ...] = ()
             if any_live[k]:
                 found = self._detect_line(line, evl[k], from_bytes(packed[k].tobytes(), "little"), plainl[k])
                 if found:
+                    merged = self._merge(found)
                     for pos in where[line]:
-                        self._emit(cands, found, pos)
+                        hits.append((pos, merged))
             if len(line) < 4096:
                 if len(cache) >= 50_000:
                     cache.clear()
-                cache[line] = found
-        return self._findings(text, cands)
-        rows = np.array([j for j, _ in todo], dtype=np.int64)
-        live = alive[rows]
-        ev = evasive[lines[rows]]
-        plain = ~(ev | respelt[rows])
-        for j, rx, gate in self._regex_gates:
-            for k in np.flatnonzero(live[:, j] & plain).tolist():
-                if not self._regex_gate(rx, gate, todo[k][1]):
-                    live[k, j] = False
-        pairs = self._pairs
-        alive_sets = self._alive_sets
-        any_live = live.any(axis=1).tolist()
-        for k, (_, line) in enumerate(todo):
-            found = ()
-            if any_live[k]:
-                row = live[k]
-                rk = row.tobytes()
-                lset = alive_sets.get(rk)
-                if lset is None:
-                    if len(alive_sets) >= 10_000:
-                        alive_sets.clear()
-                    lset = alive_sets[rk] = frozenset(pairs[j] for j in np.flatnonzero(row).tolist())
-                found = self._detect_line(line, bool(ev[k]), lset, gated=bool(plain[k]))
-                if found:
-                    for pos in where[line]:
-                        self._emit(cands, found, pos)
-            if len(line) < 4096:
-                if len(cache) >= 50_000:
-                    cache.clear()
-                cache[line] = found
-        return self._findings(text, cands)
-        rows = np.array([j for j, _, _ in todo], dtype=np.int64)
-        live = alive[rows]
-        ev = evasive[lines[rows]]
-        plain = ~(ev | respelt[rows])
-        for j, rx, gate in self._regex_gates:
-            for k in np.flatnonzero(live[:, j] & plain).tolist():
-                if not self._regex_gate(rx, gate, todo[k][2]):
-                    live[k, j] = False
-        pairs = self._pairs
-        alive_sets = self._alive_sets
-        any_live = live.any(axis=1).tolist()
-        for k, (_, li, line) in enumerate(todo):
-            found = ()
-            if any_live[k]:
-                row = live[k]
-                rk = row.tobytes()
-                lset = alive_sets.get(rk)
-                if lset is None:
-                    if len(alive_sets) >= 10_000:
-                        alive_sets.clear()
-                    lset = alive_sets[rk] = frozenset(pairs[j] for j in np.flatnonzero(row).tolist())
-                found = self._detect_line(line, bool(ev[k]), lset, gated=bool(plain[k]))
-                if found:
-                    self._emit(cands, found, int(starts[li]))
-            if len(line) < 4096:
-                if len(cache) >= 50_000:
-                    cache.clear()
-                cache[line] = found
-        return self._findings(text, cands)
-
-    @staticmethod
-    def _emit(cands: list, found: tuple[_Cand, ...], pos: int) -> None:
-        cands.extend([(c.rule.category, c.start + pos, -c.score, c.end + pos, c) for c in found])
+                cache[line] = merged
 
     @staticmethod
     def _regex_gate(rx: re.Pattern[str], g, t: str) -> bool:
@@ -880,11 +832,14 @@ class Detector:
                         cands.append(c)
         return tuple(cands)
 
-    def _findings(self, orig: str, cands: list[tuple[str, int, float, int, _Cand]]) -> list[Finding]:
-        """``cands``: ``(category, start, -score, end, candidate)`` with offsets into ``orig``."""
-        # merge: per category, overlapping candidates form a cluster; the best one is reported and
-        # the others are named in its explanation (a sweep over start offsets: O(n log n))
-        cands.sort(key=_CAND_ORDER)
+    def _merge(self, found: tuple[_Cand, ...]) -> tuple[tuple, ...]:
+        """One line's candidates → its findings, as ``(start, end, category, rule id, score, severity,
+        basis, explanation)`` with offsets into the line, sorted by (start, end, rule id).
+
+        Per category, overlapping candidates form a cluster (a sweep over start offsets); the best
+        one is reported and the others are named in its explanation. A candidate never leaves its
+        line, so neither does a cluster: merging line by line is merging the whole text."""
+        cands = sorted(((c.rule.category, c.start, -c.score, c.end, c) for c in found), key=_CAND_ORDER)
         kept: list[tuple[int, int, _Cand, list[str]]] = []
         i = 0
         n = len(cands)
@@ -899,7 +854,9 @@ class Detector:
                 kept.append((start, cands[i][3], c, c.notes))
             else:
                 cluster = cands[i:j]
-                best = max(cluster, key=lambda x: (x[4].score, x[3] - x[1]))
+                # ties go to the longer match, measured in the normalised text: invisible characters
+                # or separators inside one match must not decide which rule is reported
+                best = max(cluster, key=lambda x: (x[4].score, len(x[4].matched)))
                 bc = best[4]
                 notes = bc.notes
                 extra = [
@@ -914,21 +871,18 @@ class Detector:
         kept.sort(key=lambda k: (k[0], k[1], k[2].rule.id))
         out = []
         heads = self._heads
-        expl_cache: dict[tuple[int, float], tuple[str, ...]] = {}
         tail = f" ≥ threshold {self.threshold:.2f}"
         for os_, oe, c, notes in kept:
             score = round(min(1.0, max(0.0, c.score)), 2)
             r = c.rule
             head, foot, basis = heads[r.id]
-            ek = (id(notes), score)
-            expl = expl_cache.get(ek)
-            if expl is None:
-                expl = expl_cache[ek] = (head, *notes, f"score {score:.2f}{tail}", foot)
-            out.append(Finding(r.category, r.id, orig[os_:oe], os_, oe, score, r.severity, basis, expl))
-        return out
+            expl = (head, *notes, f"score {score:.2f}{tail}", foot)
+            out.append((os_, oe, r.category, r.id, score, r.severity, basis, expl))
+        return tuple(out)
 
 
 _CAND_ORDER = itemgetter(0, 1, 2)
+_FIRST = itemgetter(0)
 
 
 @lru_cache(maxsize=1)
