@@ -32,7 +32,7 @@ import yaml
 from detectors.checks import CHECK_BOOST, CHECKS, GATES, Candidate
 from detectors.gate import LineGate, regex_groups
 from detectors.model import CATEGORIES, SEVERITIES, Finding
-from detectors.normalize import Normalizer, char_fold, fold_codes
+from detectors.normalize import Normalized, Normalizer, char_fold, fold_codes
 
 RULES_DIR = Path(__file__).with_name("rules")
 LEXICON = "_lexicon.yaml"
@@ -676,28 +676,41 @@ class Detector:
         ridx = np.array(rows, dtype=np.int64)
         live = alive[ridx]
         ev = evasive[ridx]
-        plain = ~(ev | respelt[ridx])
+        rs = respelt[ridx]
+        gated = ~rs
+        # the text the rules will read: a line with an evasion is normalised now (a respelt line is
+        # left to ``_detect_line``, which gates it word by word once its words are restored)
+        norms: list[Normalized | None] = [None] * len(todo)
+        texts = todo
+        evk = np.flatnonzero(ev & gated).tolist()
+        if evk:
+            texts = list(todo)
+            normalize = self.normalizer.normalize
+            for k in evk:
+                norms[k] = nk = normalize(todo[k], folded=True)
+                texts[k] = nk.text
         for j, rx, gate in self._regex_gates:
-            ks = np.flatnonzero(live[:, j] & plain).tolist()
+            ks = np.flatnonzero(live[:, j] & gated).tolist()
             if not ks:
                 continue
             if gate is None:
                 search = rx.search
-                dead = [k for k in ks if search(todo[k]) is None]
+                dead = [k for k in ks if search(texts[k]) is None]
             else:
-                dead = [k for k in ks if not self._regex_gate(rx, gate, todo[k])]
+                dead = [k for k in ks if not self._regex_gate(rx, gate, texts[k])]
             if dead:
                 live[dead, j] = False
         # each line's live pairs as an int bit mask (pair j ↔ bit j)
         packed = np.packbits(live, axis=1, bitorder="little")
         any_live = live.any(axis=1).tolist()
         evl = ev.tolist()
-        plainl = plain.tolist()
+        gatedl = gated.tolist()
         from_bytes = int.from_bytes
         for k, line in enumerate(todo):
             merged: tuple[tuple, ...] = ()
             if any_live[k]:
-                found = self._detect_line(line, evl[k], from_bytes(packed[k].tobytes(), "little"), plainl[k])
+                found = self._detect_line(line, evl[k], from_bytes(packed[k].tobytes(), "little"), gatedl[k],
+                                          norms[k])
                 if found:
                     merged = self._merge(found)
                     for pos in where[line]:
@@ -759,14 +772,16 @@ class Detector:
                         break
         return alive
 
-    def _detect_line(self, line: str, evasive: bool = True, live: int | None = None, gated: bool = False
-                     ) -> tuple[_Cand, ...]:
+    def _detect_line(self, line: str, evasive: bool = True, live: int | None = None, gated: bool = False,
+                     norm: Normalized | None = None) -> tuple[_Cand, ...]:
         """Candidates of one folded line; offsets index the line as given (= the original line).
         ``live``: bit mask of the (rule, pattern) pairs the line gate let through (None: all);
-        ``gated``: the line is not normalised and ``live`` already passed the regex gates."""
-        norm = None
+        ``gated``: ``live`` already passed the regex gates on the text the rules read: the line, or
+        ``norm`` (its normalisation, given when the line has an evasion)."""
         t = line
-        if evasive or (not gated and self.normalizer.has_substitution(line)):
+        if norm is not None:
+            t = norm.text
+        elif evasive or (not gated and self.normalizer.has_substitution(line)):
             norm = self.normalizer.normalize(line, folded=True)
             t = norm.text
         hits = list(self._automaton.iter(t))
@@ -777,7 +792,7 @@ class Detector:
             alive &= live
         if not alive:
             return ()
-        if not (gated and norm is None):
+        if not gated:
             pairs = self._pairs
             targets = {pairs[j] for j in range(alive.bit_length()) if alive >> j & 1}
             alive = 0
