@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from detectors.checks import CHECK_BOOST, CHECKS, GATES, Candidate
-from detectors.gate import LineGate, regex_groups
+from detectors.gate import LineGate, regex_groups, with_first_chars
 from detectors.model import CATEGORIES, SEVERITIES, Finding
 from detectors.normalize import Normalized, Normalizer, char_fold, fold_codes
 
@@ -443,8 +443,12 @@ class Detector:
                 self._req_automaton.add_word(w, frozenset(gis))
             self._req_automaton.make_automaton()
         self._line_gate = self._build_gate()
+        # each pattern regex as run: behind a lookahead for its first characters (same matches)
+        self._rx: list[list[re.Pattern[str] | None]] = [
+            [with_first_chars(p.regex) if p.regex is not None else None for p in r.patterns] for r in self.rules
+        ]
         self._regex_gates = [
-            (j, self.rules[ri].patterns[pi].regex, GATES.get(self.rules[ri].check) if self.rules[ri].check else None)
+            (j, self._rx[ri][pi], GATES.get(self.rules[ri].check) if self.rules[ri].check else None)
             for j, (ri, pi) in enumerate(self._pairs)
             if self.rules[ri].patterns[pi].regex is not None
         ]
@@ -753,7 +757,7 @@ class Detector:
                         break
             if ok:
                 rule = rules[ri]
-                rx = rule.patterns[pi].regex
+                rx = self._rx[ri][pi]
                 if rx is None:
                     alive.add((ri, pi))
                     continue
@@ -829,7 +833,7 @@ class Detector:
                     found = rx_cache.get(rkey)
                     if found is None:
                         found = rx_cache[rkey] = [
-                            (m.start(), m.end()) for m in pat.regex.finditer(t, ss, se) if m.end() > m.start()
+                            (m.start(), m.end()) for m in self._rx[ri][pi].finditer(t, ss, se) if m.end() > m.start()
                         ]
                     if not found:
                         continue

@@ -385,3 +385,102 @@ def _seq_groups(items) -> list[set[str]]:
             groups += _seq_groups(list(av[2].data))
     close()
     return groups
+
+
+# ---------------------------------------------------------------- first characters of a regex
+
+
+def with_first_chars(rx):
+    """``rx`` behind a lookahead for the characters its matches can start with: the same matches
+    at the same places, but ``re`` rejects a start position with one class test instead of trying
+    the whole pattern there (a pattern starting with an optional part or a repeat has no prefix
+    that ``re`` can skip by). ``rx`` itself when the set is unknown or everything."""
+    import re
+    from re import _parser
+
+    if rx.flags & (re.IGNORECASE | re.VERBOSE):
+        return rx
+    try:
+        tree = _parser.parse(rx.pattern, rx.flags)
+        first, nullable = _first_seq(list(tree.data))
+    except Exception:  # pragma: no cover - the pattern compiled, so it parses
+        return rx
+    if first is None or nullable or not first:
+        return rx
+    try:
+        return re.compile(f"(?=[{''.join(sorted(set(first)))}])(?:{rx.pattern})", rx.flags)
+    except re.error:  # pragma: no cover
+        return rx
+
+
+_CATEGORY_CLASS = None
+
+
+def _class_text(op, av) -> str | None:
+    """One member of a character class as class text, or None (a negated class: anything)."""
+    import re
+    from re import _constants as c
+
+    global _CATEGORY_CLASS
+    if _CATEGORY_CLASS is None:
+        _CATEGORY_CLASS = {
+            c.CATEGORY_DIGIT: r"\d", c.CATEGORY_NOT_DIGIT: r"\D", c.CATEGORY_SPACE: r"\s",
+            c.CATEGORY_NOT_SPACE: r"\S", c.CATEGORY_WORD: r"\w", c.CATEGORY_NOT_WORD: r"\W",
+        }
+    if op is c.LITERAL:
+        return re.escape(chr(av)).replace("]", r"\]") if chr(av) not in "\\]^-" else "\\" + chr(av)
+    if op is c.RANGE:
+        lo, hi = av
+        return f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+    if op is c.CATEGORY:
+        return _CATEGORY_CLASS.get(av)
+    return None
+
+
+def _first_item(item) -> tuple[list[str] | None, bool]:
+    """(class texts of the characters ``item`` can start with (None: any), can it match empty)."""
+    from re import _constants as c
+
+    op, av = item
+    if op is c.LITERAL:
+        return [_class_text(op, av)], False
+    if op is c.IN:
+        out = []
+        for o, a in av:
+            if o is c.NEGATE:
+                return None, False
+            t = _class_text(o, a)
+            if t is None:
+                return None, False
+            out.append(t)
+        return out, False
+    if op is c.SUBPATTERN:
+        return _first_seq(list(av[-1].data))
+    if op is c.BRANCH:
+        out: list[str] = []
+        nullable = False
+        for alt in av[1]:
+            f, n = _first_seq(list(alt.data))
+            if f is None:
+                return None, False
+            out += f
+            nullable = nullable or n
+        return out, nullable
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+        f, n = _first_seq(list(av[2].data))
+        return f, n or av[0] == 0
+    if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+        return [], True  # zero width: the next item gives the first character
+    return None, False  # ANY, group references, conditionals…
+
+
+def _first_seq(items) -> tuple[list[str] | None, bool]:
+    out: list[str] = []
+    for it in items:
+        f, n = _first_item(it)
+        if f is None:
+            return None, False
+        out += f
+        if not n:
+            return out, False
+    return out, True
