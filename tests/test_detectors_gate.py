@@ -1,0 +1,142 @@
+"""The fast path of detection (vectorised line gate, regex gates, first-character lookaheads, per-line
+memo) finds exactly what evaluating every line in full finds."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.engine import Detector, default_detector
+from detectors.gate import regex_groups, with_first_chars
+from detectors.model import Finding
+from detectors.normalize import EVASION_RE, fold
+
+ROOT = Path(__file__).resolve().parent.parent
+HELDOUT = ROOT / "tests" / "data" / "detectors_heldout.jsonl"
+
+
+def _texts() -> list[str]:
+    det = default_detector()
+    out = [t for r in det.rules for t in (*r.positive, *r.negative)]
+    if HELDOUT.exists():
+        out += [json.loads(x)["text"] for x in HELDOUT.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return out
+
+
+def _slow(det: Detector, text: str) -> list[Finding]:
+    """Every non-empty line through the rules with no gate at all (the reference)."""
+    f = fold(text)
+    out = []
+    pos = 0
+    for line in f.split("\n"):
+        if line:
+            evasive = EVASION_RE.search(line) is not None
+            found = det._detect_line(line, evasive, None, False)
+            for s, e, cat, rid, score, sev, basis, expl in det._merge(found) if found else ():
+                out.append(Finding(cat, rid, text[pos + s : pos + e], pos + s, pos + e, score, sev, basis, expl))
+        pos += len(line) + 1
+    return out
+
+
+def _mixed(seed: int, n: int) -> str:
+    rng = random.Random(seed)
+    texts = _texts()
+    fillers = ["首页 | 新闻中心 | 课程介绍", "周六上午美术班 | 6-12岁 |", "今天晴，最高气温28℃。", "每期12节课，费用880元。",
+               "学校课后服务时间为每天下午3:30至5:30。", "拍\u200b照搜\u200b题", "ao数 暑假班", "１２个月课程包"]
+    lines = []
+    for _ in range(n):
+        x = rng.random()
+        if x < 0.5:
+            lines.append(rng.choice(texts))
+        elif x < 0.8:
+            lines.append(rng.choice(fillers))
+        else:  # an evasive variant: separators or invisible characters between characters
+            t = rng.choice(texts)
+            lines.append("".join(c + (rng.choice([" ", "*", "\u200b", " | "]) if rng.random() < 0.2 else "") for c in t))
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("seed,n", [(1, 60), (2, 400), (3, 3000)])  # the last one takes the numpy fold path
+def test_fast_path_equals_full_evaluation(seed, n):
+    det = Detector()
+    text = _mixed(seed, n)
+    assert det.detect(text) == _slow(det, text)
+    # and again with the per-line memo warm
+    assert det.detect(text) == _slow(det, text)
+
+
+def test_line_repeated_in_one_text_is_reported_at_each_place():
+    det = Detector()
+    line = "暑期语数外集训营火热报名"
+    text = "\n".join([line, "今天晴。", line, line])
+    one = [(f.rule_id, f.start, f.end) for f in Detector().detect(line)]
+    assert one
+    at = [0, len(line) + 6, 2 * len(line) + 7]
+    assert [(f.rule_id, f.start, f.end) for f in det.detect(text)] == [(r, s + p, e + p) for p in at for r, s, e in one]
+    assert all(text[f.start : f.end] == f.text for f in det.detect(text))
+
+
+def _rule_regexes():
+    return [(r.id, i, p.regex) for r in default_detector().rules for i, p in enumerate(r.patterns) if p.regex is not None]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(_texts() + ["，", "。", " ", "晚上9点半", "12个月", "100节", "¥12800元"]), max_size=8))
+def test_first_char_lookahead_keeps_every_match(parts):
+    s = "".join(parts)
+    for _, _, rx in _rule_regexes():
+        fast = with_first_chars(rx)
+        assert [m.span() for m in fast.finditer(s)] == [m.span() for m in rx.finditer(s)]
+
+
+def test_first_char_lookahead_is_skipped_when_unknown():
+    for pat in (r".*课", r"(?:a)?", r"[^x]班", r"\b班"):
+        rx = re.compile(pat)
+        fast = with_first_chars(rx)
+        assert fast is rx or [m.span() for m in fast.finditer("x班 a课")] == [m.span() for m in rx.finditer("x班 a课")]
+    assert with_first_chars(re.compile(r"(?:周六|周日)?\d+点")).pattern.startswith("(?=[")
+
+
+def test_regex_groups_are_needed_by_every_match():
+    texts = _texts()
+    for rid, i, rx in _rule_regexes():
+        groups = regex_groups(rx)
+        for t in texts:
+            for m in rx.finditer(fold(t)):
+                for g in groups:
+                    assert any(w in m.group() for w in g), (rid, i, m.group(), g)
+
+
+def test_regex_groups_read_literals_alternations_and_classes():
+    assert regex_groups(re.compile(r"(暑假|寒假)[^。]{0,4}(班|课)")) == [("寒假", "暑假"), ("班", "课")]
+    assert regex_groups(re.compile(r"星期[六日]")) == [("星期六", "星期日")]
+    assert regex_groups(re.compile(r"(\d+元|[一二]+块)")) == [("元", "块")]
+    assert regex_groups(re.compile(r"(?:早上)?\d+点")) == [("点",)]
+    assert regex_groups(re.compile(r"班", re.IGNORECASE)) == []
+
+
+def test_gate_needs_grow_with_packs_not_with_words(tmp_path):
+    """A rule pack with many rare words adds bits to the gate, not per-character work."""
+    import shutil
+
+    from detectors.engine import RULES_DIR
+
+    for p in RULES_DIR.glob("*.yaml"):
+        shutil.copy(p, tmp_path / p.name)
+    rng = random.Random(5)
+    words = sorted({"".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(3)) for _ in range(3000)})
+    rules = [{"id": f"extra.r{k}", "category": "false_claim", "basis": {"document": "d", "text": "t"},
+              "patterns": [{"anchors": words[k * 100 : (k + 1) * 100]}], "examples": {"positive": [words[k * 100]]}}
+             for k in range(len(words) // 100)]
+    (tmp_path / "zz_extra.yaml").write_text(json.dumps({"rules": rules}, ensure_ascii=False), encoding="utf-8")
+    big = Detector(tmp_path)
+    text = _mixed(9, 800)
+    base = Detector()
+    assert [f for f in big.detect(text) if not f.rule_id.startswith("extra.")] == base.detect(text)
+    assert big._line_gate.width >= base._line_gate.width
