@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from detectors.checks import CHECK_BOOST, CHECKS, GATES, Candidate
-from detectors.gate import LineGate, regex_groups, with_first_chars
+from detectors.gate import LineGate, Spelling, regex_groups, with_first_chars
 from detectors.model import CATEGORIES, SEVERITIES, Finding
 from detectors.normalize import Normalized, Normalizer, char_fold, fold_codes
 
@@ -412,16 +412,14 @@ class Detector:
         # (rule, pattern) pair j ↔ bit j: a hit's value is (length, targets, bits of its targets)
         self._pairs: list[tuple[int, int]] = [(ri, pi) for ri, r in enumerate(self.rules) for pi in range(len(r.patterns))]
         self._bit = bit = {pair: 1 << j for j, pair in enumerate(self._pairs)}
+        # the automaton reads texts spelt two symbols per character (see ``Spelling``)
+        self._spelling = Spelling(table)
         for a, targets in table.items():
             tg = tuple((ri, pi, bit[ri, pi]) for ri, pi in targets)
             mask = 0
             for _, _, b in tg:
                 mask |= b
-            self._automaton.add_word(a, (len(a), tg, mask))
-        # respelt words (拼音, code words) mark a line for normalisation; they fire nothing themselves
-        for k in (*self.normalizer.subs, *self.normalizer.codes):
-            if k not in table:
-                self._automaton.add_word(k, (len(k), (), 0))
+            self._automaton.add_word(self._spelling.word(a), (len(a), tg, mask))
         if table:
             self._automaton.make_automaton()
         self._empty = not table
@@ -707,6 +705,10 @@ class Detector:
         # each line's live pairs as an int bit mask (pair j ↔ bit j)
         packed = np.packbits(live, axis=1, bitorder="little")
         any_live = live.any(axis=1).tolist()
+        go = [k for k, a in enumerate(any_live) if a and gated[k]]
+        spelt: list[str | None] = [None] * len(todo)
+        for k, sp in zip(go, self._spelling.texts([texts[k] for k in go]), strict=True):
+            spelt[k] = sp
         evl = ev.tolist()
         gatedl = gated.tolist()
         from_bytes = int.from_bytes
@@ -714,7 +716,7 @@ class Detector:
             merged: tuple[tuple, ...] = ()
             if any_live[k]:
                 found = self._detect_line(line, evl[k], from_bytes(packed[k].tobytes(), "little"), gatedl[k],
-                                          norms[k])
+                                          norms[k], spelt[k])
                 if found:
                     merged = self._merge(found)
                     for pos in where[line]:
@@ -777,18 +779,21 @@ class Detector:
         return alive
 
     def _detect_line(self, line: str, evasive: bool = True, live: int | None = None, gated: bool = False,
-                     norm: Normalized | None = None) -> tuple[_Cand, ...]:
+                     norm: Normalized | None = None, spelt: str | None = None) -> tuple[_Cand, ...]:
         """Candidates of one folded line; offsets index the line as given (= the original line).
         ``live``: bit mask of the (rule, pattern) pairs the line gate let through (None: all);
         ``gated``: ``live`` already passed the regex gates on the text the rules read: the line, or
-        ``norm`` (its normalisation, given when the line has an evasion)."""
+        ``norm`` (its normalisation, given when the line has an evasion); ``spelt``: that text
+        spelt for the automaton, when known."""
         t = line
         if norm is not None:
             t = norm.text
         elif evasive or (not gated and self.normalizer.has_substitution(line)):
             norm = self.normalizer.normalize(line, folded=True)
             t = norm.text
-        hits = list(self._automaton.iter(t))
+        if spelt is None:
+            (spelt,) = self._spelling.texts([t])
+        hits = list(self._automaton.iter(spelt))
         alive = 0
         for _, v in hits:
             alive |= v[2]
@@ -810,11 +815,11 @@ class Detector:
         windows: dict[int, tuple[int, int]] = {}
         rx_cache: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
         threshold = self.threshold
-        for end_idx, (n, tg, tmask) in hits:
+        for end_sym, (n, tg, tmask) in hits:
             if not tmask & alive:
                 continue
-            s = end_idx + 1 - n
-            e = end_idx + 1
+            e = (end_sym >> 1) + 1
+            s = e - n
             win = None
             for ri, pi, pbit in tg:
                 if not pbit & alive:

@@ -484,3 +484,53 @@ def _first_seq(items) -> tuple[list[str] | None, bool]:
         if not n:
             return out, False
     return out, True
+
+
+# ---------------------------------------------------------------- two symbols per character
+
+
+class Spelling:
+    """Texts spelt with two symbols per character, for an Aho–Corasick automaton of ``words``.
+
+    pyahocorasick finds a node's child by a linear scan of its children, so a scan costs about
+    the number of distinct first characters of the words per text character, and grows with the
+    rule packs. Spelt as (high, low) halves of a character id, with the two halves drawn from
+    disjoint symbol ranges (so a word can only match at a character boundary), no node has more
+    than about √(alphabet) children. Characters outside the words' alphabet share one spelling
+    that no word uses. A match ending at symbol ``i`` ends at character ``i // 2``."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        chars = sorted({c for w in words for c in w})
+        size = len(chars) + 1
+        self.base = base = max(2, int(size**0.5) + 1)
+        self.lut = np.zeros(0x110000, dtype=np.uint32)
+        if chars:
+            self.lut[np.array([ord(c) for c in chars], dtype=np.int64)] = np.arange(1, size, dtype=np.uint32)
+        ids = np.arange(size, dtype=np.uint32)
+        self.hi = (0x100 + ids // base).astype(np.uint16)
+        self.lo = (0x100 + base + 1 + ids % base).astype(np.uint16)
+        self._ids = {c: i + 1 for i, c in enumerate(chars)}
+
+    def word(self, w: str) -> str:
+        out = []
+        for c in w:
+            i = self._ids[c]
+            out.append(chr(self.hi[i]) + chr(self.lo[i]))
+        return "".join(out)
+
+    def texts(self, texts: list[str]) -> list[str]:
+        """Each text spelt (one numpy pass over them all)."""
+        if not texts:
+            return []
+        joined = "\n".join(texts)
+        ids = self.lut[np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)]
+        sym = np.empty(2 * len(ids), dtype=np.uint16)
+        sym[0::2] = self.hi[ids]
+        sym[1::2] = self.lo[ids]
+        spelt = sym.tobytes().decode("utf-16-le")
+        out = []
+        pos = 0
+        for t in texts:
+            out.append(spelt[2 * pos : 2 * (pos + len(t))])
+            pos += len(t) + 1
+        return out
