@@ -78,7 +78,7 @@ def browser_settings(executable: str, *, concurrency: int, timeout: float) -> di
     """Scrapy settings that route ``playwright`` requests through Chromium (HTTP stays HTTP)."""
     pages = max(1, min(concurrency, 8))
     contexts = 2 if pages > 1 else 1
-    handler = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+    handler = "crawler.lazy_browser.LazyPlaywrightHandler"
     return {
         "DOWNLOAD_HANDLERS": {"http": handler, "https": handler},
         "PLAYWRIGHT_BROWSER_TYPE": "chromium",
