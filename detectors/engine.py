@@ -1,17 +1,28 @@
-"""The rule engine: YAML rule packs → an Aho–Corasick automaton of literal anchors → rule
-evaluation (regex, structured checks, context and negation scoring) only around anchor hits.
+"""The rule engine: YAML rule packs → a vectorised line gate and an Aho–Corasick automaton of
+literal anchors → rule evaluation (regex, structured checks, context and negation scoring) only
+around anchor hits in the lines where a rule can fire.
 
-Flow of ``Detector.detect(text)``:
+Flow of ``Detector.detect(text)`` (each line on its own: windows and context never cross a line):
 
-1. normalise (``detectors.normalize``): simplified, half-width, lower case, invisible characters
-   and separators removed, evasive spellings replaced; an offset map remembers where each
-   normalised character came from;
-2. one pass of the automaton over the normalised text finds every anchor of every rule;
-3. for each hit, the rule's pattern (a regex searched in the sentence around the hit, or the
-   anchor itself), its ``require`` word groups, ``exclusions`` and ``check`` decide whether there
-   is a candidate; ``context`` words and the shared negation/reporting cues move its score;
-4. candidates scoring at least the threshold become findings, mapped back to the original
+1. fold the whole text (a length-preserving character map: simplified, half-width, lower case)
+   with numpy;
+2. the line gate (``detectors.gate``), vectorised over the whole text: which lines have an
+   evasion, and for each line which (rule, pattern) pairs can fire at all, from the word groups
+   each pattern needs (anchors, ``require`` groups, literals its regex cannot match without, a
+   score-raising context when the base score alone is below the threshold). Most lines stop here;
+3. the lines left, once per distinct line (memoised by content): lines with an evasion are
+   normalised (invisible characters and separators removed, evasive spellings replaced; an offset
+   map remembers where each character came from), then each live pattern's regex (and its
+   check's cheap gate) must match somewhere in the line;
+4. the anchor automaton over the line; for each hit of a live pattern, its regex searched in the
+   sentence around the hit (or the anchor itself), ``require``, ``exclusions`` and ``check``
+   decide whether there is a candidate; ``context`` words and the shared negation/reporting cues
+   move its score (stopping as soon as it can no longer reach the threshold);
+5. candidates scoring at least the threshold become findings, mapped back to the original
    offsets; overlapping findings of one category are merged.
+
+Every gate is a necessary condition of the full evaluation: the result is the same as evaluating
+every line in full (``tests/test_detectors_gate.py`` checks that).
 
 Nothing here performs I/O at detect time; rule files are read once, at construction.
 """
@@ -609,12 +620,11 @@ class Detector:
         """Findings for ``text``, sorted by start; offsets index the original ``text``.
 
         Each line (a block of extracted page text) is evaluated on its own: windows and context
-        never cross a line break. The whole text is only folded (a length-preserving character
-        map) and scanned once by the automaton, line by line, stopping at a line's first anchor;
-        the rest of the pipeline (length-changing normalisation, gates, rules, context) runs only
-        on lines with an anchor, a respelt word or an evasion (separators or invisible characters
-        between Chinese characters). Per-line results are memoised by content, so boilerplate
-        that repeats (menus, footers, the same banner on every page) is evaluated once.
+        never cross a line break. The whole text is folded and gated with numpy; the rest of the
+        pipeline (normalisation, regex gates, automaton, rules, context) runs only on the lines
+        where some pattern can still fire. Per-line findings are memoised by content, so
+        boilerplate that repeats (menus, footers, the same banner on every page) is evaluated
+        once.
         """
         if not isinstance(text, str):
             text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text)
