@@ -43,7 +43,8 @@ import yaml
 from detectors.checks import CHECK_BOOST, CHECKS, GATES, Candidate
 from detectors.gate import LineGate, Spelling, regex_groups, with_first_chars
 from detectors.model import CATEGORIES, SEVERITIES, Finding
-from detectors.normalize import Normalized, Normalizer, char_fold, fold_codes
+from detectors.normalize import _TABLE as FOLD_TABLE
+from detectors.normalize import EVASION_RE, Normalized, Normalizer, char_fold, fold_codes
 
 RULES_DIR = Path(__file__).with_name("rules")
 LEXICON = "_lexicon.yaml"
@@ -53,6 +54,7 @@ CLAUSE_CHARS = SENT_CHARS + ",，、"
 MAX_REACH = 80  # characters each side of a hit that make up its sentence window
 NEAR = 100
 NEGATORS = "不无非没未勿禁"
+SMALL_TEXT = 1500  # characters: shorter texts skip the vectorised line gate (its fixed cost dominates)
 
 
 class RuleError(ValueError):
@@ -423,14 +425,19 @@ class Detector:
         # (rule, pattern) pair j ↔ bit j: a hit's value is (length, targets, bits of its targets)
         self._pairs: list[tuple[int, int]] = [(ri, pi) for ri, r in enumerate(self.rules) for pi in range(len(r.patterns))]
         self._bit = bit = {pair: 1 << j for j, pair in enumerate(self._pairs)}
-        # the automaton reads texts spelt two symbols per character (see ``Spelling``)
+        # the automaton reads texts spelt two symbols per character (see ``Spelling``); a second
+        # one reads plain text, for short texts and the odd respelt line
         self._spelling = Spelling(table)
+        self._plain_automaton = ahocorasick.Automaton()
         for a, targets in table.items():
             tg = tuple((ri, pi, bit[ri, pi]) for ri, pi in targets)
             mask = 0
             for _, _, b in tg:
                 mask |= b
             self._automaton.add_word(self._spelling.word(a), (len(a), tg, mask))
+            self._plain_automaton.add_word(a, (len(a), tg, mask))
+        if table:
+            self._plain_automaton.make_automaton()
         if table:
             self._automaton.make_automaton()
         self._empty = not table
@@ -642,6 +649,8 @@ class Detector:
                 gc.enable()
 
     def _detect(self, text: str) -> list[Finding]:
+        if len(text) < SMALL_TEXT:
+            return self._detect_small(text)
         f, codes = fold_codes(text)
         starts, ends, evasive, lines, alive, respelt = self._line_gate.scan(codes)
         cache = self._line_cache
@@ -678,6 +687,32 @@ class Detector:
                 s += pos
                 e += pos
                 append(Finding(cat, rid, text[s:e], s, e, score, sev, basis, expl))
+        return out
+
+    def _detect_small(self, text: str) -> list[Finding]:
+        """A short text (one ad, an OCR snippet): every line with an anchor, an evasion or a
+        respelt word goes through the rules directly (the line gate's fixed cost would dominate)."""
+        f = text.translate(FOLD_TABLE)
+        cache = self._line_cache
+        out: list[Finding] = []
+        pos = 0
+        first = self._plain_automaton.iter
+        for line in f.split("\n"):
+            if line:
+                found = cache.get(line)
+                if found is None:
+                    found = ()
+                    evasive = EVASION_RE.search(line) is not None
+                    if evasive or next(first(line), None) is not None or self.normalizer.has_substitution(line):
+                        cands = self._detect_line(line, evasive)
+                        if cands:
+                            found = self._merge(cands)
+                    if len(cache) >= 50_000:
+                        cache.clear()
+                    cache[line] = found
+                for s, e, cat, rid, score, sev, basis, expl in found:
+                    out.append(Finding(cat, rid, text[pos + s : pos + e], pos + s, pos + e, score, sev, basis, expl))
+            pos += len(line) + 1
         return out
 
     def _run_lines(self, todo: list[str], rows: list[int], where: dict[str, list[int]], evasive: np.ndarray,
@@ -802,8 +837,11 @@ class Detector:
             norm = self.normalizer.normalize(line, folded=True)
             t = norm.text
         if spelt is None:
-            (spelt,) = self._spelling.texts([t])
-        hits = list(self._automaton.iter(spelt))
+            hits = list(self._plain_automaton.iter(t))
+            shift = 0
+        else:
+            hits = list(self._automaton.iter(spelt))
+            shift = 1
         alive = 0
         for _, v in hits:
             alive |= v[2]
@@ -825,10 +863,10 @@ class Detector:
         windows: dict[int, tuple[int, int]] = {}
         rx_cache: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
         threshold = self.threshold
-        for end_sym, (n, tg, tmask) in hits:
+        for end, (n, tg, tmask) in hits:
             if not tmask & alive:
                 continue
-            e = (end_sym >> 1) + 1
+            e = (end >> shift) + 1
             s = e - n
             win = None
             for ri, pi, pbit in tg:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors import engine
 from detectors.engine import Detector, default_detector
 from detectors.gate import regex_groups, with_first_chars
 from detectors.model import Finding
@@ -62,8 +63,11 @@ def _mixed(seed: int, n: int) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.parametrize("small", [0, None])  # 0: every text through the line gate; None: as shipped
 @pytest.mark.parametrize("seed,n", [(1, 60), (2, 400), (3, 3000)])  # the last one takes the numpy fold path
-def test_fast_path_equals_full_evaluation(seed, n):
+def test_fast_path_equals_full_evaluation(seed, n, small, monkeypatch):
+    if small is not None:
+        monkeypatch.setattr(engine, "SMALL_TEXT", small)
     det = Detector()
     text = _mixed(seed, n)
     assert det.detect(text) == _slow(det, text)
