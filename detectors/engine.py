@@ -575,9 +575,9 @@ class Detector:
         if a > ss and t[a - 1] in NEGATORS:
             score -= 0.6
             notes.append(f"negation “{t[a - 1]}” right before the term: lowered by 0.60")
+        cs, ce = _sentence(t, a, b, True)  # the clause around the term
         if "negation_after" in cues:
             words, delta = cues["negation_after"]
-            _, ce = _sentence(t, a, b, True)
             w = words.first(t[b : min(ce, se)])
             if w:
                 score += delta
@@ -589,7 +589,6 @@ class Detector:
                 score += delta
                 notes.append(f"negation “{w}” precedes the term in the sentence: lowered by {-delta:.2f}")
         if "negation_clause" in cues or "negation_verb" in self._cue_patterns:
-            cs, _ = _sentence(t, a, b, True)
             clause = t[max(cs, ss) : a]
             w = None
             if "negation_clause" in cues:
