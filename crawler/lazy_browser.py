@@ -1,9 +1,10 @@
-"""scrapy-playwright's download handler, started on first use.
+"""A download handler that is plain HTTP until a request asks for the browser.
 
-The stock handler starts Playwright (a Node driver) when the engine starts. jianfu installs the
-handler whenever Chromium is present, because any page may turn out to be script-built and need
-the browser; starting Playwright eagerly cost every plain scan about two seconds. This handler
-starts it with the first request that asks for the browser; plain HTTP requests never touch it.
+jianfu installs a browser-capable handler whenever Chromium is present, because any page may turn
+out to be script-built and need rendering. scrapy-playwright's handler imports Playwright and
+starts its Node driver as the engine starts, which cost every plain scan about two seconds. This
+handler serves plain requests with Scrapy's HTTP/1.1 handler and creates the scrapy-playwright
+handler (and so Playwright and Chromium) with the first request whose meta says ``playwright``.
 """
 
 from __future__ import annotations
@@ -11,25 +12,32 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from scrapy import Request
+from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.crawler import Crawler
 from scrapy.http import Response
-from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
-from twisted.internet import defer
 
 
-class LazyPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
+class LazyPlaywrightHandler(HTTP11DownloadHandler):
     def __init__(self, crawler: Crawler) -> None:
-        super().__init__(crawler)
+        super().__init__(crawler=crawler)
+        self._crawler = crawler
+        self._browser: Any = None
         self._start_lock = asyncio.Lock()
 
-    async def _maybe_launch_in_thread(self) -> None:  # engine_started (Scrapy's async API)
-        return None
-
-    def _engine_started(self) -> defer.Deferred:  # engine_started (older Scrapy)
-        return defer.succeed(None)
-
-    async def _download_request(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+    async def download_request(self, request: Request) -> Response:
+        if not request.meta.get("playwright"):
+            return await super().download_request(request)
         async with self._start_lock:
-            if getattr(self, "browser_provider", None) is None:
-                await self._launch()
-        return await super()._download_request(request, *args, **kwargs)
+            if self._browser is None:
+                from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+
+                handler = ScrapyPlaywrightDownloadHandler(self._crawler)
+                await handler._launch()  # what it would have done at engine start
+                self._browser = handler
+        return await self._browser.download_request(request)
+
+    async def close(self) -> None:
+        if self._browser is not None:
+            await self._browser.close()
+        await super().close()
