@@ -85,7 +85,7 @@ def _fit(s: str, width: int) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = [("id", 10), ("category", 20), ("institution", 18), ("matched", 24), ("source", 6), ("url", 44)]
+    cols = [("id", 10), ("category", 21), ("institution", 18), ("matched", 24), ("source", 6), ("url", 44)]
     print("  ".join(_fit(name, w) for name, w in cols))
     print("  ".join("-" * w for _, w in cols))
     for r in rows:
