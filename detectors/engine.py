@@ -428,6 +428,9 @@ class Detector:
         # the automaton reads texts spelt two symbols per character (see ``Spelling``); a second
         # one reads plain text, for short texts and the odd respelt line
         self._spelling = Spelling(table)
+        # first, a word that never matches (its second symbol is no character's) makes the spelling
+        # of all other characters the root's first child: found at the first comparison
+        self._automaton.add_word(self._spelling.other() + "\uffff", (0, (), 0))
         self._plain_automaton = ahocorasick.Automaton()
         for a, targets in table.items():
             tg = tuple((ri, pi, bit[ri, pi]) for ri, pi in targets)

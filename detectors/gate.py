@@ -500,7 +500,10 @@ class Spelling:
     that no word uses. A match ending at symbol ``i`` ends at character ``i // 2``."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        chars = sorted({c for w in words for c in w})
+        words = list(words)
+        # word-initial characters get the lowest ids: the root's children then fall in few blocks
+        heads = sorted({w[0] for w in words if w})
+        chars = heads + sorted({c for w in words for c in w} - set(heads))
         size = len(chars) + 1
         self.base = base = max(2, int(size**0.5) + 1)
         self.lut = np.zeros(0x110000, dtype=np.uint32)
@@ -510,6 +513,10 @@ class Spelling:
         self.hi = (0x100 + ids // base).astype(np.uint16)
         self.lo = (0x100 + base + 1 + ids % base).astype(np.uint16)
         self._ids = {c: i + 1 for i, c in enumerate(chars)}
+
+    def other(self) -> str:
+        """The spelling of every character outside the alphabet."""
+        return chr(self.hi[0]) + chr(self.lo[0])
 
     def word(self, w: str) -> str:
         out = []
