@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(str(e))
     if args.depth < 0 or args.max_pages < 1:
         args.parser.error("--depth must be ≥ 0 and --max-pages ≥ 1")
+    if args.concurrency < 1 or not args.timeout > 0:  # `not >` also refuses nan
+        args.parser.error("--concurrency must be ≥ 1 and --timeout > 0 seconds")
     try:
         Store(args.store).close()
     except StoreError as e:

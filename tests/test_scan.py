@@ -178,6 +178,11 @@ def test_unreachable_host_is_recorded_not_fatal(tmp_path):
 @pytest.mark.parametrize("args,code", [
     (["scan", "ftp://example/", "--store", "{tmp}"], 2),
     (["scan", "not a url", "--store", "{tmp}"], 2),
+    (["scan", "http://127.0.0.1:9/", "--store", "{tmp}", "--concurrency", "0"], 2),
+    (["scan", "http://127.0.0.1:9/", "--store", "{tmp}", "--concurrency", "-3"], 2),
+    (["scan", "http://127.0.0.1:9/", "--store", "{tmp}", "--timeout", "0"], 2),
+    (["scan", "http://127.0.0.1:9/", "--store", "{tmp}", "--timeout", "-1.5"], 2),
+    (["scan", "http://127.0.0.1:9/", "--store", "{tmp}", "--timeout", "nan"], 2),
     (["scan", "http://127.0.0.1:9/", "--store", "/proc/jianfu-store"], 1),
     (["findings", "--store", "{tmp}/nothing-here"], 1),
     (["findings", "--store", "{tmp}", "--format", "xml"], 2),
