@@ -279,7 +279,6 @@ class PageRecorder:
         self.recorded = 0
         self.closed = False
         self.lost_pages = 0
-        self.main_record_id: str | None = None
 
     def handlers(self) -> dict[str, Any]:
         return {"request": self.on_request, "requestfinished": self.on_done, "requestfailed": self.on_failed,
@@ -453,7 +452,6 @@ class RenderMiddleware:
         self.wait_for = s.get("JIANFU_RENDER_WAIT_FOR") or None
         self.quiet = s.getfloat("JIANFU_RENDER_QUIET", 0.4)
         self.pool = ContextPool(s.getint("JIANFU_RENDER_CONTEXTS", 1))
-        self.shots = 0
         ALLOWED_HOSTS.update(context_of(crawler).seed_hosts)
 
     @classmethod

@@ -45,5 +45,4 @@ EXTENSIONS = {
 JIANFU_MAX_DEPTH = 3
 JIANFU_MAX_PAGES = 500
 JIANFU_PROGRESS_SECONDS = 2.0
-JIANFU_MIN_IMAGE_BYTES = 200
 JIANFU_INCREMENTAL = True                # conditional requests + unchanged-page skip (crawler.incremental)
