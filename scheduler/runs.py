@@ -10,7 +10,9 @@ Tables (in the store's SQLite file, created here):
   that finishes moves findings between the two: seen and unknown → *new*; seen and ``gone`` →
   *returned*; ``present`` and not seen on a page this scan did capture (or that now answers
   404/410) → *gone*. A finding on a page the scan could not fetch stays as it was, so a flaky
-  page does not make its findings "gone" and then "new" again. Only finished runs move the
+  page does not make its findings "gone" and then "new" again; likewise a finding read from an
+  image counts as looked at only if this scan read that image on that page (or the page no longer
+  shows it): an image timeout or OCR failure changes nothing. Only finished runs move the
   baseline: an interrupted or failed run changes nothing, and its re-run alerts exactly once.
 """
 
@@ -251,9 +253,10 @@ def _move_baseline(db: sqlite3.Connection, target: str, run_id: int, scan_id: st
         out["present" if was == "present" else "returned" if was == "gone" else "new"].append(fid)
     absent = [f for f, st in state.items() if st == "present" and f not in seen]
     if absent:
-        urls = dict(db.execute(f"SELECT id, url FROM findings WHERE id IN ({','.join('?' * len(absent))})",
-                               absent).fetchall())
-        out["gone"] = sorted(f for f in absent if urls.get(f) in captured)
+        where = {r[0]: (r[1], r[2], r[3]) for r in db.execute(
+            f"SELECT id, url, source, image_url FROM findings WHERE id IN ({','.join('?' * len(absent))})", absent)}
+        images = _image_outcomes(db, scan_id)
+        out["gone"] = sorted(f for f in absent if f in where and _captured(*where[f], captured, images))
     db.executemany("INSERT INTO watch(target, finding_id, state, first_run_id, changed_run_id) VALUES (?,?,?,?,?)",
                    [(target, f, "present", run_id, run_id) for f in out["new"]])
     db.executemany("UPDATE watch SET state='present', changed_run_id=? WHERE target=? AND finding_id=?",
@@ -261,6 +264,29 @@ def _move_baseline(db: sqlite3.Connection, target: str, run_id: int, scan_id: st
     db.executemany("UPDATE watch SET state='gone', changed_run_id=? WHERE target=? AND finding_id=?",
                    [(run_id, target, f) for f in out["gone"]])
     return out
+
+
+def _image_outcomes(db: sqlite3.Connection, scan_id: str) -> dict[tuple[str, str], bool]:
+    """(page URL, image URL) → whether this scan read that image on that page (True), or showed it
+    but could not fetch or read it (False: a timeout, an OCR failure, never fetched)."""
+    out = {(r[0], r[1]): bool(r[2]) for r in db.execute(
+        "SELECT page_url, image_url, sha256 IS NOT NULL AND error IS NULL FROM page_images WHERE scan_id=?",
+        (scan_id,))}
+    removed = {r[0] for r in db.execute(
+        "SELECT url FROM fetches WHERE scan_id=? AND status IN (404, 410)", (scan_id,))}
+    return {k: ok or k[1] in removed for k, ok in out.items()}
+
+
+def _captured(url: str, source: str, image_url: str | None, pages: set[str],
+              images: dict[tuple[str, str], bool]) -> bool:
+    """Did this scan look at where the finding was? A text finding: its page was captured (or is
+    404/410 now). An image finding: its page was captured and either no longer shows the image
+    or the image was read (or answers 404/410) — an image that failed this time proves nothing."""
+    if url not in pages:
+        return False
+    if source != "image" or not image_url:
+        return True
+    return images.get((url, image_url), True)
 
 
 def get_run(db: sqlite3.Connection, run_id: int) -> dict[str, Any]:

@@ -190,3 +190,48 @@ def _alive(pid: int) -> bool:
     from scheduler.runs import pid_alive
 
     return pid_alive(pid)
+
+
+# -- the baseline: an image that failed this time proves nothing -------------------------------
+def test_failed_image_does_not_make_its_findings_gone(tmp_path: Path) -> None:
+    from detectors.model import Finding
+    from scheduler import runs
+    from store import Store
+
+    page, img = "http://127.0.0.1:1/ads.html", "http://127.0.0.1:1/img/ad.png"
+    ad = [Finding("photo_search", "r.ad", "拍照搜题", 0, 4, 0.9, "high", "b")]
+    txt = [Finding("photo_search", "r.txt", "拍照搜题", 5, 9, 0.9, "high", "b")]
+
+    def scan(image: str) -> dict:
+        with Store(tmp_path) as st:
+            sid = st.begin_scan([page], target="t")
+            st.save_page(sid, page, status=200, text="广告。 拍照搜题")
+            st.save_findings(sid, page, "text", "广告。 拍照搜题", txt)
+            if image == "read":
+                st.link_image(sid, page, img, "ab" * 32)
+                st.save_findings(sid, page, "image", "拍照搜题", ad, image_url=img, image_sha256="ab" * 32)
+            elif image == "read, ad changed":
+                st.link_image(sid, page, img, "cd" * 32)
+            elif image == "timeout":
+                st.link_image(sid, page, img, None, error="timeout after 30 s")
+            elif image == "ocr failed":
+                st.link_image(sid, page, img, "ab" * 32, error="OCR failed: RuntimeError: engine")
+            elif image == "never fetched":
+                st.link_image(sid, page, img, None)
+            st.finish_scan(sid)  # image == "removed": the page no longer shows it
+        db = runs.connect(tmp_path)
+        try:
+            return runs.finish_run(db, runs.begin_run(db, "t", "run-now"), "finished", sid, None, None, [])
+        finally:
+            db.close()
+
+    def counts(run: dict) -> tuple[int, int, int, int]:
+        return run["new"], run["returned"], run["present"], run["gone"]
+
+    assert counts(scan("read")) == (2, 0, 0, 0)
+    for failure in ("timeout", "ocr failed", "never fetched"):  # the ad's finding keeps its state
+        assert counts(scan(failure)) == (0, 0, 1, 0), failure
+    assert counts(scan("read")) == (0, 0, 2, 0)  # … so nothing "returned", nothing re-alerted
+    assert counts(scan("read, ad changed")) == (0, 0, 1, 1)  # read, finding not there: gone
+    assert counts(scan("read")) == (0, 1, 1, 0)
+    assert counts(scan("removed")) == (0, 0, 1, 1)  # the page no longer shows the image: gone
