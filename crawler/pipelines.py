@@ -39,6 +39,8 @@ class CapturePipeline:
         self.ocr_slots = defer.DeferredSemaphore(crawler.settings.getint("JIANFU_OCR_WORKERS", 1))
         self._engine: Any = None
         self.bodies: dict[str, str] = {}  # content sha256 → first page URL with those bytes
+        self.detected: dict[str, list[Finding]] = {}  # sha256 of a page text → its findings
+        self.unreadable: dict[str, tuple[str, str]] = {}  # image_url → (sha256, why it cannot be read)
         self._indexer: Any = False  # search.indexer.Indexer, None when no index is configured
         crawler.signals.connect(self.flush_index, signal=signals.spider_closed)
 
@@ -92,23 +94,29 @@ class CapturePipeline:
             text_boxes=boxes if item.rendered else None,
         )
         ctx.stats["pages"] += 1
-        if duplicate_of:  # "/" and "/index.html" serving the same bytes: one set of findings
-            return
         reused = reuse_text_findings(ctx, item.url, item.content_sha256,
                                      self.crawler.settings.getbool("JIANFU_INCREMENTAL", True))
         if reused is not None:  # same bytes as its last capture, same rules: findings re-sighted
             ctx.stats["findings"] += reused
         else:
-            findings = ctx.detector.detect(text)
+            # "/" and "/index.html" often serve the same text: detect it once, record it under each
+            # URL, so a finding's id never depends on which of the two arrived first
+            text_key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            findings = self.detected.get(text_key)
+            if findings is None:
+                findings = self.detected[text_key] = ctx.detector.detect(text)
             ctx.store.save_findings(ctx.scan_id, item.url, "text", text, findings,
                                     institution=seed.institution if seed else None,
                                     district=seed.district if seed else None)
             ctx.stats["findings"] += len(findings)
         for image_url in item.images:
             known = self.read.get(image_url)
-            ctx.store.link_image(ctx.scan_id, item.url, image_url, known[0] if known else None)
             if known:
+                ctx.store.link_image(ctx.scan_id, item.url, image_url, known[0])
                 self.save_image_findings(item.url, image_url, *known)
+            else:  # not read yet, or could not be read (then say why here too)
+                sha, reason = self.unreadable.get(image_url, (None, None))
+                ctx.store.link_image(ctx.scan_id, item.url, image_url, sha, error=reason)
 
     # -- images ------------------------------------------------------------------------------
     @defer.inlineCallbacks
@@ -124,7 +132,7 @@ class CapturePipeline:
             reading = ImageReading.from_dict(json.loads(cached["ocr"]))
             ctx.stats["ocr_cached"] += 1
         elif cached and cached.get("error"):
-            ctx.store.link_image(ctx.scan_id, item.page_url, item.url, sha, error=cached["error"])
+            self.link_failure(item, sha, cached["error"])
             return
         else:
             ctx.store.put_blob(item.body)
@@ -133,14 +141,11 @@ class CapturePipeline:
                 reading = yield threads.deferToThread(read_image, item.body, engine)
             except ImageRejected as e:
                 ctx.store.save_image(sha, bytes=len(item.body), error=str(e))
-                ctx.store.link_image(ctx.scan_id, item.page_url, item.url, sha, error=str(e))
-                ctx.stats["images_rejected"] += 1
+                self.link_failure(item, sha, str(e))
                 return
             except Exception as e:  # an engine failure must not stop the crawl
                 log.exception("OCR failed on %s", item.url)
-                reason = f"OCR failed: {type(e).__name__}: {e}"[:300]
-                ctx.store.link_image(ctx.scan_id, item.page_url, item.url, sha, error=reason)
-                ctx.stats["images_rejected"] += 1
+                self.link_failure(item, sha, f"OCR failed: {type(e).__name__}: {e}"[:300])
                 return
             ctx.stats["ocr_runs"] += 1
             ctx.store.save_image(sha, bytes=len(item.body), width=reading.width, height=reading.height,
@@ -154,6 +159,14 @@ class CapturePipeline:
         for page_url in sorted(pages):
             ctx.store.link_image(ctx.scan_id, page_url, item.url, sha)
             self.save_image_findings(page_url, item.url, sha, reading.text, found)
+
+    def link_failure(self, item: ImageItem, sha: str, reason: str) -> None:
+        """An image that cannot be read: say why on every page of the scan that shows it."""
+        ctx = self.ctx
+        self.unreadable[item.url] = (sha, reason)
+        for page_url in {item.page_url, *ctx.store.pages_showing(ctx.scan_id, item.url)}:
+            ctx.store.link_image(ctx.scan_id, page_url, item.url, sha, error=reason)
+        ctx.stats["images_rejected"] += 1
 
     def follow_qr(self, item: ImageItem, sha: str, payloads: list[str]) -> None:
         """QR codes in an ad: the spider decides which targets to fetch (the scan's own sites) and
