@@ -1,24 +1,23 @@
 """Downloader middlewares: *how* jianfu fetches.
 
-- ``PrivateAddressGuard`` refuses requests to loopback, private, link-local or reserved
-  addresses unless the host is one the investigator seeded (a hostile page cannot steer the
-  crawler into an internal network).
+- ``PrivateAddressGuard`` refuses requests to hosts that are, or resolve to, loopback, private,
+  link-local or reserved addresses unless the host is one the investigator seeded (a hostile page
+  cannot steer the crawler into an internal network). The browser applies the same check
+  (``crawler.address_guard.is_private_host``) in ``crawler.render.abort_request``.
 - ``CaptureMiddleware`` sits next to the downloader: it writes every raw response to the WARC
   and every fetch, successful or not, to the store with its status, headers, time and IP.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
-from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet import reactor
 
+from crawler.address_guard import is_private_host
 from crawler.context import ScanContext, context_of
 from crawler.failures import describe
 
@@ -42,15 +41,9 @@ class PrivateAddressGuard:
         ctx = context_of(self.crawler)
         if not host or host in ctx.seed_hosts:
             return None
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            try:
-                ip = ipaddress.ip_address(await maybe_deferred_to_future(reactor.resolve(host)))
-            except Exception:  # resolution fails: let the download fail and be recorded
-                return None
-        if not ip.is_global:
-            raise IgnoreRequest(f"private address: {host} ({ip}) is not a seeded host")
+        why = await is_private_host(host)
+        if why:
+            raise IgnoreRequest(why)
         return None
 
 

@@ -16,7 +16,6 @@ flag) because the document was already written, as the browser received it, by t
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Headers, Response
 
+from crawler.address_guard import is_private_host
 from crawler.context import ScanContext, context_of
 from crawler.failures import describe
 from crawler.warc import utc_stamp
@@ -99,20 +99,19 @@ ALLOWED_HOSTS: set[str] = set()    # seeded hosts (set when the middleware start
 BLOCKED: dict[str, str] = {}       # url → why the browser was not allowed to fetch it
 
 
-def abort_request(request: Any) -> bool:
+async def abort_request(request: Any) -> bool:
+    """scrapy-playwright's ``PLAYWRIGHT_ABORT_REQUEST`` (awaited for every browser request): the
+    same check as ``crawler.middlewares.PrivateAddressGuard``, host names resolved."""
     split = urlsplit(request.url)
     if split.scheme not in ("http", "https"):
         return False
     host = (split.hostname or "").lower()
-    if host in ALLOWED_HOSTS:
+    if not host or host in ALLOWED_HOSTS:
         return False
-    try:
-        private = not ipaddress.ip_address(host).is_global
-    except ValueError:
-        private = host == "localhost" or host.endswith(".localhost")
-    if private:
+    why = await is_private_host(host)
+    if why:
         if len(BLOCKED) < 10_000:
-            BLOCKED[request.url] = f"private address: {host} is not a seeded host (browser request blocked)"
+            BLOCKED[request.url] = f"{why} (browser request blocked)"
         return True
     return False
 

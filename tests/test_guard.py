@@ -1,0 +1,96 @@
+"""The private-address guard (HTTP and browser share one check) and the scan's scope: a hostile page
+cannot steer the crawler into an internal network or onto another site.
+
+Name resolution is faked here (``crawler.address_guard.resolve``): these tests never ask a DNS
+server and never touch an address outside 127.0.0.0/8."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import SimpleNamespace
+
+import pytest
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+
+from crawler import address_guard, render
+from crawler.address_guard import is_private_host
+from crawler.context import CONTEXTS, ScanContext, Seed
+from crawler.middlewares import PrivateAddressGuard
+
+FAKE_DNS = {
+    "intranet.school.test": ["10.20.30.40"],
+    "rebound.school.test": ["203.0.113.9", "192.168.1.5"],   # one private answer is enough
+    "metadata.school.test": ["169.254.169.254"],
+    "mapped.school.test": ["::ffff:127.0.0.1"],
+    "public.school.test": ["93.184.216.34", "2606:2800:220:1::"],
+}
+
+
+@pytest.fixture(autouse=True)
+def fake_dns(monkeypatch):
+    async def resolve(host: str) -> list[str]:
+        if host not in FAKE_DNS:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return FAKE_DNS[host]
+
+    monkeypatch.setattr(address_guard, "resolve", resolve)
+    address_guard._cache.clear()
+    yield
+    address_guard._cache.clear()
+
+
+def check(host: str) -> str | None:
+    return asyncio.run(is_private_host(host))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "10.0.0.1", "192.168.0.1", "169.254.169.254", "100.64.0.1",
+                                  "0.0.0.0", "::1", "fe80::1", "::ffff:10.0.0.1", "localhost", "shop.localhost",
+                                  "intranet.school.test", "rebound.school.test", "metadata.school.test",
+                                  "mapped.school.test", "INTRANET.School.Test."])
+def test_private_hosts_are_named(host):
+    why = check(host)
+    assert why and why.startswith("private address: ")
+
+
+@pytest.mark.parametrize("host", ["93.184.216.34", "2606:2800:220:1::", "public.school.test",
+                                  "does-not-resolve.test", ""])
+def test_public_or_unresolvable_hosts_pass(host):
+    assert check(host) is None  # an unresolvable name is not blocked: the fetch fails on its own
+
+
+def fake_crawler(*seeds: str) -> SimpleNamespace:
+    scan_id = f"guard-test-{len(CONTEXTS)}"
+    CONTEXTS[scan_id] = ScanContext(store=None, scan_id=scan_id, seeds=[Seed(u, "测试机构") for u in seeds],
+                                    detector=None, warc=None)
+    return SimpleNamespace(settings={"JIANFU_SCAN_ID": scan_id})
+
+
+def http_blocks(crawler: SimpleNamespace, url: str) -> str | None:
+    try:
+        asyncio.run(PrivateAddressGuard(crawler).process_request(Request(url)))
+    except IgnoreRequest as e:
+        return str(e)
+    return None
+
+
+def browser_blocks(url: str) -> str | None:
+    render.BLOCKED.clear()
+    aborted = asyncio.run(render.abort_request(SimpleNamespace(url=url)))
+    why = render.BLOCKED.pop(url, None)
+    assert aborted == (why is not None)
+    return why
+
+
+@pytest.mark.parametrize("url", ["http://intranet.school.test/", "http://localhost:8080/a.png",
+                                 "https://127.0.0.2/x", "http://[::1]:81/", "http://public.school.test/",
+                                 "http://nowhere.school.test/", "http://rebound.school.test/ad.png"])
+def test_http_and_browser_guards_agree(url, monkeypatch):
+    crawler = fake_crawler("http://127.0.0.1:9/")
+    monkeypatch.setattr(render, "ALLOWED_HOSTS", set())
+    http = http_blocks(crawler, url)
+    browser = browser_blocks(url)
+    assert (http is None) == (browser is None), (http, browser)
+    if http:
+        assert browser == f"{http} (browser request blocked)"
