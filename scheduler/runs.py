@@ -195,17 +195,24 @@ def _is_scan(pid: int) -> bool:
         return True
 
 
+def store_of(db: sqlite3.Connection) -> Store:
+    """The Store whose database ``db`` is connected to (a second connection to the same file)."""
+    path = next(r[2] for r in db.execute("PRAGMA database_list") if r[1] == "main")
+    return Store(Path(path).parent)
+
+
 def mark_interrupted(db: sqlite3.Connection, run: dict[str, Any], why: str, status: str = "interrupted") -> None:
+    """Close a run that will not finish (its scan too, if still running, counted by the store)."""
     scan_id = run.get("scan_id") or scan_of_run(db, run)
-    with tx(db):
-        db.execute("UPDATE runs SET status=?, finished_at=?, scan_id=?, error=? WHERE id=? AND status='running'",
-                   (status, utcnow(), scan_id, why, run["id"]))
-        if scan_id:
-            db.execute(
-                """UPDATE scans SET status='interrupted', finished_at=COALESCE(finished_at, ?),
-                     pages=(SELECT COUNT(*) FROM pages WHERE scan_id=?),
-                     errors=(SELECT COUNT(*) FROM fetches WHERE scan_id=? AND error IS NOT NULL)
-                   WHERE id=? AND status='running'""", (utcnow(), scan_id, scan_id, scan_id))
+    s: dict[str, Any] = {}
+    if scan_id:  # the scan first: a crash between the two leaves a running run, recovered again
+        with store_of(db) as store:
+            store.finish_scan(scan_id, "interrupted", if_status="running")
+            s = store.scan(scan_id) or {}
+    db.execute("""UPDATE runs SET status=?, finished_at=?, scan_id=?, error=?, pages=?, images=?, errors=?
+                  WHERE id=? AND status='running'""",
+               (status, utcnow(), scan_id, why, s.get("pages", 0), s.get("images", 0), s.get("errors", 0),
+                run["id"]))
 
 
 def finish_run(db: sqlite3.Connection, run_id: int, status: str, scan_id: str | None,
@@ -218,6 +225,11 @@ def finish_run(db: sqlite3.Connection, run_id: int, status: str, scan_id: str | 
     if run["status"] != "running":  # already marked interrupted by a stop or a recovery
         return run
     s = summary or {}
+    if status != "finished" and scan_id:  # the scan does not count: close it, counted by the store
+        with store_of(db) as store:
+            closed = store.finish_scan(scan_id, "interrupted" if status in ("timeout", "interrupted") else "failed",
+                                       if_status=("running", "finished"))
+        s = {k: closed.get(k) or 0 for k in ("pages", "images", "errors")} | s
     with tx(db):
         counts = {"new": 0, "returned": 0, "present": 0, "gone": 0, "findings": 0, "alerts": 0}
         if status == "finished" and scan_id:
@@ -229,9 +241,6 @@ def finish_run(db: sqlite3.Connection, run_id: int, status: str, scan_id: str | 
                                        channels)
             counts["findings"] = db.execute("SELECT COUNT(*) FROM sightings WHERE scan_id=?",
                                             (scan_id,)).fetchone()[0]
-        elif scan_id:
-            db.execute("UPDATE scans SET status=? WHERE id=? AND status IN ('running', 'finished')",
-                       ("interrupted" if status in ("timeout", "interrupted") else "failed", scan_id))
         db.execute(
             """UPDATE runs SET status=?, finished_at=?, scan_id=?, pages=?, images=?, errors=?, findings=?,
                  new=?, returned=?, present=?, gone=?, alerts=?, error=? WHERE id=?""",

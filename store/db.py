@@ -72,15 +72,22 @@ class Store:
             )
         return scan_id
 
-    def finish_scan(self, scan_id: str, status: str = "finished") -> dict[str, Any]:
+    def finish_scan(self, scan_id: str, status: str = "finished", *,
+                    if_status: str | Iterable[str] | None = None) -> dict[str, Any]:
+        """Close a scan with ``status`` and its counts (pages, distinct images, distinct failed
+        URLs); ``finished_at`` is set once. With ``if_status``, only a scan currently in that status
+        (or one of those) is changed, e.g. mark a scan ``interrupted`` only while it is ``running``.
+        Returns the scan's summary."""
+        only = [if_status] if isinstance(if_status, str) else list(if_status or ())
+        guard = f" AND status IN ({', '.join('?' * len(only))})" if only else ""
         with self.db:
             self.db.execute(
-                """UPDATE scans SET finished_at=?, status=?,
+                f"""UPDATE scans SET finished_at=COALESCE(finished_at, ?), status=?,
                      pages=(SELECT COUNT(*) FROM pages WHERE scan_id=?),
                      images=(SELECT COUNT(DISTINCT image_url) FROM page_images WHERE scan_id=?),
                      errors=(SELECT COUNT(DISTINCT url) FROM fetches WHERE scan_id=? AND error IS NOT NULL)
-                   WHERE id=?""",
-                (utcnow(), status, scan_id, scan_id, scan_id, scan_id),
+                   WHERE id=?{guard}""",
+                (utcnow(), status, scan_id, scan_id, scan_id, scan_id, *only),
             )
         return self.scan_summary(scan_id)
 

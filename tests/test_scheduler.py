@@ -235,3 +235,47 @@ def test_failed_image_does_not_make_its_findings_gone(tmp_path: Path) -> None:
     assert counts(scan("read, ad changed")) == (0, 0, 1, 1)  # read, finding not there: gone
     assert counts(scan("read")) == (0, 1, 1, 0)
     assert counts(scan("removed")) == (0, 0, 1, 1)  # the page no longer shows the image: gone
+
+
+def test_interrupted_and_timed_out_runs_count_their_scan_like_the_store(tmp_path: Path) -> None:
+    from scheduler import runs
+    from store import Store
+
+    base = "http://127.0.0.1:1/"
+
+    def partial_scan() -> str:
+        with Store(tmp_path) as st:
+            sid = st.begin_scan([base], target="t")
+            for p in ("a", "b"):
+                st.save_page(sid, base + p, status=200, text=p)
+                st.link_image(sid, base + p, base + "logo.png", "ab" * 32)  # one image on two pages
+            st.link_image(sid, base + "b", base + "ad.png", None, error="timeout")
+            for _ in range(3):  # one URL retried three times is one failed URL
+                st.record_fetch(sid, base + "ad.png", kind="image", error="timeout", reason="timed out")
+            return sid
+
+    db = runs.connect(tmp_path)
+    try:
+        sid = partial_scan()
+        run = runs.get_run(db, runs.begin_run(db, "t", "schedule"))
+        runs.mark_interrupted(db, run | {"scan_id": sid}, "stopped")
+        scan = dict(db.execute("SELECT status, finished_at, pages, images, errors FROM scans WHERE id=?",
+                               (sid,)).fetchone())
+        assert scan["status"] == "interrupted" and scan["finished_at"]
+        assert (scan["pages"], scan["images"], scan["errors"]) == (2, 2, 1)
+        run = runs.get_run(db, run["id"])
+        assert (run["status"], run["pages"], run["images"], run["errors"]) == ("interrupted", 2, 2, 1)
+
+        sid = partial_scan()  # a crawl killed by its timeout: the same counts
+        run = runs.finish_run(db, runs.begin_run(db, "t", "schedule"), "timeout", sid, None, "timed out", [])
+        scan = dict(db.execute("SELECT status, pages, images, errors FROM scans WHERE id=?", (sid,)).fetchone())
+        assert scan == {"status": "interrupted", "pages": 2, "images": 2, "errors": 1}
+        assert (run["status"], run["pages"], run["images"], run["errors"]) == ("timeout", 2, 2, 1)
+
+        with Store(tmp_path) as st:  # a scan that finished is not rewritten by a late interruption
+            sid = st.begin_scan([base], target="t")
+            st.finish_scan(sid)
+        runs.mark_interrupted(db, runs.get_run(db, runs.begin_run(db, "t", "schedule")) | {"scan_id": sid}, "x")
+        assert db.execute("SELECT status FROM scans WHERE id=?", (sid,)).fetchone()[0] == "finished"
+    finally:
+        db.close()
