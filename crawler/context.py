@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from scrapy.crawler import Crawler
 
+from crawler.address_guard import is_exempt_seed_host
 from crawler.warc import WarcWriter
 from detectors import Detector
 from store import Store
@@ -51,8 +52,12 @@ class ScanContext:
         self.origins.setdefault(origin(url), seed)
 
     @cached_property
-    def seed_hosts(self) -> frozenset[str]:
-        return frozenset((urlsplit(s.url).hostname or "").lower() for s in self.seeds)
+    def exempt_hosts(self) -> frozenset[str]:
+        """Seeded hosts the private-address guards let through: only those typed as a literal IP
+        address or ``localhost`` (the demo, tests, an investigator's lab). A seeded DNS name is
+        resolved and checked like any other host: the institution controls its own DNS."""
+        hosts = ((urlsplit(s.url).hostname or "").lower() for s in self.seeds)
+        return frozenset(h for h in hosts if h and is_exempt_seed_host(h))
 
 
 CONTEXTS: dict[str, ScanContext] = {}

@@ -1,8 +1,9 @@
 """Downloader middlewares: *how* jianfu fetches.
 
 - ``PrivateAddressGuard`` refuses requests to hosts that are, or resolve to, loopback, private,
-  link-local or reserved addresses unless the host is one the investigator seeded (a hostile page
-  cannot steer the crawler into an internal network). The browser applies the same check
+  link-local or reserved addresses unless the investigator seeded that host as a literal address or
+  ``localhost`` (a hostile page, or an institution's own DNS, cannot steer the crawler into an
+  internal network). The browser applies the same check
   (``crawler.address_guard.is_private_host``) in ``crawler.render.abort_request``.
 - ``CaptureMiddleware`` sits next to the downloader: it writes every raw response to the WARC
   and every fetch, successful or not, to the store with its status, headers, time and IP.
@@ -39,7 +40,7 @@ class PrivateAddressGuard:
     async def process_request(self, request: Request) -> None:
         host = (urlsplit(request.url).hostname or "").lower()
         ctx = context_of(self.crawler)
-        if not host or host in ctx.seed_hosts:
+        if not host or host in ctx.exempt_hosts:
             return None
         why = await is_private_host(host)
         if why:

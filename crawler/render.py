@@ -95,7 +95,9 @@ def browser_settings(executable: str, *, concurrency: int, timeout: float) -> di
 
 
 # -- the browser must not reach private addresses a page points it at ----------------------------
-ALLOWED_HOSTS: set[str] = set()    # seeded hosts (set when the middleware starts; one scan per process)
+# seeded hosts exempt from the check (ScanContext.exempt_hosts: literal IPs and localhost only), set
+# when the middleware starts (one scan per process)
+ALLOWED_HOSTS: set[str] = set()
 BLOCKED: dict[str, str] = {}       # url → why the browser was not allowed to fetch it
 
 
@@ -451,7 +453,7 @@ class RenderMiddleware:
         self.wait_for = s.get("JIANFU_RENDER_WAIT_FOR") or None
         self.quiet = s.getfloat("JIANFU_RENDER_QUIET", 0.4)
         self.pool = ContextPool(s.getint("JIANFU_RENDER_CONTEXTS", 1))
-        ALLOWED_HOSTS.update(context_of(crawler).seed_hosts)
+        ALLOWED_HOSTS.update(context_of(crawler).exempt_hosts)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RenderMiddleware:

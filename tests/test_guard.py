@@ -94,3 +94,29 @@ def test_http_and_browser_guards_agree(url, monkeypatch):
     assert (http is None) == (browser is None), (http, browser)
     if http:
         assert browser == f"{http} (browser request blocked)"
+
+
+def test_only_literal_or_localhost_seeds_are_exempt():
+    ctx = CONTEXTS[fake_crawler("http://127.0.0.1:8801/", "http://LOCALHOST:8802/a", "http://[::1]:81/",
+                                "http://intranet.school.test/", "https://public.school.test/").settings["JIANFU_SCAN_ID"]]
+    assert ctx.exempt_hosts == {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.mark.parametrize("url", ["http://intranet.school.test/index.html", "http://metadata.school.test/latest/"])
+def test_a_seeded_name_pointing_inside_is_still_refused(url, monkeypatch):
+    """An institution controls its own DNS: seeding its domain does not let it aim jianfu at an
+    internal address, over HTTP or in the browser."""
+    crawler = fake_crawler(url)
+    ctx = CONTEXTS[crawler.settings["JIANFU_SCAN_ID"]]
+    monkeypatch.setattr(render, "ALLOWED_HOSTS", set(ctx.exempt_hosts))
+    assert ctx.seed_for(url) is not None
+    assert "private address" in (http_blocks(crawler, url) or "")
+    assert "private address" in (browser_blocks(url) or "")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]:9/"])
+def test_literal_and_localhost_seeds_pass_both_guards(url, monkeypatch):
+    crawler = fake_crawler(url)
+    monkeypatch.setattr(render, "ALLOWED_HOSTS", set(CONTEXTS[crawler.settings["JIANFU_SCAN_ID"]].exempt_hosts))
+    assert http_blocks(crawler, url + "page.html") is None
+    assert browser_blocks(url + "img/a.png") is None
