@@ -212,7 +212,11 @@ class DemoHandler(BaseHTTPRequestHandler):
             links = ["/reset", "/binary", "/bad-bytes.html", "/trap/0", "/huge.html", "/bomb.html",
                      "/slow.html", "/ok.html", "/404.html"]
             html = "<html><body><h1>测试站</h1>" + "".join(f'<a href="{u}">{u}</a> ' for u in links)
-            html += '<img src="/img/corrupt.png"><img src="/img/bomb.png"><img src="/img/truncated.png"></body></html>'
+            html += '<img src="/img/corrupt.png"><img src="/img/bomb.png"><img src="/img/truncated.png">'
+            # the same server under names nobody seeded: the private-address guard must refuse them
+            port = self.headers.get("Host", "").rpartition(":")[2] or str(self.server.server_address[1])
+            html += "".join(f'<img src="http://{host}:{port}/ok.html">' for host in ("127.0.0.2", "localhost"))
+            html += "</body></html>"
             return self.send_body(200, html.encode(), "text/html; charset=utf-8")
         if path == "/reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

@@ -7,8 +7,12 @@ server and never touch an address outside 127.0.0.0/8."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import sqlite3
+from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 from scrapy import Request
@@ -18,6 +22,7 @@ from crawler import address_guard, render
 from crawler.address_guard import is_private_host
 from crawler.context import CONTEXTS, ScanContext, Seed
 from crawler.middlewares import PrivateAddressGuard
+from tests.conftest import jianfu
 
 FAKE_DNS = {
     "intranet.school.test": ["10.20.30.40"],
@@ -120,3 +125,38 @@ def test_literal_and_localhost_seeds_pass_both_guards(url, monkeypatch):
     monkeypatch.setattr(render, "ALLOWED_HOSTS", set(CONTEXTS[crawler.settings["JIANFU_SCAN_ID"]].exempt_hosts))
     assert http_blocks(crawler, url + "page.html") is None
     assert browser_blocks(url + "img/a.png") is None
+
+
+# -- end to end: a plain (no --render) scan of the hostile site ----------------------------------------
+@pytest.fixture(scope="module")
+def hostile_scan(demo_sites, tmp_path_factory):
+    store = tmp_path_factory.mktemp("guard-store")
+    base = demo_sites.urls["hostile"]
+    proc = jianfu("scan", base, "--store", str(store), "--json", "--quiet", "--timeout", "3", "--depth", "1",
+                  "--max-pages", "30", "--no-auto-render")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return store, json.loads(proc.stdout), base
+
+
+def db(store: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(store / "jianfu.sqlite3")
+    con.row_factory = sqlite3.Row
+    return con
+
+
+def test_http_guard_refuses_unseeded_loopback_names(hostile_scan):
+    store, summary, base = hostile_scan
+    port = urlsplit(base).port
+    failures = {f["url"]: f for f in summary["failures"]}
+    for host in ("127.0.0.2", "localhost"):
+        url = f"http://{host}:{port}/ok.html"
+        assert failures[url]["error"] == "private_address", failures.get(url)
+        assert f"{host}" in failures[url]["reason"] and "not a seeded host" in failures[url]["reason"]
+    with db(store) as con:
+        hosts = {urlsplit(r["url"]).hostname for r in con.execute("SELECT url FROM pages")}
+        assert hosts == {"127.0.0.1"}
+        for host in ("127.0.0.2", "localhost"):
+            rows = con.execute("SELECT status, error, warc_offset FROM fetches WHERE url LIKE ?",
+                               (f"http://{host}:%",)).fetchall()
+            assert rows and all(r["error"] == "private_address" and r["status"] is None
+                                and r["warc_offset"] is None for r in rows)  # never fetched
