@@ -232,11 +232,28 @@ class Exporter:
             raise WarcError(f"{what}: no response record at {warc_file}@{offset}")
         return ref
 
-    def fetch_row(self, scan_id: str, url: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
-        q = (f"SELECT * FROM fetches WHERE scan_id=? AND url=? AND kind IN ({','.join('?' * len(kinds))}) "
-             "AND warc_offset IS NOT NULL ORDER BY id DESC LIMIT 1")
-        row = self.store.db.execute(q, (scan_id, url, *kinds)).fetchone()
-        return dict(row) if row else None
+    def fetch_row(self, scan_id: str, url: str, kinds: tuple[str, ...]
+                  ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The fetch whose WARC record carries ``url``'s bytes for ``scan_id``, and the re-check.
+
+        Returns (payload, recheck): payload is the scan's newest 2xx fetch with a WARC record; when
+        the scan only re-checked the URL (``304 Not Modified``, a response record with no body) it is
+        the newest 2xx fetch with a WARC record before that 304 — the capture the 304 says is
+        unchanged — and recheck is the 304 fetch. (None, None) when neither exists."""
+        marks = ",".join("?" * len(kinds))
+        base = f"SELECT * FROM fetches WHERE url=? AND kind IN ({marks}) AND warc_offset IS NOT NULL "
+        ok = base + "AND status BETWEEN 200 AND 299 "
+        row = self.store.db.execute(ok + "AND scan_id=? ORDER BY id DESC LIMIT 1",
+                                    (url, *kinds, scan_id)).fetchone()
+        if row:
+            return dict(row), None
+        recheck = self.store.db.execute(base + "AND status=304 AND scan_id=? ORDER BY id DESC LIMIT 1",
+                                        (url, *kinds, scan_id)).fetchone()
+        if recheck is None:
+            return None, None
+        row = self.store.db.execute(ok + "AND id<? ORDER BY id DESC LIMIT 1",
+                                    (url, *kinds, recheck["id"])).fetchone()
+        return (dict(row) if row else None), dict(recheck)
 
     def locate(self, findings: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """For each finding: its scan, page row, fetch rows and WARC records; raises (or, with
@@ -266,27 +283,26 @@ class Exporter:
         page = self.store.page(scan_id, f["url"])
         if page is None:
             raise WarcError(f"page {f['url']} was not captured in scan {scan_id}")
-        if page.get("duplicate_of"):  # same bytes as another URL of this scan: the record is still its own
-            pass
-        fetch = self.fetch_row(scan_id, f["url"], ("page",))
+        fetch, recheck = self.fetch_row(scan_id, f["url"], ("page",))
         resp = self.record_at(page.get("warc_file"), page.get("warc_offset"), f"page {f['url']} (scan {scan_id})")
-        cap: dict[str, Any] = {"scan_id": scan_id, "page": page, "fetch": fetch, "response": resp,
-                               "image": None, "image_fetch": None, "image_response": None, "image_bytes": None}
+        cap: dict[str, Any] = {"scan_id": scan_id, "page": page, "fetch": fetch, "recheck": recheck,
+                               "response": resp, "image": None, "image_fetch": None, "image_recheck": None,
+                               "image_response": None, "image_bytes": None}
         if f["source"] == "image":
-            ifetch = self.fetch_row(scan_id, f["image_url"], ("image", "page", "other"))
+            ifetch, irecheck = self.fetch_row(scan_id, f["image_url"], ("image", "page", "other"))
             if ifetch is None:
-                raise WarcError(f"image {f['image_url']} was not fetched in scan {scan_id}")
-            cap["image_fetch"] = ifetch
+                raise WarcError(f"image {f['image_url']} was not fetched in scan {scan_id}"
+                                + (" (re-checked 304 Not Modified, but no earlier capture holds its bytes)"
+                                   if irecheck else ""))
+            cap["image_fetch"], cap["image_recheck"] = ifetch, irecheck
             cap["image_response"] = self.record_at(ifetch["warc_file"], ifetch["warc_offset"],
                                                    f"image {f['image_url']}")
             cap["image"] = self.store.image(f["image_sha256"]) if f["image_sha256"] else None
-            blob = self.store.blob_path(f["image_sha256"]) if f["image_sha256"] else None
-            if blob is not None and blob.is_file():
-                data = blob.read_bytes()
-            else:
-                data = read_payload(self.index(ifetch["warc_file"]).raw(cap["image_response"]))
+            # the packet points at this record: it must carry the image's bytes
+            data = read_payload(self.index(ifetch["warc_file"]).raw(cap["image_response"]))
             if f["image_sha256"] and sha256(data) != f["image_sha256"]:
-                raise WarcError(f"image {f['image_url']}: stored bytes do not match sha256 {f['image_sha256'][:12]}…")
+                raise WarcError(f"image {f['image_url']}: the response record at {ifetch['warc_file']}@"
+                                f"{ifetch['warc_offset']} does not carry the image (sha256 {f['image_sha256'][:12]}…)")
             cap["image_bytes"] = data
         return cap
 
@@ -319,6 +335,14 @@ class Exporter:
                     ref = self.index(p["warc_file"]).by_offset.get(p["warc_offset"])
                     if ref and (p.get("status") or 0) < 300:
                         pages.setdefault(p["url"], (p, ref))
+                        take(ref)   # an unchanged page of a re-scan: its bytes are in an earlier scan's WARC
+            # what the scan re-checked (304, no body): the earlier capture that holds the bytes
+            for url, kind in self.store.db.execute(
+                    "SELECT DISTINCT url, kind FROM fetches WHERE scan_id=? AND status=304", (self.req.scan_id,)):
+                row, _ = self.fetch_row(self.req.scan_id, url, (kind,))
+                ref = row and self._maybe_record(row["warc_file"], row["warc_offset"])
+                if ref:
+                    take(ref)
         for f in findings:
             cap = captures[f["id"]]
             take(cap["response"])
@@ -328,7 +352,7 @@ class Exporter:
             # the other images of the page, so that it replays as it looked
             for (image_url,) in self.store.db.execute(
                     "SELECT image_url FROM page_images WHERE scan_id=? AND page_url=?", (cap["scan_id"], f["url"])):
-                row = self.fetch_row(cap["scan_id"], image_url, ("image",))
+                row, _ = self.fetch_row(cap["scan_id"], image_url, ("image",))
                 if row:
                     ref = self._maybe_record(row["warc_file"], row["warc_offset"])
                     if ref:
@@ -546,12 +570,21 @@ class Exporter:
         seen: set[tuple[str, int]] = set()
         for f in findings:
             cap = captures[f["id"]]
-            for fetch, ref in ((cap["fetch"], cap["response"]), (cap["image_fetch"], cap["image_response"])):
+            for fetch, ref, recheck in ((cap["fetch"], cap["response"], cap["recheck"]),
+                                        (cap["image_fetch"], cap["image_response"], cap["image_recheck"])):
+                if recheck and ("recheck", recheck["id"]) not in seen:
+                    seen.add(("recheck", recheck["id"]))
+                    c.add(recheck["fetched_at"], "recheck", f"jianfu crawler (scan {recheck['scan_id']})",
+                          f"条件请求复查 {recheck['url']}：服务器答复 HTTP 304（未修改），内容与此前抓取的记录相同"
+                          f"（记录 {ref.record_id if ref else '?'}）；304 应答写入 WARC {recheck['warc_file']} "
+                          f"偏移 {recheck['warc_offset']}（无正文，未放入证据包）",
+                          scan_id=recheck["scan_id"], same_as_record_id=ref.record_id if ref else None)
                 if ref is None or (ref.warc_file, ref.offset) in seen:
                     continue
                 seen.add((ref.warc_file, ref.offset))
                 fetch = fetch or {}
-                c.add(fetch.get("fetched_at") or ref.date, "capture", f"jianfu crawler (scan {cap['scan_id']})",
+                actor = f"jianfu crawler (scan {fetch.get('scan_id') or cap['scan_id']})"
+                c.add(fetch.get("fetched_at") or ref.date, "capture", actor,
                       f"抓取 {ref.target_uri}（HTTP {fetch.get('status')}，服务器 IP {fetch.get('ip') or ref.ip}），"
                       f"写入 WARC {ref.warc_file} 偏移 {ref.offset}",
                       record_id=ref.record_id, record_sha256=self.record_sha.get((ref.warc_file, ref.offset)))

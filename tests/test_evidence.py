@@ -373,6 +373,57 @@ def test_rendered_page_screenshot_is_highlighted_and_archived(demo_scan, tmp_pat
     assert f"urn:view:{f['url']}".encode() in gzip.decompress(cdx)
 
 
+def test_image_of_an_unchanged_rescan_points_at_the_capture_with_its_bytes(demo_scan, tmp_path):
+    """A re-scan asks with If-None-Match / If-Modified-Since and gets 304s (no body); the packet's
+    image record must be the earlier 200 response that carries the image, not the bodiless 304."""
+    import hashlib
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    from demo_site.server import INSTITUTIONS
+    store = tmp_path / "store"
+    shutil.copytree(demo_scan[0], store, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+    seeds = demo_scan[2]
+    proc = jianfu("scan", *[f"{INSTITUTIONS[n]}={u}" for n, u in seeds.items()], "--store", str(store),
+                  "--json", "--quiet", "--district", "示范区")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    second = json.loads(proc.stdout)["scan_id"]
+    with sqlite3.connect(store / "jianfu.sqlite3") as db:
+        rechecked = {u for (u,) in db.execute("SELECT url FROM fetches WHERE scan_id=? AND status=304", (second,))}
+    f = next(r for r in findings_jsonl(store)
+             if r["source"] == "image" and r["last_scan_id"] == second and r["image_url"] in rechecked)
+    out = tmp_path / "rescan.zip"
+    proc = jianfu("export", "--store", str(store), "--finding", f["id"], "--out", str(out), "--no-pdf")
+    assert proc.returncode == 0, proc.stderr
+    v = verify(out)
+    assert v.ok, v.problems
+    with zipfile.ZipFile(out) as z:
+        e = json.loads(z.read("findings.json"))["findings"][0]
+        custody = json.loads(z.read("custody.json"))["events"]
+        with zipfile.ZipFile(io.BytesIO(z.read("evidence.wacz"))) as w:
+            warc = w.read("archive/data.warc.gz")
+    ptr = e["records"]["image_response"]
+    rec = next(iter(ArchiveIterator(io.BytesIO(warc[ptr["packet"]["offset"]:]))))
+    assert rec.rec_type == "response" and rec.rec_headers.get_header("WARC-Target-URI") == f["image_url"]
+    assert rec.http_headers.get_statuscode() == "200"
+    assert hashlib.sha256(rec.content_stream().read()).hexdigest() == e["image_sha256"]
+    # every record of that URL in the packet carries its bytes; the re-check is in the custody log
+    for rec in ArchiveIterator(io.BytesIO(warc)):
+        if rec.rec_type == "response" and rec.rec_headers.get_header("WARC-Target-URI") == f["image_url"]:
+            assert rec.http_headers.get_statuscode() == "200"
+    assert any(ev["step"] == "recheck" and f["image_url"] in ev["detail"] for ev in custody)
+    # a --scan export of the re-scan also carries the earlier captures its 304s stand for
+    out2 = tmp_path / "rescan-scan.zip"
+    proc = jianfu("export", "--store", str(store), "--scan", second, "--out", str(out2), "--no-pdf")
+    assert proc.returncode == 0, proc.stderr
+    assert verify(out2).ok
+    with zipfile.ZipFile(out2) as z, zipfile.ZipFile(io.BytesIO(z.read("evidence.wacz"))) as w:
+        warc = w.read("archive/data.warc.gz")
+    full = {rec.rec_headers.get_header("WARC-Target-URI") for rec in ArchiveIterator(io.BytesIO(warc))
+            if rec.rec_type == "response" and rec.http_headers.get_statuscode() == "200"}
+    assert f["image_url"] in full and f["url"] in full
+
+
 # -- trusted timestamp against a local TSA stub ---------------------------------------------------
 class _Tsa(http.server.BaseHTTPRequestHandler):
     refuse = False
