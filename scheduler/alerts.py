@@ -97,11 +97,34 @@ def payload(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
             "returned": sum(f["change"] == "returned" for f in findings), "findings": findings}
 
 
-def send_email(ch: EmailChannel, data: dict[str, Any]) -> None:
-    msg = EmailMessage()
-    n = len(data["findings"])
+class AlertConfigError(RuntimeError):
+    """The plan's channel cannot be used as configured (recorded as a failed delivery)."""
+
+
+def smtp_password(ch: EmailChannel) -> str | None:
+    """The SMTP password from the environment variable ``password_env`` names; None without login."""
+    if not ch.username:
+        return None
+    if not ch.password_env:  # refused when the plan loads; kept for channels built by hand
+        raise AlertConfigError("alerts.email: username is set but password_env is not")
+    password = os.environ.get(ch.password_env)
+    if not password:
+        raise AlertConfigError(f"alerts.email.password_env: environment variable {ch.password_env} "
+                               "is not set (or empty) in the scheduler's environment")
+    return password
+
+
+def subject(data: dict[str, Any]) -> str:
+    """``[jianfu] qiming: 3 new, 1 returned finding(s) — 启明星学堂``"""
+    counts = [f"{data[k]} {k}" for k in ("new", "returned") if data.get(k)] or [f"{len(data['findings'])}"]
     inst = sorted({f["institution"] or "" for f in data["findings"]} - {""})
-    msg["Subject"] = f"[jianfu] {data['target']}: {n} new finding(s)" + (f" — {', '.join(inst)}" if inst else "")
+    return f"[jianfu] {data['target']}: {', '.join(counts)} finding(s)" + (f" — {', '.join(inst)}" if inst else "")
+
+
+def send_email(ch: EmailChannel, data: dict[str, Any]) -> None:
+    password = smtp_password(ch)  # before connecting: a missing password is a clear failure
+    msg = EmailMessage()
+    msg["Subject"] = subject(data)
     msg["From"] = ch.sender
     msg["To"] = ", ".join(ch.to)
     lines = [f"Target {data['target']}, run {data['run_id']}, scan {data['scan_id']}: "
@@ -118,8 +141,8 @@ def send_email(ch: EmailChannel, data: dict[str, Any]) -> None:
     with smtp_cls(ch.host, ch.port, timeout=ch.timeout) as smtp:
         if ch.starttls:
             smtp.starttls()
-        if ch.username:
-            smtp.login(ch.username, os.environ.get(ch.password_env or "", ""))
+        if ch.username and password is not None:
+            smtp.login(ch.username, password)
         smtp.send_message(msg)
 
 

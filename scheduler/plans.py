@@ -262,10 +262,16 @@ def _alerts(data: Any) -> Alerts:
         host = e.get("host", str)
         if not host:
             raise PlanError("alerts.email.host: the SMTP server's host name is required")
+        username, password_env = e.get("username", str), e.get("password_env", str)
+        if username and not password_env:
+            raise PlanError("alerts.email.password_env: required with username: the name of the environment "
+                            "variable holding the SMTP password (e.g. password_env = \"JIANFU_SMTP_PASSWORD\")")
+        if password_env and not username:
+            raise PlanError("alerts.email.username: required with password_env (the SMTP login name)")
         email = EmailChannel(host=host, port=e.int("port", 25, 1, 65535),
                              sender=e.get("from", str, "jianfu@localhost"), to=to,
                              starttls=e.get("starttls", bool, False), ssl=e.get("ssl", bool, False),
-                             username=e.get("username", str), password_env=e.get("password_env", str),
+                             username=username, password_env=password_env,
                              timeout=_duration(e, "timeout", 10.0))
         e.done()
     if (raw := a.get("webhook", dict)) is not None:

@@ -193,3 +193,76 @@ timeout = "2s"
         assert db.execute("SELECT COUNT(*) FROM alert_attempts WHERE ok=0").fetchone()[0] == 6
     finally:
         db.close()
+
+
+def _queued_alert(plan, kinds: dict[str, str]) -> None:
+    """Two findings in the store and one alert per channel listing them as ``kinds`` says."""
+    from detectors.model import Finding
+    from store import Store
+
+    with Store(plan.store) as st:
+        scan = st.begin_scan(["http://127.0.0.1/"], target="t")
+        ids = st.save_findings(scan, "http://127.0.0.1/", "text", "拍照搜题 提前学",
+                               [Finding("photo_search", "r1", "拍照搜题", 0, 4, 0.9, "high", "b"),
+                                Finding("advance_teaching", "r2", "提前学", 5, 8, 0.9, "high", "b")],
+                               institution="启明星学堂")
+        st.finish_scan(scan)
+    db = runs.connect(plan.store)
+    try:
+        with runs.tx(db):
+            alerts.enqueue(db, 1, "t", scan, ids, dict(zip(ids, kinds.values(), strict=True)),
+                           plan.alerts.channels)
+    finally:
+        db.close()
+
+
+def test_subject_says_new_and_returned(tmp_path: Path, smtp) -> None:
+    smtp_port, mails = smtp
+    plan_path = tmp_path / "plan.toml"
+    plan_path.write_text(f'store = "store"\n[alerts.email]\nhost = "127.0.0.1"\nport = {smtp_port}\n'
+                         'to = ["x@example.org"]\n')
+    plan = load_plan(plan_path)
+    _queued_alert(plan, {"a": "new", "b": "returned"})
+    db = runs.connect(plan.store)
+    try:
+        assert alerts.drain(db, plan.alerts)["sent"] == 1
+    finally:
+        db.close()
+    assert mails[0]["Subject"] == "[jianfu] t: 1 new, 1 returned finding(s) — 启明星学堂"
+    assert alerts.subject({"target": "t", "new": 0, "returned": 2, "findings": [{"institution": None}] * 2}) \
+        == "[jianfu] t: 2 returned finding(s)"
+
+
+@pytest.mark.parametrize("keys, message", [
+    ('username = "jianfu"', "alerts.email.password_env: required with username"),
+    ('password_env = "JIANFU_SMTP_PASSWORD"', "alerts.email.username: required with password_env"),
+])
+def test_smtp_login_needs_username_and_password_env(tmp_path: Path, keys: str, message: str) -> None:
+    from scheduler.plans import PlanError, parse_plan
+
+    with pytest.raises(PlanError, match=message):
+        parse_plan(f'store = "s"\n[alerts.email]\nhost = "h"\nto = ["x@example.org"]\n{keys}\n', tmp_path / "p.toml")
+
+
+def test_missing_smtp_password_is_a_recorded_failure_not_an_empty_login(tmp_path: Path, monkeypatch, smtp) -> None:
+    smtp_port, mails = smtp
+    monkeypatch.delenv("JIANFU_TEST_SMTP_PASSWORD", raising=False)
+    plan_path = tmp_path / "plan.toml"
+    plan_path.write_text(f'store = "store"\n[alerts.email]\nhost = "127.0.0.1"\nport = {smtp_port}\n'
+                         'to = ["x@example.org"]\nusername = "jianfu"\npassword_env = "JIANFU_TEST_SMTP_PASSWORD"\n')
+    plan = load_plan(plan_path)
+    _queued_alert(plan, {"a": "new", "b": "new"})
+    logins: list[tuple[str, str]] = []
+    monkeypatch.setattr("smtplib.SMTP.login", lambda self, user, pw: logins.append((user, pw)))
+    db = runs.connect(plan.store)
+    try:
+        assert alerts.drain(db, plan.alerts)["retry"] == 1
+        (row,) = alerts.outbox(db)
+        assert row["status"] == "pending" and row["attempts"] == 1
+        assert "JIANFU_TEST_SMTP_PASSWORD is not set" in row["last_error"]
+        assert not logins and not mails  # never connected, never tried an empty password
+        monkeypatch.setenv("JIANFU_TEST_SMTP_PASSWORD", "s3cret")  # fixed: the retry logs in and sends
+        assert alerts.drain(db, plan.alerts, now=datetime.now(UTC) + timedelta(hours=1))["sent"] == 1
+        assert logins == [("jianfu", "s3cret")] and len(mails) == 1
+    finally:
+        db.close()
