@@ -1,5 +1,13 @@
 """``jianfu verify``: check a packet — container, every file's hash and size, nothing added or
-removed, the Ed25519 signature, the timestamp token — and give one verdict."""
+removed, the Ed25519 signature, the timestamp token's imprint — and give one verdict that says
+exactly what was proven:
+
+- ``VALID``: self-consistent *and* signed by the key pinned with ``--pubkey`` (the issuer's key);
+- ``INTACT``: self-consistent (hashes, container, signature with the key inside the packet), but
+  that key is not authenticated — anyone can alter a packet and re-sign it with their own key;
+- ``INVALID``: a problem was found.
+
+Exit status 0 for VALID and INTACT, 1 for INVALID."""
 
 from __future__ import annotations
 
@@ -26,14 +34,23 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    signer: str | None = None          # fingerprint of the key that made a good signature
+    pinned: bool = False               # … and it is the key given with --pubkey
+
+    @property
+    def verdict(self) -> str:
+        if not self.ok:
+            return "INVALID"
+        return "VALID" if self.pinned else "INTACT"
 
     def fail(self, msg: str) -> None:
         self.ok = False
         self.problems.append(msg)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "valid": self.ok, "passed": self.passed, "problems": self.problems,
-                "notes": self.notes, **self.info}
+        return {"path": self.path, "verdict": self.verdict, "valid": self.verdict == "VALID", "intact": self.ok,
+                "signer_authenticated": self.ok and self.pinned, "passed": self.passed,
+                "problems": self.problems, "notes": self.notes, **self.info}
 
 
 def verify(path: str | Path, pubkey_pem: bytes | None = None) -> Verdict:
@@ -120,10 +137,11 @@ def verify_bytes(data: bytes, name: str = "<packet>", pubkey_pem: bytes | None =
             v.fail("manifest.tsr present but the manifest does not expect a timestamp (file added)")
         try:
             info = tsa.check(tsr, hashlib.sha256(mbytes).digest())
-            v.passed.append(f"RFC 3161 timestamp token matches the manifest: {info.gen_time} "
-                            f"(TSA {stamp_cfg.get('tsa_url') if stamp_cfg else '?'}, serial {info.serial})")
-            v.notes.append("the TSA's own signature on the token is not checked here: "
-                           "openssl ts -verify -data manifest.json -in manifest.tsr -CAfile <TSA cert>")
+            # not a "passed" check: without the TSA's signature the token proves nothing about time
+            v.notes.append(f"timestamp token present, imprint matches the manifest: {info.gen_time} "
+                           f"(TSA {stamp_cfg.get('tsa_url') if stamp_cfg else '?'}, serial {info.serial}); "
+                           "TSA signature not checked — see docs/evidence.md: openssl ts -verify "
+                           "-data manifest.json -in manifest.tsr -CAfile <TSA chain>")
             v.info["timestamp"] = {"time": info.gen_time, "serial": info.serial, "policy": info.policy}
         except tsa.TimestampError as e:
             v.fail(f"manifest.tsr: {e}")
@@ -143,7 +161,8 @@ def verify_bytes(data: bytes, name: str = "<packet>", pubkey_pem: bytes | None =
             fp = signing.fingerprint(key)
             v.info["key_fingerprint"] = fp
             if signing.check(key, signed_message(mbytes, tsr), sig):
-                v.passed.append(f"Ed25519 signature valid (key fingerprint {fp})")
+                v.signer = fp
+                v.passed.append(f"Ed25519 signature matches the public key inside the packet (fingerprint {fp})")
             else:
                 v.fail("manifest.sig: the signature does not match manifest.json"
                        + (" and manifest.tsr" if tsr is not None else "") + " (altered or re-signed)")
@@ -152,12 +171,14 @@ def verify_bytes(data: bytes, name: str = "<packet>", pubkey_pem: bytes | None =
             if pubkey_pem is not None:
                 want = signing.fingerprint(signing.load_public(pubkey_pem))
                 if want == fp:
+                    v.pinned = v.signer == fp
                     v.passed.append("signing key is the pinned key (--pubkey)")
                 else:
                     v.fail(f"signed with key {fp}, not the pinned key {want}")
             else:
-                v.notes.append(f"signing key not pinned: compare fingerprint {fp} with the issuing office's "
-                               "published key, or pass --pubkey")
+                v.notes.append(f"signing key not authenticated: anyone can re-sign an altered packet with their "
+                               f"own key — compare fingerprint {fp} with the issuing office's published key, "
+                               "or pass --pubkey")
         except signing.SigningError as e:
             v.fail(f"public_key.pem: {e}")
 
@@ -206,8 +227,12 @@ def format_verdict(v: Verdict) -> str:
     lines += [f"  ✓ {p}" for p in v.passed]
     lines += [f"  ✗ {p}" for p in v.problems]
     lines += [f"  · {n}" for n in v.notes]
-    if v.ok:
-        lines.append("VERDICT: VALID — every file matches the signed manifest; the packet is unaltered since export")
+    if v.verdict == "VALID":
+        lines.append(f"VERDICT: VALID — signed by {v.signer} (pinned); every file matches the signed manifest: "
+                     "unaltered since that key sealed it")
+    elif v.verdict == "INTACT":
+        lines.append(f"VERDICT: INTACT — hashes and signature are consistent; signer key {v.signer} NOT "
+                     "authenticated: compare it with the issuer's published key or pass --pubkey")
     else:
         lines.append(f"VERDICT: INVALID — {len(v.problems)} problem(s); do not rely on this packet")
     return "\n".join(lines)

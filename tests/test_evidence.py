@@ -63,11 +63,24 @@ def findings_jsonl(store: Path) -> list[dict]:
 
 
 # -- the packet ---------------------------------------------------------------------------------
-def test_export_verifies(packet):
+def test_export_verifies(packet, demo_scan):
+    """Without --pubkey the packet is only shown self-consistent (INTACT, signer not authenticated);
+    with the issuer's key pinned it is VALID."""
+    from evidence import signing
+    fp = signing.fingerprint(signing.load_public((demo_scan[0] / "keys" / "evidence-ed25519.pub.pem").read_bytes()))
     proc = jianfu("verify", str(packet))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "VERDICT: VALID" in proc.stdout
+    assert "VERDICT: VALID" not in proc.stdout and "unaltered since export" not in proc.stdout
+    assert (f"VERDICT: INTACT — hashes and signature are consistent; signer key {fp} NOT authenticated: "
+            "compare it with the issuer's published key or pass --pubkey") in proc.stdout
     assert "no trusted (RFC 3161) timestamp" in proc.stdout
+    proc = jianfu("verify", str(packet), "--pubkey", str(demo_scan[0] / "keys" / "evidence-ed25519.pub.pem"),
+                  "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["verdict"] == "VALID" and doc["valid"] and doc["signer_authenticated"], doc
+    proc = jianfu("verify", str(packet), "--pubkey", str(demo_scan[0] / "keys" / "evidence-ed25519.pub.pem"))
+    assert f"VERDICT: VALID — signed by {fp} (pinned)" in proc.stdout
 
 
 def test_wacz_validates_and_holds_pages_records_and_images(unpacked, demo_scan):
@@ -262,7 +275,12 @@ def test_resigned_packet_is_caught_by_the_pinned_key(packet, demo_scan, tmp_path
     files["manifest.sig"] = signing.sign(key, signed_message(files["manifest.json"], None))
     p = tmp_path / "forged.zip"
     container.write(p, list(files.items()))
-    assert verify(p).ok                       # self-consistent…
+    v = verify(p)
+    assert v.ok and v.verdict == "INTACT"     # self-consistent, and says no more than that…
+    assert v.signer == signing.fingerprint(key.public_key()) and not v.as_dict()["valid"]
+    proc = jianfu("verify", str(p))
+    assert proc.returncode == 0 and "VERDICT: INTACT" in proc.stdout and "NOT authenticated" in proc.stdout
+    assert signing.fingerprint(key.public_key()) in proc.stdout and "VERDICT: VALID" not in proc.stdout
     pin = demo_scan[0] / "keys" / "evidence-ed25519.pub.pem"
     proc = jianfu("verify", str(p), "--pubkey", str(pin))
     assert proc.returncode == 1 and "not the pinned key" in proc.stdout
@@ -455,6 +473,10 @@ def test_trusted_timestamp_from_a_local_tsa(demo_scan, tmp_path):
         assert proc.returncode == 0, proc.stderr
         v = verify(out)
         assert v.ok and v.info["timestamp"]["serial"] == 42, v.problems
+        # the token's TSA signature is not checked: a note, never a passed check
+        assert not any("timestamp" in m.lower() for m in v.passed), v.passed
+        assert any("timestamp token present, imprint matches" in n and "TSA signature not checked" in n
+                   for n in v.notes), v.notes
         with zipfile.ZipFile(out) as z:
             assert "已向可信时间戳服务" in z.read("report.html").decode()
             files = [(i.filename, z.read(i)) for i in z.infolist()]
