@@ -129,6 +129,7 @@ def not_modified(headers: Message, validators: dict[str, str], mtime: float | No
 
 class DemoHandler(BaseHTTPRequestHandler):
     site = ""
+    elsewhere = ""  # hostile site: another demo site's base URL (set by DemoSites) /redirect-out sends to
     generated_ads = 10  # distinct ad images on the generated site (one on every fifth page)
     server_version = "DemoSite/1.0"
 
@@ -210,7 +211,7 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self.hostile_render(path)
         if path == "/index.html":
             links = ["/reset", "/binary", "/bad-bytes.html", "/trap/0", "/huge.html", "/bomb.html",
-                     "/slow.html", "/ok.html", "/404.html"]
+                     "/slow.html", "/ok.html", "/404.html", "/redirect-out"]
             html = "<html><body><h1>测试站</h1>" + "".join(f'<a href="{u}">{u}</a> ' for u in links)
             html += '<img src="/img/corrupt.png"><img src="/img/bomb.png"><img src="/img/truncated.png">'
             # the same server under names nobody seeded: the private-address guard must refuse them
@@ -223,6 +224,8 @@ class DemoHandler(BaseHTTPRequestHandler):
             self.connection.close()
             self.close_connection = True
             return None
+        if path == "/redirect-out" and self.elsewhere:  # a page that leaves for another site
+            return self.send_body(302, b"", "text/html", {"Location": self.elsewhere})
         if path == "/binary":
             return self.send_body(200, bytes(range(256)) * 40, "application/octet-stream")
         if path == "/bad-bytes.html":
@@ -349,6 +352,7 @@ class DemoSites:
         self.port_base = port_base
         self.servers: list[ThreadingHTTPServer] = []
         self.urls: dict[str, str] = {}
+        self.handlers: dict[str, type[DemoHandler]] = {}
 
     def start(self) -> DemoSites:
         if "hostile" in self.names:
@@ -359,7 +363,11 @@ class DemoSites:
             srv = QuietServer(("127.0.0.1", port), handler)
             threading.Thread(target=srv.serve_forever, name=f"demo-{name}", daemon=True).start()
             self.servers.append(srv)
+            self.handlers[name] = handler
             self.urls[name] = f"http://127.0.0.1:{srv.server_address[1]}/"
+        if "hostile" in self.handlers:  # somewhere else to redirect to: another site, also on loopback
+            others = [n for n in ("caihong", *self.names) if n in self.urls and n != "hostile"]
+            self.handlers["hostile"].elsewhere = self.urls[others[0]] if others else ""
         return self
 
     def stop(self) -> None:

@@ -160,3 +160,35 @@ def test_http_guard_refuses_unseeded_loopback_names(hostile_scan):
                                (f"http://{host}:%",)).fetchall()
             assert rows and all(r["error"] == "private_address" and r["status"] is None
                                 and r["warc_offset"] is None for r in rows)  # never fetched
+
+
+def test_a_redirect_off_the_site_is_recorded_not_stored(hostile_scan, demo_sites):
+    """/redirect-out (a link at depth 1) answers 302 to another demo site: that site is not the
+    institution's, so its page is not stored and it does not join the scan's scope."""
+    store, summary, base = hostile_scan
+    elsewhere = demo_sites.urls["caihong"]
+    failures = {f["url"]: f for f in summary["failures"]}
+    assert failures[elsewhere]["error"] == "off_site"
+    assert failures[elsewhere]["reason"] == f"redirected off the scanned sites to {elsewhere}"
+    with db(store) as con:
+        assert con.execute("SELECT COUNT(*) FROM pages WHERE url LIKE ? OR final_url LIKE ?",
+                           (elsewhere + "%", elsewhere + "%")).fetchone()[0] == 0
+        hop = con.execute("SELECT status, reason FROM fetches WHERE url=?", (base + "redirect-out",)).fetchone()
+        assert hop["status"] == 302 and elsewhere in hop["reason"]
+        # nothing the foreign page links to or shows was fetched
+        other = con.execute("SELECT url FROM fetches WHERE url LIKE ? AND url NOT IN (?, ?)",
+                            (elsewhere + "%", elsewhere, elsewhere + "robots.txt")).fetchall()
+        assert [r["url"] for r in other] == []
+
+
+def test_a_seed_that_redirects_brings_its_new_origin_in(demo_sites, tmp_path):
+    """A seed (depth 0) that moves to another origin (http→https, www.) keeps its institution: the
+    page is stored and the new origin's links are followed."""
+    elsewhere = demo_sites.urls["caihong"]
+    proc = jianfu("scan", "彩虹=" + demo_sites.urls["hostile"] + "redirect-out", "--store", str(tmp_path),
+                  "--json", "--quiet", "--depth", "1", "--max-pages", "4", "--no-auto-render")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not [f for f in json.loads(proc.stdout)["failures"] if f["error"] == "off_site"]
+    with db(tmp_path) as con:
+        pages = [r["url"] for r in con.execute("SELECT url FROM pages")]
+    assert elsewhere in pages and len([u for u in pages if u.startswith(elsewhere)]) > 1, pages

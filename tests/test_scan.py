@@ -157,6 +157,7 @@ def test_hostile_site_is_survived_and_every_failure_has_a_reason(demo_sites, tmp
     port = base.rstrip("/").rsplit(":", 1)[1]
     assert errors[f"http://127.0.0.2:{port}/ok.html"] == "private_address"   # unseeded names for the
     assert errors[f"http://localhost:{port}/ok.html"] == "private_address"   # same server: refused
+    assert errors[demo_sites.urls["caihong"]] == "off_site"                   # /redirect-out leaves the site
     assert all(f["reason"] for f in summary["failures"])
     with db(tmp_path) as con:
         pages = {r[0].removeprefix(base) for r in con.execute("SELECT url FROM pages")}

@@ -110,9 +110,14 @@ class SiteSpider(scrapy.Spider):
         ctx = self.ctx
         depth = response.meta["jianfu_depth"]
         requested = response.request.url if response.request else response.url
-        seed = ctx.seed_for(requested)
-        if seed and origin(response.url) != origin(requested):
-            ctx.adopt_origin(response.url, seed)
+        first = (response.meta.get("redirect_urls") or [requested])[0]  # what was asked for, before redirects
+        if origin(response.url) != origin(first):
+            seed = ctx.seed_for(first)
+            if depth == 0 and seed is not None:
+                ctx.adopt_origin(response.url, seed)  # a seed moved (http→https, www.): its new origin is in scope
+            elif ctx.seed_for(response.url) is None:  # any other page may not bring a foreign site in
+                self._mark(response, "off_site", f"redirected off the scanned sites to {response.url[:500]}")
+                return
         page_url = response.url  # after redirects: the page is where the content came from
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1")
         body = response.body
