@@ -32,14 +32,6 @@ from crawler.context import ScanContext, context_of
 
 log = logging.getLogger(__name__)
 
-DDL = """
-CREATE TABLE IF NOT EXISTS scan_detectors (
-  scan_id TEXT PRIMARY KEY,
-  fingerprint TEXT NOT NULL           -- hash of the detector code and rule packs the scan used
-);
-CREATE INDEX IF NOT EXISTS fetches_url ON fetches(url);
-CREATE INDEX IF NOT EXISTS pages_url ON pages(url);
-"""
 _DROP = {b"content-encoding", b"content-length", b"transfer-encoding"}
 
 
@@ -68,33 +60,18 @@ class IncrementalState:
     """Per-scan view of earlier captures, loaded once when the scan starts."""
 
     def __init__(self, ctx: ScanContext) -> None:
-        db = ctx.store.db
+        store = ctx.store
         self.fingerprint = detector_fingerprint()
-        with db:
-            db.executescript(DDL)
-            db.execute("INSERT OR REPLACE INTO scan_detectors(scan_id, fingerprint) VALUES (?,?)",
-                       (ctx.scan_id, self.fingerprint))
+        store.set_detector_fingerprint(ctx.scan_id, self.fingerprint)
         self.fetches: dict[str, Previous] = {}
-        for row in db.execute(
-            """SELECT f.url, f.scan_id, f.headers, f.warc_file, f.warc_offset FROM fetches f
-               JOIN (SELECT MAX(id) AS id FROM fetches WHERE status=200 AND warc_file IS NOT NULL
-                     AND scan_id != ? GROUP BY url) m ON m.id=f.id""", (ctx.scan_id,)):
+        for row in store.last_fetches(exclude_scan_id=ctx.scan_id):
             headers = {k.lower(): v for k, v in json.loads(row["headers"] or "{}").items()}
             if headers.get("etag") or headers.get("last-modified"):
                 self.fetches[row["url"]] = Previous(row["scan_id"], headers.get("etag"),
                                                     headers.get("last-modified"), row["warc_file"],
                                                     row["warc_offset"])
         # url → (scan id, content sha256) of its last capture in an earlier finished scan, same rules
-        self.pages: dict[str, tuple[str, str]] = {}
-        for row in db.execute(
-            """SELECT p.url, p.scan_id, p.content_sha256 FROM pages p
-               JOIN (SELECT MAX(p2.id) AS id FROM pages p2 JOIN scans s ON s.id=p2.scan_id
-                     JOIN scan_detectors d ON d.scan_id=p2.scan_id
-                     WHERE s.status='finished' AND d.fingerprint=? AND p2.scan_id != ?
-                     GROUP BY p2.url) m ON m.id=p.id
-               WHERE p.duplicate_of IS NULL AND p.content_sha256 IS NOT NULL""",
-            (self.fingerprint, ctx.scan_id)):
-            self.pages[row["url"]] = (row["scan_id"], row["content_sha256"])
+        self.pages: dict[str, tuple[str, str]] = store.last_page_hashes(self.fingerprint, ctx.scan_id)
 
 
 _STATES: dict[str, IncrementalState] = {}
@@ -193,23 +170,6 @@ def reuse_text_findings(ctx: ScanContext, url: str, content_sha256: str, on: boo
     prev = state_of(ctx).pages.get(url)
     if prev is None or prev[1] != content_sha256:
         return None
-    from store.db import _queue_for_index, utcnow
-
-    db = ctx.store.db
-    ids = [r[0] for r in db.execute(
-        """SELECT s.finding_id FROM sightings s JOIN findings f ON f.id=s.finding_id
-           WHERE s.scan_id=? AND f.url=? AND f.source='text'""", (prev[0], url))]
-    now = utcnow()
-    with db:
-        db.executemany("INSERT OR IGNORE INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?)",
-                       [(i, ctx.scan_id, now) for i in ids])
-        db.executemany("UPDATE findings SET last_seen_at=?, last_scan_id=? WHERE id=?",
-                       [(now, ctx.scan_id, i) for i in ids])
-        _queue_for_index(db, ids, now)
+    n = ctx.store.resight(ctx.scan_id, ctx.store.sighted(prev[0], url, "text"))
     ctx.stats["pages_reused"] += 1
-    return len(ids)
-
-
-
-def forget(scan_id: str) -> None:
-    _STATES.pop(scan_id, None)
+    return n

@@ -174,15 +174,35 @@ class Store:
         row = self.db.execute("SELECT * FROM pages WHERE scan_id=? AND url=?", (scan_id, url)).fetchone()
         return dict(row) if row else None
 
-    def latest_page(self, url: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT * FROM pages WHERE url=? ORDER BY id DESC LIMIT 1", (url,)).fetchone()
-        return dict(row) if row else None
-
     def pages(self, scan_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM pages WHERE scan_id=? ORDER BY id", (scan_id,))]
 
-    def fetches(self, scan_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute("SELECT * FROM fetches WHERE scan_id=? ORDER BY id", (scan_id,))]
+    # -- earlier captures (incremental re-scans, crawler/incremental.py) --------------------
+    def set_detector_fingerprint(self, scan_id: str, fingerprint: str) -> None:
+        """Record which detector code and rule packs this scan examines pages with."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO scan_detectors(scan_id, fingerprint) VALUES (?,?)",
+                            (scan_id, fingerprint))
+
+    def last_fetches(self, exclude_scan_id: str) -> list[sqlite3.Row]:
+        """For each URL, its last successful (200) fetch with a WARC record in another scan:
+        url, scan_id, headers (JSON), warc_file, warc_offset."""
+        return self.db.execute(
+            """SELECT f.url, f.scan_id, f.headers, f.warc_file, f.warc_offset FROM fetches f
+               JOIN (SELECT MAX(id) AS id FROM fetches WHERE status=200 AND warc_file IS NOT NULL
+                     AND scan_id != ? GROUP BY url) m ON m.id=f.id""", (exclude_scan_id,)).fetchall()
+
+    def last_page_hashes(self, fingerprint: str, exclude_scan_id: str) -> dict[str, tuple[str, str]]:
+        """url → (scan id, content sha256) of its last capture in another *finished* scan made with
+        the detector ``fingerprint`` (pages recorded as duplicates of another URL left out)."""
+        return {r[0]: (r[1], r[2]) for r in self.db.execute(
+            """SELECT p.url, p.scan_id, p.content_sha256 FROM pages p
+               JOIN (SELECT MAX(p2.id) AS id FROM pages p2 JOIN scans s ON s.id=p2.scan_id
+                     JOIN scan_detectors d ON d.scan_id=p2.scan_id
+                     WHERE s.status='finished' AND d.fingerprint=? AND p2.scan_id != ?
+                     GROUP BY p2.url) m ON m.id=p.id
+               WHERE p.duplicate_of IS NULL AND p.content_sha256 IS NOT NULL""",
+            (fingerprint, exclude_scan_id))}
 
     # -- blobs and images ------------------------------------------------------------------
     def put_blob(self, data: bytes) -> str:
@@ -281,12 +301,28 @@ class Store:
                      url, source, image_url, image_sha256, box, institution, district,
                      now, now, scan_id, scan_id),
                 )
-                self.db.execute(
-                    "INSERT OR IGNORE INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?)",
-                    (fid, scan_id, now),
-                )
+            _sight(self.db, scan_id, ids, now)
             _queue_for_index(self.db, ids, now)
         return ids
+
+    def sighted(self, scan_id: str, url: str, source: str = "text") -> list[str]:
+        """Ids of the findings of ``source`` on ``url`` that ``scan_id`` saw."""
+        return [r[0] for r in self.db.execute(
+            """SELECT s.finding_id FROM sightings s JOIN findings f ON f.id=s.finding_id
+               WHERE s.scan_id=? AND f.url=? AND f.source=?""", (scan_id, url, source))]
+
+    def resight(self, scan_id: str, finding_ids: Iterable[str]) -> int:
+        """Findings seen again in ``scan_id`` without being re-detected (an unchanged page): a
+        sighting, their last-seen fields, and the search outbox, in one transaction — as
+        ``save_findings`` does for findings it saves. Returns how many were re-sighted."""
+        ids = list(finding_ids)
+        now = utcnow()
+        with self.db:
+            _sight(self.db, scan_id, ids, now)
+            self.db.executemany("UPDATE findings SET last_seen_at=?, last_scan_id=? WHERE id=?",
+                                [(now, scan_id, i) for i in ids])
+            _queue_for_index(self.db, ids, now)
+        return len(ids)
 
     def findings(self, *, scan_id: str | None = None, category: str | None = None,
                  ids: Iterable[str] | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
@@ -321,6 +357,12 @@ class Store:
                                       [(status, i) for i in id_list])
             _queue_for_index(self.db, id_list, utcnow())
         return cur.rowcount
+
+
+def _sight(db: sqlite3.Connection, scan_id: str, ids: Iterable[str], now: str) -> None:
+    """One sighting per (finding, scan), inside the caller's transaction."""
+    db.executemany("INSERT OR IGNORE INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?)",
+                   [(i, scan_id, now) for i in ids])
 
 
 def _queue_for_index(db: sqlite3.Connection, ids: Iterable[str], now: str) -> None:

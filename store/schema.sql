@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS fetches (
   warc_offset INTEGER
 );
 CREATE INDEX IF NOT EXISTS fetches_scan ON fetches(scan_id);
+CREATE INDEX IF NOT EXISTS fetches_url ON fetches(url);          -- validators of a URL's last fetch
 
 CREATE TABLE IF NOT EXISTS pages (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,6 +53,14 @@ CREATE TABLE IF NOT EXISTS pages (
   warc_file TEXT,
   warc_offset INTEGER,
   UNIQUE (scan_id, url)
+);
+CREATE INDEX IF NOT EXISTS pages_url ON pages(url);              -- a URL's last capture (re-scans)
+
+-- The detector code and rule packs a scan used (crawler/incremental.py): an unchanged page is
+-- re-examined only when these changed since its last capture.
+CREATE TABLE IF NOT EXISTS scan_detectors (
+  scan_id TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL                     -- hash of the detector code and rule packs
 );
 
 CREATE TABLE IF NOT EXISTS images (

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import demo_site.server as demo
 
 JIANFU = [sys.executable, "-P", "-m", "jianfu"]
@@ -53,3 +55,43 @@ def test_unchanged_pages_are_304_and_reused_changed_page_is_reexamined(tmp_path:
                           (second["scan_id"], url + "fees.html")).fetchone()[0]
         assert warc == f"{first['scan_id']}.warc.gz"
         db.close()
+
+
+def test_store_resight_sights_moves_last_seen_and_queues_in_one_transaction(tmp_path: Path) -> None:
+    from detectors.model import Finding
+    from store import Store
+
+    url = "http://127.0.0.1:1/fees.html"
+    with Store(tmp_path) as st:
+        # the incremental tables are the store's own: there before any scan
+        tables = {r[0] for r in st.db.execute("SELECT name FROM sqlite_master")}
+        assert {"scan_detectors", "fetches_url", "pages_url"} <= tables
+        first = st.begin_scan([url])
+        st.set_detector_fingerprint(first, "fp1")
+        ids = st.save_findings(first, url, "text", "拍照搜题 提前学",
+                               [Finding("photo_search", "r1", "拍照搜题", 0, 4, 0.9, "high", "b"),
+                                Finding("advance_teaching", "r2", "提前学", 5, 8, 0.9, "high", "b")])
+        st.save_findings(first, url, "image", "拍照搜题", [Finding("photo_search", "r1", "拍照搜题", 0, 4, 0.9,
+                                                                   "high", "b")], image_url=url + ".png",
+                         image_sha256="ab" * 32)
+        st.save_page(first, url, status=200, text="拍照搜题 提前学", content_sha256="c1")
+        st.finish_scan(first)
+        second = st.begin_scan([url])
+        assert st.last_page_hashes("fp1", second) == {url: (first, "c1")}
+        assert st.last_page_hashes("fp2", second) == {}  # other rules: examine again
+        assert sorted(st.sighted(first, url, "text")) == sorted(ids)
+        st.db.execute("DELETE FROM index_outbox")
+        st.db.commit()
+        assert st.resight(second, st.sighted(first, url, "text")) == 2
+        rows = st.db.execute("SELECT id, last_scan_id FROM findings WHERE source='text'").fetchall()
+        assert {r[0]: r[1] for r in rows} == {i: second for i in ids}
+        assert {r[0] for r in st.db.execute("SELECT finding_id FROM sightings WHERE scan_id=?", (second,))} == set(ids)
+        assert dict(st.db.execute("SELECT finding_id, version FROM index_outbox").fetchall()) == {i: 1 for i in ids}
+        st.resight(second, ids)  # twice: one sighting each, outbox version bumped
+        assert st.db.execute("SELECT COUNT(*) FROM sightings WHERE scan_id=?", (second,)).fetchone()[0] == 2
+        # all or nothing: an unknown scan id (foreign key) leaves no sighting and no outbox row behind
+        n = st.db.execute("SELECT COUNT(*) FROM sightings").fetchone()[0]
+        with pytest.raises(sqlite3.IntegrityError):
+            st.resight("no-such-scan", ids)
+        assert st.db.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == n
+        assert {r[0] for r in st.db.execute("SELECT last_scan_id FROM findings WHERE source='text'")} == {second}
