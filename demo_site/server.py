@@ -214,6 +214,7 @@ class DemoHandler(BaseHTTPRequestHandler):
                      "/slow.html", "/ok.html", "/404.html", "/redirect-out"]
             html = "<html><body><h1>测试站</h1>" + "".join(f'<a href="{u}">{u}</a> ' for u in links)
             html += '<img src="/img/corrupt.png"><img src="/img/bomb.png"><img src="/img/truncated.png">'
+            html += '<img src="/img/missing.png"><img src="/img/server-error.png">'  # 404, 500
             # the same server under names nobody seeded: the private-address guard must refuse them
             port = self.headers.get("Host", "").rpartition(":")[2] or str(self.server.server_address[1])
             html += "".join(f'<img src="http://{host}:{port}/ok.html">' for host in ("127.0.0.2", "localhost"))
@@ -250,6 +251,8 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self.send_body(200, render_banner(["幼小衔接"])[:600], "image/png")
         if path == "/img/bomb.png":
             return self.send_body(200, _png_header_bomb(), "image/png")
+        if path == "/img/server-error.png":
+            return self.send_body(500, b"<html><body>500</body></html>", "text/html")
         return self.send_body(404, b"<html><body>404</body></html>", "text/html")
 
 

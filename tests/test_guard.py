@@ -192,3 +192,13 @@ def test_a_seed_that_redirects_brings_its_new_origin_in(demo_sites, tmp_path):
     with db(tmp_path) as con:
         pages = [r["url"] for r in con.execute("SELECT url FROM pages")]
     assert elsewhere in pages and len([u for u in pages if u.startswith(elsewhere)]) > 1, pages
+
+
+def test_an_image_answering_4xx_or_5xx_is_listed_with_its_status(hostile_scan):
+    store, _, base = hostile_scan
+    with db(store) as con:
+        links = {r["image_url"]: r for r in con.execute(
+            "SELECT image_url, sha256, error FROM page_images WHERE page_url=?", (base,))}
+    assert links[base + "img/missing.png"]["error"] == "HTTP 404"
+    assert links[base + "img/server-error.png"]["error"] == "HTTP 500"
+    assert links[base + "img/missing.png"]["sha256"] is None

@@ -196,9 +196,13 @@ class SiteSpider(scrapy.Spider):
         )
 
     def failed(self, failure: Failure) -> None:
-        if failure.check(HttpError):
-            return  # recorded with its status by the capture middleware
         request = failure.request  # type: ignore[attr-defined]
+        if failure.check(HttpError):  # the fetch was recorded with its status by the capture middleware
+            if request.meta.get("jianfu_kind") == "image":  # the page's image list says why it is missing
+                ctx = self.ctx
+                ctx.store.link_image(ctx.scan_id, request.meta["jianfu_page"], request.url, None,
+                                     error=f"HTTP {failure.value.response.status}")
+            return
         if request.meta.get("jianfu_fetch_id") and not failure.check(scrapy.exceptions.IgnoreRequest):
             return  # a transport error the capture middleware already recorded
         error, reason = describe(failure.value)
