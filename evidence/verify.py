@@ -16,7 +16,6 @@ import io
 import json
 import struct
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,9 +76,19 @@ def verify_bytes(data: bytes, name: str = "<packet>", pubkey_pem: bytes | None =
         v.fail(f"ZIP holds the same name more than once: {', '.join(dupes)}")
     contents: dict[str, bytes] = {}
     for info in infos:
+        # a canonical packet is STORED: never inflate an entry (a zip bomb), never trust a size
+        # larger than the file itself
+        if info.compress_type != zipfile.ZIP_STORED:
+            v.fail(f"{info.filename}: compressed entry (method {info.compress_type}) — a packet's entries "
+                   "are all STORED; not read")
+            continue
+        if info.file_size > len(data) or info.compress_size > len(data):
+            v.fail(f"{info.filename}: claims {info.file_size} bytes, more than the whole packet "
+                   f"({len(data)} bytes); not read")
+            continue
         try:
-            contents[info.filename] = _entry_bytes(data, info, zf)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
+            contents[info.filename] = _entry_bytes(data, info)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
             v.fail(f"{info.filename}: cannot be read from the ZIP — damaged ({e})")
 
     # 1. the manifest
@@ -203,11 +212,9 @@ def _first_difference(a: bytes, b: bytes, chunk: int = 1 << 16) -> int:
     return n
 
 
-def _entry_bytes(data: bytes, info: zipfile.ZipInfo, zf: zipfile.ZipFile) -> bytes:
+def _entry_bytes(data: bytes, info: zipfile.ZipInfo) -> bytes:
     """A STORED entry's bytes straight from its local header (so a changed byte is reported as a
-    hash mismatch of that file rather than a CRC error); other entries through zipfile."""
-    if info.compress_type != zipfile.ZIP_STORED:
-        return zf.read(info)
+    hash mismatch of that file rather than a CRC error). Never decompresses anything."""
     h = info.header_offset
     if data[h:h + 4] != b"PK\x03\x04":
         raise zipfile.BadZipFile("local header missing")

@@ -254,6 +254,39 @@ def test_added_removed_and_replaced_files_fail(packet, tmp_path):
     assert not v.ok and any("ZIP container altered" in m for m in v.problems)
 
 
+def test_zip_bomb_is_not_inflated(packet, tmp_path):
+    """A DEFLATE entry of 200 MB of zeros (≈ 200 kB in the file): verify refuses it without reading it."""
+    import tracemalloc
+    with zipfile.ZipFile(packet) as z:
+        files = [(i.filename, z.read(i)) for i in z.infolist()]
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w") as z:
+        for n, d in files:
+            z.writestr(n, d)
+        info = zipfile.ZipInfo("zeros.bin")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with z.open(info, "w") as fh:
+            chunk = bytes(1 << 20)
+            for _ in range(200):
+                fh.write(chunk)
+    assert bomb.stat().st_size < 5 * packet.stat().st_size
+    tracemalloc.start()
+    try:
+        v = verify(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not v.ok
+    assert any("zeros.bin: compressed entry" in m and "not read" in m for m in v.problems), v.problems
+    assert peak < 100 << 20, f"verify used {peak >> 20} MB"
+    # a STORED entry whose header claims more bytes than the packet holds is refused too
+    data = bytearray(packet.read_bytes())
+    cd = data.rfind(b"PK\x01\x02")
+    data[cd + 24:cd + 28] = (0x7FFFFFFF).to_bytes(4, "little")     # uncompressed size of the first entry
+    v = verify_bytes(bytes(data))
+    assert not v.ok and any("more than the whole packet" in m for m in v.problems), v.problems
+
+
 def test_resigned_packet_is_caught_by_the_pinned_key(packet, demo_scan, tmp_path):
     """Someone edits findings.json, rewrites the manifest and signs with their own key: the packet is
     self-consistent, so verify says which key signed it — and --pubkey pins the issuer's key."""
