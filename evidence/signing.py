@@ -59,10 +59,15 @@ def public_pem(key: Ed25519PublicKey) -> bytes:
 
 
 def fingerprint(key: Ed25519PublicKey) -> str:
-    """SHA-256 of the raw 32-byte public key, hex, grouped for reading aloud over the phone."""
+    """The full SHA-256 of the raw 32-byte public key, hex, in 16 groups of 4 for reading aloud."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     h = hashlib.sha256(raw).hexdigest()
-    return ":".join(h[i:i + 4] for i in range(0, 32, 4))
+    return ":".join(h[i:i + 4] for i in range(0, len(h), 4))
+
+
+def legacy_fingerprint(fp: str) -> str:
+    """The form packets made before the full fingerprint named their key in: its first 128 bits."""
+    return fp[:39]
 
 
 def load_public(pem: bytes) -> Ed25519PublicKey:

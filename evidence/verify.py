@@ -175,7 +175,8 @@ def verify_bytes(data: bytes, name: str = "<packet>", pubkey_pem: bytes | None =
             else:
                 v.fail("manifest.sig: the signature does not match manifest.json"
                        + (" and manifest.tsr" if tsr is not None else "") + " (altered or re-signed)")
-            if (manifest.get("public_key") or {}).get("fingerprint") not in (None, fp):
+            named = (manifest.get("public_key") or {}).get("fingerprint")
+            if named not in (None, fp, signing.legacy_fingerprint(fp)):   # older packets: first 128 bits
                 v.fail("public_key.pem is not the key the manifest names")
             if pubkey_pem is not None:
                 want = signing.fingerprint(signing.load_public(pubkey_pem))

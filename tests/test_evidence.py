@@ -172,6 +172,18 @@ def test_key_is_private_and_public_key_travels(demo_scan, unpacked):
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     pub = (demo_scan[0] / "keys" / "evidence-ed25519.pub.pem").read_bytes()
     assert (unpacked / "public_key.pem").read_bytes() == pub
+    # the fingerprint is the full SHA-256 of the raw key, everywhere it is shown
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    from evidence import signing
+    key = signing.load_public(pub)
+    full = hashlib.sha256(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()
+    fp = signing.fingerprint(key)
+    assert fp.replace(":", "") == full and len(fp.split(":")) == 16
+    assert json.loads((unpacked / "manifest.json").read_text())["public_key"]["fingerprint"] == fp
+    assert fp in (unpacked / "README.txt").read_text() and fp in (unpacked / "report.html").read_text()
 
 
 # -- tampering: verify catches every change ---------------------------------------------------------
@@ -318,6 +330,25 @@ def test_resigned_packet_is_caught_by_the_pinned_key(packet, demo_scan, tmp_path
     proc = jianfu("verify", str(p), "--pubkey", str(pin))
     assert proc.returncode == 1 and "not the pinned key" in proc.stdout
     assert jianfu("verify", str(packet), "--pubkey", str(pin)).returncode == 0
+
+
+def test_packet_naming_its_key_by_the_old_128_bit_fingerprint_still_verifies(packet, demo_scan, tmp_path):
+    from evidence import signing
+    from evidence.packet import signed_message
+    key, _ = signing.load_or_create_key(demo_scan[0])
+    with zipfile.ZipFile(packet) as z:
+        files = {i.filename: z.read(i) for i in z.infolist()}
+    m = json.loads(files["manifest.json"])
+    m["public_key"]["fingerprint"] = signing.fingerprint(key.public_key())[:39]     # 8 groups, as before
+    files["manifest.json"] = json.dumps(m).encode()
+    files["manifest.sig"] = signing.sign(key, signed_message(files["manifest.json"], None))
+    container.write(tmp_path / "old.zip", list(files.items()))
+    assert verify(tmp_path / "old.zip").ok
+    m["public_key"]["fingerprint"] = "0000:" + signing.fingerprint(key.public_key())[5:39]
+    files["manifest.json"] = json.dumps(m).encode()
+    files["manifest.sig"] = signing.sign(key, signed_message(files["manifest.json"], None))
+    container.write(tmp_path / "other.zip", list(files.items()))
+    assert any("not the key the manifest names" in p for p in verify(tmp_path / "other.zip").problems)
 
 
 # -- selections and bad input ---------------------------------------------------------------------
