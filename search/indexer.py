@@ -6,9 +6,16 @@ sends what is queued and removes only what the index acknowledged (by version, s
 while a batch was in flight stays queued). When Elasticsearch is down, drain records the error on
 the queued rows, backs off, and returns: it never raises, and nothing is lost.
 
-The crawler pipeline calls ``indexer_for_store(store)`` once and ``.drain()`` after each page's
-findings are saved; with no Elasticsearch configured that is ``None`` (the embedded SQLite index
-is updated by the store's own triggers and needs no queue).
+A document the index itself rejects (a per-document error in an acknowledged bulk request) is
+backed off on its own (``retry_at``, doubling up to ``max_backoff``) and, after
+``max_rejections`` refusals of the same version, parked: it stays queued with its
+``last_error`` but ordinary drains skip it. ``drain(force=True)`` (``jianfu index --drain``)
+retries parked documents too; a new version of the finding (seen again, reviewed) starts over.
+
+The crawler pipeline calls ``indexer_for_store(store)`` once and, after each page's findings are
+saved, ``.maybe_drain()`` (at most one batch, at most every ``min_interval`` seconds, so the
+crawl is never held up) or ``.drain()``; with no Elasticsearch configured that is ``None`` (the
+embedded SQLite index is updated by the store's own triggers and needs no queue).
 """
 
 from __future__ import annotations
@@ -93,34 +100,59 @@ class DrainResult:
     deleted: int = 0
     failed: int = 0
     pending: int = 0
+    parked: int = 0        # of pending: rejected max_rejections times, left for an explicit drain
     error: str | None = None
-    skipped: bool = False  # backing off after a failure, nothing tried
+    skipped: bool = False  # backing off after a failure (or throttled by maybe_drain), nothing tried
 
 
 class Indexer:
     """Drains the store's outbox into a backend. Cheap when the queue is empty; never raises."""
 
     def __init__(self, store: Any, backend: Any, *, batch_size: int = 500, max_backoff: float = 30.0,
-                 refresh: bool = False) -> None:
+                 refresh: bool = False, max_rejections: int = 5) -> None:
         self.store = store
         self.db: sqlite3.Connection = store.db
         self.backend = backend
         self.batch_size = batch_size
         self.max_backoff = max_backoff
         self.refresh = refresh
+        self.max_rejections = max_rejections
         self._failures = 0
         self._next_try = 0.0
+        self._last_drain: float | None = None
         self.last_error: str | None = None
 
     def pending(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM index_outbox").fetchone()[0]
 
-    def drain(self, *, force: bool = False, max_batches: int | None = None) -> DrainResult:
+    def _due(self, retry_rejected: bool) -> tuple[str, tuple[Any, ...]]:
+        """The outbox rows a drain may send now: all of them, or those not backing off or parked."""
+        if retry_rejected:
+            return "1", ()
+        return "(rejected = 0 OR (rejected < ? AND (retry_at IS NULL OR retry_at <= ?)))", \
+            (self.max_rejections, time.time())
+
+    def maybe_drain(self, min_interval: float = 2.0) -> DrainResult:
+        """The crawler's cheap call after each item: at most one batch, and only if ``min_interval``
+        seconds have passed since the last drain; otherwise returns at once (``skipped``)."""
+        if self._last_drain is not None and time.monotonic() - self._last_drain < min_interval:
+            return DrainResult(skipped=True, error=self.last_error)
+        return self.drain(max_batches=1)
+
+    def drain(self, *, force: bool = False, max_batches: int | None = None,
+              retry_rejected: bool | None = None) -> DrainResult:
+        """Send what is queued. ``force`` ignores the back-off after a failure to reach the node
+        and (unless ``retry_rejected=False``) retries documents the index rejected, parked ones too."""
         res = DrainResult()
+        self._last_drain = time.monotonic()
+        retry_rejected = force if retry_rejected is None else retry_rejected
         try:
             if getattr(self.backend, "name", "") == "sqlite":
                 return res  # the embedded index is transactional with the store: nothing to send
-            if self.db.execute("SELECT 1 FROM index_outbox LIMIT 1").fetchone() is None:
+            due, args = self._due(retry_rejected)
+            if self.db.execute(f"SELECT 1 FROM index_outbox WHERE {due} LIMIT 1", args).fetchone() is None:
+                if self.db.execute("SELECT 1 FROM index_outbox LIMIT 1").fetchone() is not None:
+                    res.pending, res.parked = self._pending()  # only rejected documents wait
                 return res
             if not force and time.monotonic() < self._next_try:
                 res.skipped = True
@@ -128,10 +160,12 @@ class Indexer:
                 return res
             last_rowid = 0
             batches = 0
+            unreachable = False
             while max_batches is None or batches < max_batches:
+                due, args = self._due(retry_rejected)
                 rows = self.db.execute(
-                    "SELECT rowid, finding_id, version FROM index_outbox WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                    (last_rowid, self.batch_size)).fetchall()
+                    f"""SELECT rowid, finding_id, version FROM index_outbox WHERE rowid > ? AND {due}
+                        ORDER BY rowid LIMIT ?""", (last_rowid, *args, self.batch_size)).fetchall()
                 if not rows:
                     break
                 batches += 1
@@ -148,32 +182,41 @@ class Indexer:
                 except SearchError as e:
                     self._record_failure(list(versions), str(e))
                     res.error = str(e)
+                    unreachable = True
                     break
                 done = [(i, versions[i]) for i in [*rep.indexed, *rep.deleted]]
                 with self.db:
                     self.db.executemany("DELETE FROM index_outbox WHERE finding_id=? AND version=?", done)
-                    if rep.failed:
+                    if rep.failed:  # this version was refused: back off on it, park it after a few
                         self.db.executemany(
-                            "UPDATE index_outbox SET attempts=attempts+1, last_error=? WHERE finding_id=?",
-                            [(err[:500], i) for i, err in rep.failed.items()])
+                            """UPDATE index_outbox SET attempts=attempts+1, rejected=rejected+1, last_error=?,
+                                 retry_at=? + MIN(?, 0.5 * (1 << MIN(rejected, 10)))
+                               WHERE finding_id=? AND version=?""",
+                            [(err[:500], time.time(), self.max_backoff, i, versions[i])
+                             for i, err in rep.failed.items() if i in versions])
                 res.sent += len(rep.indexed)
                 res.deleted += len(rep.deleted)
                 res.failed += len(rep.failed)
                 if rep.failed and not res.error:
                     res.error = next(iter(rep.failed.values()))
-            if res.error is None:
+            if not unreachable:  # the node answered: no back-off for the queue as a whole
                 self._failures = 0
                 self._next_try = 0.0
                 self.last_error = None
-            res.pending = self.pending()
+            res.pending, res.parked = self._pending()
         except Exception as e:  # never let indexing break the caller (the crawl)
             log.warning("search index drain failed: %s", e)
             res.error = res.error or f"{type(e).__name__}: {e}"
             try:
-                res.pending = self.pending()
+                res.pending, res.parked = self._pending()
             except sqlite3.Error:
                 pass
         return res
+
+    def _pending(self) -> tuple[int, int]:
+        n, parked = self.db.execute("SELECT COUNT(*), COALESCE(SUM(rejected >= ?), 0) FROM index_outbox",
+                                    (self.max_rejections,)).fetchone()
+        return n, parked
 
     def _record_failure(self, ids: list[str], error: str) -> None:
         self._failures += 1

@@ -49,8 +49,23 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA.read_text())
+            self._migrate()
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open store at {self.dir}: {e}") from e
+
+    # columns added to tables after stores were already made: (table, column, definition)
+    ADDED_COLUMNS = (
+        ("index_outbox", "rejected", "INTEGER NOT NULL DEFAULT 0"),
+        ("index_outbox", "retry_at", "REAL"),
+    )
+
+    def _migrate(self) -> None:
+        """Bring an older store's tables up to schema.sql (CREATE … IF NOT EXISTS adds no columns)."""
+        for table, column, definition in self.ADDED_COLUMNS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                with self.db:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self.db.close()
@@ -366,10 +381,12 @@ def _sight(db: sqlite3.Connection, scan_id: str, ids: Iterable[str], now: str) -
 
 
 def _queue_for_index(db: sqlite3.Connection, ids: Iterable[str], now: str) -> None:
-    """Queue changed findings for the external search index, inside the caller's transaction."""
+    """Queue changed findings for the external search index, inside the caller's transaction.
+    A new version of a document the index rejected is tried again (its rejections start over)."""
     db.executemany(
         """INSERT INTO index_outbox(finding_id, queued_at) VALUES (?, ?)
-           ON CONFLICT(finding_id) DO UPDATE SET version=version+1, queued_at=excluded.queued_at""",
+           ON CONFLICT(finding_id) DO UPDATE SET version=version+1, queued_at=excluded.queued_at,
+             rejected=0, retry_at=NULL""",
         [(i, now) for i in ids],
     )
 

@@ -141,6 +141,9 @@ CREATE TABLE IF NOT EXISTS index_outbox (
   finding_id TEXT PRIMARY KEY,
   version INTEGER NOT NULL DEFAULT 1,
   queued_at TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  last_error TEXT
+  attempts INTEGER NOT NULL DEFAULT 0,          -- failed sends of any kind (node down included)
+  last_error TEXT,
+  rejected INTEGER NOT NULL DEFAULT 0,          -- times the index refused this version (per-document error)
+  retry_at REAL                                 -- unix time before which a rejected document is not re-sent
 );
+-- (stores made before `rejected`/`retry_at` get them from Store._migrate)

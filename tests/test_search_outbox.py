@@ -89,6 +89,34 @@ def test_drain_against_a_refusing_url_never_raises(tmp_path):
     store.close()
 
 
+class CountingBackend:
+    """A stand-in for Elasticsearch that counts requests and refuses the documents in ``reject``."""
+
+    name = "counting"
+
+    def __init__(self, reject: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.reject = set(reject)
+        self.requests: list[list[str]] = []
+
+    def index(self, docs, *, refresh: bool = False):
+        from search.base import IndexReport
+
+        ids = [d["id"] for d in docs]
+        self.requests.append(ids)
+        return IndexReport(indexed=[i for i in ids if i not in self.reject],
+                           failed={i: "document_parsing_exception: failed to parse field [score]"
+                                   for i in ids if i in self.reject})
+
+    def delete(self, ids, *, refresh: bool = False):
+        from search.base import IndexReport
+
+        self.requests.append(list(ids))
+        return IndexReport(deleted=list(ids))
+
+    def sent(self, fid: str) -> int:
+        return sum(fid in r for r in self.requests)
+
+
 def test_drain_is_cheap_when_empty(tmp_path, es_url):  # noqa: F811
     from search.elastic import ElasticBackend
 
@@ -98,6 +126,78 @@ def test_drain_is_cheap_when_empty(tmp_path, es_url):  # noqa: F811
     for _ in range(1000):
         idx.drain()
     assert (time.perf_counter() - t) / 1000 < 0.001
+    store.close()
+
+
+def test_rejected_document_backs_off_then_parks_and_is_never_lost(tmp_path):
+    store = Store(tmp_path)
+    scan = store.begin_scan(["x"])
+    text, fs = page(3)
+    ids = store.save_findings(scan, "http://127.0.0.1:1/p", "text", text, fs)
+    bad = ids[1]
+    be = CountingBackend(reject={bad})
+    idx = Indexer(store, be, max_rejections=3)
+
+    res = idx.drain()  # the others are indexed; the refused one stays queued with the reason
+    assert (res.sent, res.failed, res.pending, res.parked) == (len(ids) - 1, 1, 1, 0)
+    row = store.db.execute("SELECT rejected, attempts, last_error FROM index_outbox WHERE finding_id=?",
+                           (bad,)).fetchone()
+    assert row[0] == 1 and row[1] == 1 and "document_parsing_exception" in row[2]
+    for _ in range(50):  # a crawl drains after every item: the refused document is not re-sent each time
+        res = idx.drain()
+        assert res.failed == 0 and res.error is None and res.pending == 1
+    assert be.sent(bad) == 1
+    time.sleep(0.6)  # its own back-off (0.5 s after the first refusal) is over: tried again
+    assert idx.drain().failed == 1 and be.sent(bad) == 2
+    store.db.execute("UPDATE index_outbox SET retry_at=0")  # as if the (doubled) back-off elapsed
+    store.db.commit()
+    assert idx.drain().failed == 1 and be.sent(bad) == 3
+    store.db.execute("UPDATE index_outbox SET retry_at=0")
+    store.db.commit()
+    for _ in range(10):  # refused max_rejections times: parked, never tried by an ordinary drain
+        res = idx.drain()
+        assert (res.failed, res.pending, res.parked) == (0, 1, 1)
+    assert be.sent(bad) == 3
+    assert idx.maybe_drain(min_interval=0).failed == 0 and be.sent(bad) == 3
+    # still queued, with its reason, for an explicit drain (jianfu index --drain = drain(force=True))
+    assert store.db.execute("SELECT last_error FROM index_outbox WHERE finding_id=?", (bad,)).fetchone()[0]
+    assert idx.drain(force=True, retry_rejected=False).failed == 0 and be.sent(bad) == 3
+    be.reject.clear()  # the mapping was fixed
+    res = idx.drain(force=True)
+    assert (res.sent, res.pending, res.parked) == (1, 0, 0) and be.sent(bad) == 4
+
+    # a new version of a parked document (seen again, reviewed) is tried again by ordinary drains
+    be.reject.add(bad)
+    store.save_findings(scan, "http://127.0.0.1:1/p", "text", text, fs)
+    for _ in range(3):
+        idx.drain()
+        store.db.execute("UPDATE index_outbox SET retry_at=0")
+        store.db.commit()
+    assert idx.drain().parked == 1
+    sent = be.sent(bad)
+    store.set_status([bad], "confirmed")
+    assert idx.drain().failed == 1 and be.sent(bad) == sent + 1
+    store.close()
+
+
+def test_maybe_drain_sends_at_most_one_batch_per_interval(tmp_path):
+    store = Store(tmp_path)
+    scan = store.begin_scan(["x"])
+    for i in range(4):
+        store.save_findings(scan, f"http://127.0.0.1:1/p{i}", "text", *page(i, n=2))  # 8 findings
+    be = CountingBackend()
+    idx = Indexer(store, be, batch_size=3)
+    res = idx.maybe_drain(min_interval=0.3)
+    assert (res.sent, res.pending, len(be.requests)) == (3, 5, 1)  # one batch only
+    for _ in range(100):  # within the interval: returns at once, no request
+        res = idx.maybe_drain(min_interval=0.3)
+        assert res.skipped and res.sent == 0
+    assert len(be.requests) == 1
+    time.sleep(0.35)
+    assert idx.maybe_drain(min_interval=0.3).sent == 3 and len(be.requests) == 2
+    idx.drain()  # any drain counts as the last one
+    assert idx.maybe_drain(min_interval=0.3).skipped
+    assert idx.pending() == 0 and len(be.requests) == 3
     store.close()
 
 
