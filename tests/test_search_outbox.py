@@ -117,15 +117,21 @@ class CountingBackend:
         return sum(fid in r for r in self.requests)
 
 
-def test_drain_is_cheap_when_empty(tmp_path, es_url):  # noqa: F811
+def test_drain_makes_no_request_when_the_queue_is_empty(tmp_path):
     from search.elastic import ElasticBackend
+    from search.indexer import META_LAST_ERROR
 
     store = Store(tmp_path)
-    idx = Indexer(store, ElasticBackend(es_url, alias=es_prefix("empty"), connect=False))
-    t = time.perf_counter()
-    for _ in range(1000):
-        idx.drain()
-    assert (time.perf_counter() - t) / 1000 < 0.001
+    counting = Indexer(store, CountingBackend())
+    refusing = Indexer(store, ElasticBackend("http://127.0.0.1:9", connect=False, timeout=2))  # nothing listens
+    for _ in range(200):
+        for idx in (counting, refusing):
+            res = idx.drain()
+            assert (res.error, res.skipped, res.sent, res.pending) == (None, False, 0, 0)
+    res = refusing.drain(force=True)
+    assert res.error is None and refusing.last_error is None and refusing._failures == 0
+    assert counting.backend.requests == []
+    assert store.db.execute("SELECT 1 FROM meta WHERE key=?", (META_LAST_ERROR,)).fetchone() is None
     store.close()
 
 
