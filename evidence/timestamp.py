@@ -10,7 +10,7 @@ manifest's SHA-256 and that the nonce is ours; checking the TSA's CMS signature 
 certificate chain and is left to ``openssl ts -verify`` (docs/evidence.md).
 
 Nothing is sent anywhere unless a URL is configured. A tiny DER encoder/decoder is enough for
-these structures; ``make_response`` builds a (CMS-unsigned) response for local tests.
+these structures. (The tests' stub TSA builds its replies in tests/test_evidence.py.)
 """
 
 from __future__ import annotations
@@ -68,10 +68,6 @@ def oid(dotted: str) -> bytes:
 
 def octets(b: bytes) -> bytes:
     return tlv(0x04, b)
-
-
-def explicit(n: int, content: bytes) -> bytes:
-    return tlv(0xA0 | n, content)
 
 
 NULL = b"\x05\x00"
@@ -227,17 +223,3 @@ def _gen_time(s: str) -> str:
         return t.isoformat().replace("+00:00", "Z")
     except ValueError:
         return s
-
-
-# -- for local tests: a response shaped like a TSA's (CMS signerInfos left empty) -------------
-def make_response(request: bytes, serial: int = 1, when: datetime | None = None,
-                  policy: str = "1.3.6.1.4.1.55555.1") -> bytes:
-    req = parse_der(request).children()
-    imprint = req[1].raw
-    nonce = next((n.raw for n in req[2:] if n.tag == 0x02), b"")
-    gen = (when or datetime.now(UTC)).strftime("%Y%m%d%H%M%SZ").encode()
-    tst = seq(integer(1), oid(policy), imprint, integer(serial), tlv(0x18, gen), nonce)
-    encap = seq(oid(TST_INFO_OID), explicit(0, octets(tst)))
-    signed = seq(integer(3), tlv(0x31, seq(oid(SHA256_OID), NULL)), encap, tlv(0x31, b""))
-    token = seq(oid(SIGNED_DATA_OID), explicit(0, signed))
-    return seq(seq(integer(0)), token)

@@ -507,6 +507,21 @@ def test_image_of_an_unchanged_rescan_points_at_the_capture_with_its_bytes(demo_
 
 
 # -- trusted timestamp against a local TSA stub ---------------------------------------------------
+def make_response(request: bytes, serial: int = 1, policy: str = "1.3.6.1.4.1.55555.1") -> bytes:
+    """A TimeStampResp shaped like a TSA's for the stub (CMS signerInfos left empty: unsigned)."""
+    from datetime import UTC, datetime
+    t = timestamp
+    req = t.parse_der(request).children()
+    imprint = req[1].raw
+    nonce = next((n.raw for n in req[2:] if n.tag == 0x02), b"")
+    gen = datetime.now(UTC).strftime("%Y%m%d%H%M%SZ").encode()
+    tst = t.seq(t.integer(1), t.oid(policy), imprint, t.integer(serial), t.tlv(0x18, gen), nonce)
+    encap = t.seq(t.oid(t.TST_INFO_OID), t.tlv(0xA0, t.octets(tst)))
+    signed = t.seq(t.integer(3), t.tlv(0x31, t.seq(t.oid(t.SHA256_OID), t.NULL)), encap, t.tlv(0x31, b""))
+    token = t.seq(t.oid(t.SIGNED_DATA_OID), t.tlv(0xA0, signed))
+    return t.seq(t.seq(t.integer(0)), token)
+
+
 class _Tsa(http.server.BaseHTTPRequestHandler):
     refuse = False
 
@@ -514,7 +529,7 @@ class _Tsa(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         assert self.headers["Content-Type"] == "application/timestamp-query"
         reply = (timestamp.seq(timestamp.seq(timestamp.integer(2))) if self.refuse
-                 else timestamp.make_response(body, serial=42))
+                 else make_response(body, serial=42))
         self.send_response(200)
         self.send_header("Content-Type", "application/timestamp-reply")
         self.send_header("Content-Length", str(len(reply)))
@@ -570,7 +585,7 @@ def test_timestamp_request_is_well_formed():
     node = timestamp.parse_der(req).children()
     assert node[0].int() == 1 and node[2].int() == 12345
     assert node[1].children()[0].children()[0].oid() == timestamp.SHA256_OID
-    info = timestamp.check(timestamp.make_response(req, serial=7), d, 12345)
+    info = timestamp.check(make_response(req, serial=7), d, 12345)
     assert info.serial == 7 and info.digest == d
     with pytest.raises(timestamp.TimestampError):
-        timestamp.check(timestamp.make_response(req), hashlib.sha256(b"y").digest())
+        timestamp.check(make_response(req), hashlib.sha256(b"y").digest())
