@@ -7,7 +7,8 @@ going; findings from an image are recorded for every page of the scan that shows
 
 When Elasticsearch is configured (``JIANFU_ES_URL`` or ``jianfu index --es``), findings are sent
 to it as the scan goes: the store queues every saved finding in the same transaction, and the
-pipeline drains that queue after each item and once more at the end. A node that is down only
+pipeline drains that queue as it goes (one batch at most every two seconds) and in full at the
+end. A node that is down only
 leaves findings queued for the next drain (``jianfu index --drain``, or the next scan).
 """
 
@@ -57,8 +58,8 @@ class CapturePipeline:
             self.save_page(item)
         elif isinstance(item, ImageItem):
             await maybe_deferred_to_future(self.ocr_slots.run(self.read_image, item))
-        if self.indexer is not None:
-            self.indexer.drain()
+        if self.indexer is not None:  # at most one batch every few seconds: never hold up the crawl
+            self.indexer.maybe_drain()
         return item
 
     @property
