@@ -8,8 +8,8 @@ going; findings from an image are recorded for every page of the scan that shows
 When Elasticsearch is configured (``JIANFU_ES_URL`` or ``jianfu index --es``), findings are sent
 to it as the scan goes: the store queues every saved finding in the same transaction, and the
 pipeline drains that queue as it goes (one batch at most every two seconds) and in full at the
-end. A node that is down only
-leaves findings queued for the next drain (``jianfu index --drain``, or the next scan).
+end. A node that is down only leaves findings queued for the next drain (``jianfu index
+--drain``, or the next scan).
 """
 
 from __future__ import annotations
