@@ -33,7 +33,11 @@ class LazyPlaywrightHandler(HTTP11DownloadHandler):
                 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
                 handler = ScrapyPlaywrightDownloadHandler(self._crawler)
-                await handler._launch()  # what it would have done at engine start
+                launch = getattr(handler, "_launch", None)  # what it would have done at engine start
+                if launch is None:
+                    raise RuntimeError("this scrapy-playwright has no _launch(); jianfu's lazy browser "
+                                       "start needs scrapy-playwright 0.0.4x (see pyproject.toml)")
+                await launch()
                 self._browser = handler
         return await self._browser.download_request(request)
 
