@@ -16,6 +16,7 @@ flag) because the document was already written, as the browser received it, by t
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -85,7 +86,10 @@ def browser_settings(executable: str, *, concurrency: int, timeout: float) -> di
         "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": executable, "args": CHROMIUM_ARGS, "headless": True,
                                       "timeout": 30_000},
         "PLAYWRIGHT_MAX_CONTEXTS": contexts,
-        "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": -(-pages // contexts),
+        # any one context may hold all the pages (while another drains before it is recreated);
+        # ContextPool keeps the total at ``pages``
+        "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": pages,
+        "JIANFU_RENDER_PAGES": pages,
         "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": timeout * 1000,
         "PLAYWRIGHT_ABORT_REQUEST": "crawler.render.abort_request",
         "PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER": True,
@@ -396,7 +400,9 @@ class PageRecorder:
                 return True
             if now >= deadline:
                 return False
-            await asyncio.sleep(0.05)
+            # idle: sleep just until the quiet period would be over (activity meanwhile moves it)
+            wait = 0.05 if self.pending else quiet - (now - self.last_activity)
+            await asyncio.sleep(max(0.005, min(wait, deadline - now)))
 
     async def flush(self, timeout: float = 5.0) -> None:
         if self.tasks:
@@ -408,9 +414,11 @@ class ContextPool:
     """A fixed set of context names; each context is closed after ``lifetime`` pages (once idle) and
     recreated by scrapy-playwright on the next request that names it."""
 
-    def __init__(self, size: int, lifetime: int = CONTEXT_LIFETIME) -> None:
+    def __init__(self, size: int, lifetime: int = CONTEXT_LIFETIME, pages: int | None = None) -> None:
         self.size, self.lifetime = size, lifetime
-        self.served = [0] * size
+        self.pages = pages or 10**9     # pages open at once over all contexts
+        # staggered start: contexts retire one at a time, so the others keep the browser busy
+        self.served = [i * lifetime // size for i in range(size)]
         self.inflight = [0] * size
         self.retiring = [False] * size
         self.contexts: list[Any] = [None] * size
@@ -418,7 +426,7 @@ class ContextPool:
     async def acquire(self) -> int:
         while True:
             free = [i for i in range(self.size) if not self.retiring[i]]
-            if free:
+            if free and sum(self.inflight) < self.pages:
                 slot = min(free, key=lambda i: self.inflight[i])
                 break
             await asyncio.sleep(0.02)
@@ -452,7 +460,7 @@ class RenderMiddleware:
         self.timeout = s.getfloat("DOWNLOAD_TIMEOUT", 20)
         self.wait_for = s.get("JIANFU_RENDER_WAIT_FOR") or None
         self.quiet = s.getfloat("JIANFU_RENDER_QUIET", 0.4)
-        self.pool = ContextPool(s.getint("JIANFU_RENDER_CONTEXTS", 1))
+        self.pool = ContextPool(s.getint("JIANFU_RENDER_CONTEXTS", 1), pages=s.getint("JIANFU_RENDER_PAGES") or None)
         ALLOWED_HOSTS.update(context_of(crawler).exempt_hosts)
 
     @classmethod
@@ -583,7 +591,7 @@ class RenderMiddleware:
             found = await self._evaluate(page, TEXT_JS, {"maxChars": 500_000}, notes)
         if found is None:
             raise RenderFailed("render_failed", "the page went away before its text could be read")
-        shot = await page.screenshot(type="png", full_page=False, timeout=budget * 1000 / 2)
+        shot = await asyncio.wait_for(screenshot(page), budget / 2)
         if html is None:
             html = await page.content()
         await rec.flush()
@@ -641,6 +649,25 @@ class RenderMiddleware:
                 except Exception:
                     pass
         return None
+
+
+async def screenshot(page: Any) -> bytes:
+    """PNG of the viewport (as tall as the captured page), straight from Chromium's DevTools
+    ``Page.captureScreenshot`` with its fast PNG encoder; Playwright's ``page.screenshot`` (which
+    adds several round trips per page) when a DevTools session cannot be had."""
+    try:
+        cdp = await page.context.new_cdp_session(page)
+    except Exception:
+        return await page.screenshot(type="png", full_page=False)
+    try:
+        out = await cdp.send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True,
+                                                        "captureBeyondViewport": False, "fromSurface": True})
+    finally:
+        try:
+            await cdp.detach()
+        except Exception:
+            pass
+    return base64.b64decode(out["data"])
 
 
 def _browser_version(page: Any) -> str:
