@@ -626,7 +626,7 @@ class RenderMiddleware:
         fetch_id = main[3] if main else ctx.store.record_fetch(
             ctx.scan_id, final_url, kind="page", status=200, warc_file=ctx.warc.name, warc_offset=dom_offset)
         if notes:
-            note_fetch(ctx.store, fetch_id, "; ".join(notes))
+            ctx.store.note_fetch(fetch_id, "; ".join(notes))
         request.meta["jianfu_fetch_id"] = fetch_id
         request.meta["jianfu_warc"] = (ctx.warc.name, main[2] if main else dom_offset)
         ctx.stats["rendered"] += 1
@@ -682,12 +682,6 @@ def capture_info(options: dict[str, Any], executable: str | None) -> dict[str, s
     return {"browser": chromium_version(executable) if executable else "none",
             "browser-args": " ".join(CHROMIUM_ARGS) if executable else "",
             "settings": json.dumps(options, ensure_ascii=False, default=str, sort_keys=True)}
-
-
-def note_fetch(store: Any, fetch_id: int, note: str) -> None:
-    """A caveat on a fetch that worked (reason without an error)."""
-    with store.db:
-        store.db.execute("UPDATE fetches SET reason=? WHERE id=?", (note[:1000], fetch_id))
 
 
 # -- which pages need the browser without --render ------------------------------------------------

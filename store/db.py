@@ -158,6 +158,11 @@ class Store:
             )
         return int(cur.lastrowid or 0)
 
+    def note_fetch(self, fetch_id: int, note: str) -> None:
+        """A caveat on a fetch that worked: a reason without an error."""
+        with self.db:
+            self.db.execute("UPDATE fetches SET reason=? WHERE id=?", (note[:1000], fetch_id))
+
     def mark_fetch_error(self, fetch_id: int, error: str, reason: str) -> None:
         """A fetch that arrived but could not be used (not a page, too large after decoding)."""
         with self.db:

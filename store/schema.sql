@@ -118,6 +118,8 @@ CREATE TABLE IF NOT EXISTS findings (
   institution TEXT,
   district TEXT,
   status TEXT NOT NULL DEFAULT 'open',          -- open | confirmed | dismissed
+  -- first/last seen summarise `sightings` on purpose: every listing, search document and alert
+  -- needs them, and save_findings/resight keep both in one transaction
   first_seen_at TEXT NOT NULL,
   last_seen_at TEXT NOT NULL,
   first_scan_id TEXT NOT NULL,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bench.bench_ocr import edit_distance
 from demo_site import adgen
 from detectors.images import ImageRejected, image_findings, read_image
 from detectors.ocr import OcrEngine, OcrEngineError, OcrUnavailable, load_engine
@@ -22,13 +23,7 @@ from detectors.ocr import OcrEngine, OcrEngineError, OcrUnavailable, load_engine
 def cer(truth: str, got: str) -> float:
     """Character error rate: Levenshtein distance / len(truth), ignoring spaces."""
     a, b = truth.replace(" ", ""), got.replace(" ", "")
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1] / max(1, len(a))
+    return edit_distance(a, b) / max(1, len(a))
 
 
 def overlaps(box, rect) -> bool:

@@ -22,7 +22,7 @@ from crawler.encoding import decode_html
 from crawler.extract import css_image_urls, extract
 from crawler.failures import describe
 from crawler.items import ImageItem, PageItem
-from crawler.render import looks_script_built, note_fetch
+from crawler.render import looks_script_built
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -178,7 +178,7 @@ class SiteSpider(scrapy.Spider):
 
     def rerender(self, url: str, depth: int, fetch_id: int | None) -> scrapy.Request:
         if fetch_id:
-            note_fetch(self.ctx.store, fetch_id, "built by script: fetched again with the browser")
+            self.ctx.store.note_fetch(fetch_id, "built by script: fetched again with the browser")
         return scrapy.Request(url, callback=self.parse_page, errback=self.failed, dont_filter=True,
                               meta={"jianfu_kind": "page", "jianfu_depth": depth, "jianfu_render": True})
 
