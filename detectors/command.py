@@ -1,10 +1,17 @@
-"""``jianfu detect``: JSON lines with a "text" field on stdin → the same lines plus "findings"."""
+"""``jianfu detect``: JSON lines with a "text" field on stdin → the same lines plus "findings".
+
+Input is read as bytes and decoded line by line as UTF-8 whatever the locale says, so a line
+that is not UTF-8 (or not JSON, or has no string "text") is reported on stderr by its number and
+the other lines go on; the exit code is then 1. Output is UTF-8 JSON lines; a lone surrogate
+(from a JSON ``\\ud800`` escape) is written back as that escape.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import BinaryIO
 
 from detectors.engine import default_detector
 
@@ -15,21 +22,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def parse_line(raw: bytes, lineno: int) -> dict:
+    """One input line → its object; ValueError (UnicodeDecodeError included) says what is wrong."""
+    try:
+        line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1})") from None
+    obj = json.loads(line)
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        raise ValueError('expected an object with a string "text" field')
+    return obj
+
+
+def run(args: argparse.Namespace, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
     detector = default_detector()
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
     bad = 0
-    for lineno, line in enumerate(sys.stdin, 1):
-        if not line.strip():
+    for lineno, raw in enumerate(stdin, 1):
+        if not raw.strip():
             continue
         try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise ValueError('expected an object with a string "text" field')
+            obj = parse_line(raw, lineno)
         except ValueError as e:
             bad += 1
-            print(f"jianfu detect: line {lineno}: {e}", file=sys.stderr)
+            print(f"jianfu detect: line {lineno}: {e}", file=sys.stderr, flush=True)
             continue
         obj["findings"] = [f.to_dict(explain=args.explain) for f in detector.detect(obj["text"])]
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
+        out = json.dumps(obj, ensure_ascii=False) + "\n"
+        stdout.write(out.encode("utf-8", "backslashreplace"))  # a lone surrogate → its JSON escape
+        stdout.flush()
     return 1 if bad else 0

@@ -208,7 +208,10 @@ class LineGate:
         # in chunks of whole lines, so that the temporaries stay in the processor's cache
         c0 = 0
         while c0 < n:
-            c1 = n if n - c0 <= _CHUNK else int(nl[min(np.searchsorted(nl, c0 + _CHUNK), len(nl) - 1)]) + 1
+            if n - c0 <= _CHUNK or not len(nl):
+                c1 = n  # the rest, or one line longer than a chunk
+            else:
+                c1 = int(nl[min(np.searchsorted(nl, c0 + _CHUNK), len(nl) - 1)]) + 1
             if c1 <= c0:
                 c1 = n
             pos, masks = self.plain.hits(codes[c0:c1])

@@ -135,8 +135,8 @@ class Exporter:
         check_output(self.out)
         if not (self.store_dir / DB_NAME).is_file():
             raise ExportError(f"no jianfu store at {self.store_dir}")
-        key, created = self._key()
-        with Store(self.store_dir) as store:
+        with Store(self.store_dir) as store:  # opened first: no key pair is made in a store that cannot open
+            key, created = self._key()
             self.store = store
             findings = self.select()
             self.custody.add(started, "export.start", self.exporter,

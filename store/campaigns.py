@@ -257,7 +257,7 @@ def _positive(value: str) -> int:
 def run_campaigns(args: argparse.Namespace) -> int:
     from store.command import open_existing
 
-    with open_existing(args.store) as store:
+    with open_existing(args.store, read_only=True) as store:
         found = campaigns(store, max_distance=args.max_distance, min_sites=args.min_sites)
     if args.format == "jsonl":
         for c in found:

@@ -36,16 +36,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     campaigns.register(sub)  # jianfu campaigns
 
 
-def open_existing(path: str) -> Store:
+def open_existing(path: str, *, read_only: bool = False) -> Store:
+    """An existing store (``CommandError`` when there is none); ``read_only``: see ``Store``."""
     from jianfu.cli import CommandError
 
     if not (Path(path) / DB_NAME).is_file():
         raise CommandError(f"no jianfu store at {path} (run `jianfu scan ... --store {path}` first)")
-    return Store(path)
+    return Store(path, read_only=read_only)
 
 
 def run_findings(args: argparse.Namespace) -> int:
-    with open_existing(args.store) as store:
+    with open_existing(args.store, read_only=True) as store:
         rows = store.findings(scan_id=args.scan, category=args.category, status=args.status)
         if args.format == "jsonl":
             for row in rows:

@@ -22,6 +22,18 @@ class StoreError(RuntimeError):
     """The store cannot be opened or written (bad path, permissions, corrupt file)."""
 
 
+def _why(e: BaseException) -> str:
+    """An open failure in words an investigator can act on, SQLite's own words kept after them."""
+    text = str(e)
+    if "not a database" in text:
+        return f"数据库文件已损坏或不是 SQLite 数据库（{text}）"
+    if "malformed" in text:
+        return f"数据库文件已损坏或被截断（{text}）"
+    if isinstance(e, PermissionError) or "readonly" in text or "permission" in text.lower():
+        return f"没有读写权限（{text}）"
+    return text
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -38,20 +50,61 @@ def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> s
 
 
 class Store:
-    def __init__(self, directory: str | Path) -> None:
+    """A store directory. ``read_only=True`` (the listing commands) never writes to it: the
+    database must exist and is opened with SQLite's ``mode=ro``, nothing is created, no schema is
+    applied; a file that is not a jianfu database (random bytes, cut short) is a ``StoreError``."""
+
+    def __init__(self, directory: str | Path, *, read_only: bool = False) -> None:
         self.dir = Path(directory)
+        self.read_only = read_only
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / "blobs").mkdir(exist_ok=True)
-            self.db = sqlite3.connect(self.dir / DB_NAME, check_same_thread=False, timeout=30)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA.read_text())
-            self._migrate()
+            if read_only:
+                self.db = self._open_read_only()
+            else:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.dir / DB_NAME, check_same_thread=False, timeout=30)
+                self.db.row_factory = sqlite3.Row
+                tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables and "scans" not in tables:  # someone else's database: not ours to add tables to
+                    self.db.close()
+                    raise StoreError(f"{self.dir / DB_NAME} 不是 jianfu 存储库的数据库")
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self.db.executescript(SCHEMA.read_text())
+                self._migrate()
+                (self.dir / "blobs").mkdir(exist_ok=True)  # after the database opened: no litter on failure
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open store at {self.dir}: {e}") from e
+            raise StoreError(f"无法打开存储库 {self.dir}：{_why(e)}") from e
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        path = self.dir / DB_NAME
+        if not path.is_file():
+            raise StoreError(f"{self.dir} 不是 jianfu 存储库（没有 {DB_NAME}）")
+        uri = path.resolve().as_uri()
+        if not path.with_name(DB_NAME + "-wal").exists():
+            # no writer has it open: check the file with `immutable` first, which creates nothing, so
+            # a damaged file is refused before SQLite's reader makes its -wal/-shm files beside it
+            self._checked(sqlite3.connect(f"{uri}?immutable=1", uri=True)).close()
+        try:
+            return self._checked(sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, timeout=30))
+        except sqlite3.OperationalError as e:  # a read-only directory (evidence media): nobody writes there
+            if "unable to open" not in str(e):
+                raise
+            return self._checked(sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False))
+
+    def _checked(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """``db`` when it is a readable jianfu database; closed and refused (``StoreError``) if not."""
+        db.row_factory = sqlite3.Row
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"scans", "findings"} <= tables:
+                raise StoreError(f"{self.dir / DB_NAME} 不是 jianfu 存储库的数据库")
+            db.execute("SELECT COUNT(*) FROM findings").fetchone()  # reads the table's pages: catches a cut
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     # columns added to tables after stores were already made: (table, column, definition)
     ADDED_COLUMNS = (
