@@ -5,6 +5,11 @@ Images are found in ``<img src/srcset>``, lazy attributes (``data-src``, ``data-
 ``background-image``, ``og:image``/``twitter:image`` meta tags, ``<input type=image>``, SVG
 ``<image href>``, and ``data:`` URIs; stylesheets are returned so their ``url()`` images can be
 fetched too.
+
+Markup nested deeper than libxml2 allows (2048 open elements even with ``huge_tree``; it drops the
+rest of the page) is parsed again the way a browser lays it out: Chromium stops nesting at 512
+levels and attaches deeper elements at that depth, so nothing a browser shows is lost
+(``_flattened``).
 """
 
 from __future__ import annotations
@@ -51,34 +56,90 @@ def css_image_urls(css: str) -> list[str]:
 
 
 def _visible_text(root: lxml.html.HtmlElement) -> str:
+    """The text a reader sees, one block per line; a loop, not recursion, since a hostile page may
+    nest thousands of elements deep."""
     parts: list[str] = []
-
-    def walk(el: etree._Element) -> None:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag.lower() in _SKIP or not isinstance(el.tag, str):
-            if el.tail and isinstance(el.tag, str) is False:
-                parts.append(el.tail)
-            return
-        block = tag.lower() in _BLOCK
-        if block:
-            parts.append("\n")
-        if el.text:
-            parts.append(el.text)
-        for child in el:
-            walk(child)
-            if isinstance(child.tag, str) and child.tail:
-                parts.append(child.tail)
-        if block:
-            parts.append("\n")
-        elif tag.lower() in ("td", "th"):  # a table row reads as one line: 课程 | 对象 | 时间
-            parts.append(" | ")
-        if tag.lower() == "img" and el.get("alt"):
-            parts.append(f" {el.get('alt')} ")
-
     body = root.find("body")
-    walk(body if body is not None else root)
+    # (element, True) enters an element; (element, False) leaves it: its closing text, then its tail
+    stack: list[tuple[etree._Element, bool]] = [(body if body is not None else root, True)]
+    top = stack[0][0]
+    while stack:
+        el, entering = stack.pop()
+        tag = el.tag.lower() if isinstance(el.tag, str) else ""
+        if entering:
+            if not tag or tag in _SKIP:  # comments, processing instructions, scripts: their tail only
+                if el is not top and el.tail:
+                    parts.append(el.tail)
+                continue
+            if tag in _BLOCK:
+                parts.append("\n")
+            if el.text:
+                parts.append(el.text)
+            stack.append((el, False))
+            stack.extend((child, True) for child in reversed(el))
+            continue
+        if tag in _BLOCK:
+            parts.append("\n")
+        elif tag in ("td", "th"):  # a table row reads as one line: 课程 | 对象 | 时间
+            parts.append(" | ")
+        if tag == "img" and el.get("alt"):
+            parts.append(f" {el.get('alt')} ")
+        if el is not top and el.tail:
+            parts.append(el.tail)
     lines = (_WS.sub(" ", line).strip() for line in "".join(parts).split("\n"))
     return "\n".join(line for line in lines if line)
+
+
+BROWSER_MAX_DEPTH = 512  # Chromium's HTMLConstructionSite: deeper elements attach at this depth
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+         "track", "wbr", "keygen", "frame"}
+_RAW_TEXT = {"script", "style", "textarea", "title", "xmp", "noembed", "noframes", "iframe", "noscript"}
+_TAG = re.compile(r"""<(/?)([a-zA-Z][^\s/>]*)(?:[^>"']|"[^"]*"|'[^']*')*>""")
+
+
+def _flattened(html: str) -> str:
+    """``html`` with every element that would open deeper than ``BROWSER_MAX_DEPTH`` closed right
+    after its start tag (and its own end tag dropped): what it held follows it instead, as a
+    browser lays it out. Tags are found by a plain scan (the contents of scripts and other raw-text
+    elements skipped, those elements left whole); libxml2 then parses the result."""
+    out: list[str] = []
+    pos = skip_to = 0
+    open_tags: list[tuple[str, bool]] = []  # (name, closed early)
+    lower = html.lower()
+    for m in _TAG.finditer(html):
+        if m.start() < skip_to:
+            continue
+        name = m.group(2).lower()
+        if m.group(1):  # an end tag: close up to its element
+            for i in range(len(open_tags) - 1, -1, -1):
+                if open_tags[i][0] == name:
+                    if open_tags[i][1]:  # already closed after its start tag: drop this one
+                        out.append(html[pos : m.start()])
+                        pos = m.end()
+                    del open_tags[i:]
+                    break
+        elif name in _RAW_TEXT:  # kept whole; its text is not markup
+            close = lower.find(f"</{name}", m.end())
+            skip_to = len(html) if close < 0 else close
+        elif name not in _VOID and html[m.end() - 2] != "/":
+            early = len(open_tags) >= BROWSER_MAX_DEPTH
+            open_tags.append((name, early))
+            if early:
+                out += (html[pos : m.end()], f"</{name}>")
+                pos = m.end()
+    out.append(html[pos:])
+    return "".join(out)
+
+
+def _parse(html: str) -> lxml.html.HtmlElement:
+    """lxml's HTML parser (``huge_tree``: no limit on text size, 2048 levels of nesting); past
+    that depth libxml2 stops and drops the rest of the page, so the page is built again with a
+    browser's depth rule instead."""
+    parser = lxml.html.HTMLParser(huge_tree=True)
+    root = lxml.html.document_fromstring(html, parser=parser)
+    if any("Excessive depth" in e.message for e in parser.error_log):
+        return lxml.html.document_fromstring(_flattened(html), parser=lxml.html.HTMLParser(huge_tree=True))
+    return root
 
 
 def _absolute(base: str, ref: str) -> str | None:
@@ -97,7 +158,7 @@ def extract(html: str, base_url: str) -> PageContent:
     if not html.strip():
         return content
     try:
-        root = lxml.html.document_fromstring(html)
+        root = _parse(html)
     except (etree.ParserError, ValueError):
         return content
     base_el = root.find(".//base[@href]")

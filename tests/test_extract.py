@@ -1,3 +1,5 @@
+import pytest
+
 from crawler.extract import css_image_urls, extract
 
 PAGE = """<html><head><title> 启明星 学堂 </title>
@@ -41,3 +43,26 @@ def test_css_urls_skip_fonts_and_imports():
 def test_malformed_markup_never_raises():
     for html in ("", "   ", "<", "<html><body><p>未闭合", "\x00\x01<div>", "<?xml version='1.0'?><a/>"):
         extract(html, "http://h/")
+
+
+def deep_page(depth: int, opener: str = "<div>", closer: str = "</div>") -> str:
+    return ("<html><head><title>深</title></head><body>" + opener * depth
+            + "<p>最深处：周六幼小衔接拼音班<img src='deep.png'></p><script>var hidden = '<div>拍照搜题';</script>"
+            + closer * depth + "<p>之后：拍照搜题秒出答案</p><a href='/after.html'>之后</a></body></html>")
+
+
+@pytest.mark.parametrize("depth", [254, 256, 300, 1000, 2047, 2100, 6000])
+def test_text_after_deep_nesting_is_kept(depth):
+    """Issue 13.2: past ~255 nested elements (libxml2's limit) everything after was missing."""
+    c = extract(deep_page(depth), "http://h/")
+    lines = c.text.splitlines()
+    assert "最深处：周六幼小衔接拼音班" in lines and lines[-2:] == ["之后：拍照搜题秒出答案", "之后"]
+    assert "拍照搜题" not in c.text.replace("拍照搜题秒出答案", "")  # the script stays out
+    assert c.links == ["http://h/after.html"] and c.images == ["http://h/deep.png"] and c.title == "深"
+
+
+def test_unclosed_deep_nesting_and_quoted_angle_brackets():
+    html = ("<html><body>" + "<div class='a>b'><span data-x=\"<i>\">" * 3000 + "<p>深处"
+            + "<p>幼小衔接之后</p><a href=/x>链接</a><style>p{}</style>尾</body></html>")
+    c = extract(html, "http://h/")
+    assert "深处" in c.text and "幼小衔接之后" in c.text and c.text.endswith("链接尾") and c.links == ["http://h/x"]
