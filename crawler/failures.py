@@ -36,6 +36,10 @@ def describe(exc: BaseException) -> tuple[str, str]:
         return "download", "the address starts a file download, not a page (the browser did not keep it)"
     if isinstance(exc, IgnoreRequest):
         text = str(exc) or "request ignored"
+        if text == "max redirections reached":
+            return "too_many_redirects", "too many redirects in a row (more than the crawl's limit of 10)"
+        if text.startswith("robots.txt unreachable"):
+            return "robots_unreachable", text
         if "robots.txt" in text:
             return "robots", "disallowed by robots.txt"
         if "larger than" in text or "maxsize" in text.lower().replace("_", "").replace(" ", ""):

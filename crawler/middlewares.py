@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request
 from scrapy.crawler import Crawler
@@ -77,7 +77,12 @@ class CaptureMiddleware:
         error = f"http_{response.status}" if response.status >= 400 and not missing_robots else None
         why = f"HTTP {response.status} {reason}" if error else None
         if 300 <= response.status < 400 and b"Location" in response.headers:
-            why = f"redirect to {response.headers[b'Location'].decode('latin-1')}"
+            location = response.headers[b"Location"].decode("latin-1")
+            why = f"redirect to {location}"
+            if urlsplit(urljoin(response.url, location)).scheme.lower() not in ("http", "https"):
+                error, why = "redirect_refused", f"redirect to a non-web address, not followed: {location[:500]}"
+        elif 300 <= response.status < 400 and response.status != 304:
+            error, why = f"http_{response.status}", f"HTTP {response.status} {reason} without a Location header"
         fetch_id = ctx.store.record_fetch(
             ctx.scan_id, response.url, kind=kind, status=response.status,
             headers=dict(headers), elapsed_ms=round(request.meta.get("download_latency", 0) * 1000, 1),

@@ -82,6 +82,9 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
             print("jianfu: Chromium not found (install Debian's chromium or set JIANFU_CHROMIUM): "
                   "scanning over HTTP without rendering", file=sys.stderr, flush=True)
     store = Store(store_dir)
+    for abandoned in store.close_abandoned_scans():  # a scan of this store killed earlier
+        print(f"jianfu scan: 扫描 {abandoned} 的进程已不在（被终止或崩溃），已记为中断 (interrupted)",
+              file=sys.stderr, flush=True)
     scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
     warc = WarcWriter(store.dir / "warc", scan_id, {
         "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,

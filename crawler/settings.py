@@ -31,6 +31,8 @@ FEED_EXPORT_ENCODING = "utf-8"
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.PrivateAddressGuard": 50,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.robots.RobotsPolicy": 100,               # RFC 9309: a robots.txt answering 5xx disallows all
     "crawler.incremental.ConditionalRequests": 900,   # outside capture: sees the raw 304
     "crawler.middlewares.CaptureMiddleware": 950,
 }
@@ -39,6 +41,7 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "crawler.progress.Progress": 500,
+    "crawler.redirects.RedirectOutcomes": 510,
 }
 
 # jianfu's own settings (set per scan by crawler.runner)

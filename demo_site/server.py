@@ -3,7 +3,9 @@
 ``python -m demo_site.server`` runs them in the foreground (ports from 8801 unless
 ``--port-base``); tests use ``DemoSites`` as a context manager with free ports.
 Hostile routes (resets, non-HTML, bad bytes, traps, oversize and gzip bombs, slow pages, broken
-images) live on the ``hostile`` site, which the demo does not scan.
+images, redirect and meta-refresh loops, a redirect to ``file:``, deep nesting, one huge line) live
+on the ``hostile`` site, which the demo does not scan; ``hostile-robots`` has a robots.txt that
+answers 503 (RFC 9309: disallow everything) until its handler's ``robots_status`` is changed.
 """
 
 from __future__ import annotations
@@ -127,6 +129,15 @@ def not_modified(headers: Message, validators: dict[str, str], mtime: float | No
     return False
 
 
+# More hostile routes (issue 13): loops, a redirect out of the web, deep nesting, one very long line.
+HOSTILE_MORE = ["/redirect-loop/a", "/refresh-loop/a", "/redirect-file", "/redirect-endless/0", "/redirect-nowhere",
+                "/deep.html", "/long-line.html"]
+DEEP_NESTING = 3000
+DEEP_TEXT = "深层嵌套之后：周六上午幼小衔接拼音班火热招生"
+LONG_LINE_CHARS = 200_000
+LONG_LINE_TEXT = "保证提分，拍照搜题秒出答案"
+
+
 class DemoHandler(BaseHTTPRequestHandler):
     site = ""
     elsewhere = ""  # hostile site: another demo site's base URL (set by DemoSites) /redirect-out sends to
@@ -165,6 +176,8 @@ class DemoHandler(BaseHTTPRequestHandler):
             path = "/index.html"
         if self.site == "hostile":
             return self.hostile(path)
+        if self.site == "hostile-robots":
+            return self.hostile_robots(path)
         if self.site == "generated":
             return self.generated(path)
         if (self.site, path) in REDIRECTS:
@@ -211,7 +224,7 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self.hostile_render(path)
         if path == "/index.html":
             links = ["/reset", "/binary", "/bad-bytes.html", "/trap/0", "/huge.html", "/bomb.html",
-                     "/slow.html", "/ok.html", "/404.html", "/redirect-out"]
+                     "/slow.html", "/ok.html", "/404.html", "/redirect-out", *HOSTILE_MORE]
             html = "<html><body><h1>测试站</h1>" + "".join(f'<a href="{u}">{u}</a> ' for u in links)
             html += '<img src="/img/corrupt.png"><img src="/img/bomb.png"><img src="/img/truncated.png">'
             html += '<img src="/img/missing.png"><img src="/img/server-error.png">'  # 404, 500
@@ -227,6 +240,26 @@ class DemoHandler(BaseHTTPRequestHandler):
             return None
         if path == "/redirect-out" and self.elsewhere:  # a page that leaves for another site
             return self.send_body(302, b"", "text/html", {"Location": self.elsewhere})
+        if path in ("/redirect-loop/a", "/redirect-loop/b"):  # a → b → a …
+            return self.send_body(302, b"", "text/html", {"Location": "/redirect-loop/" + "ba"[path[-1] == "b"]})
+        if path in ("/refresh-loop/a", "/refresh-loop/b"):  # the same with <meta http-equiv=refresh>
+            other = "/refresh-loop/" + "ba"[path[-1] == "b"]
+            html = f'<html><head><meta http-equiv="refresh" content="0; url={other}"></head><body>跳转中</body></html>'
+            return self.send_body(200, html.encode(), "text/html; charset=utf-8")
+        if path == "/redirect-file":  # a redirect out of the web: must be refused and said so
+            return self.send_body(302, b"", "text/html", {"Location": "file:///etc/passwd"})
+        if path.startswith("/redirect-endless/"):  # a new address on every hop: more than the limit
+            n = int(path.rsplit("/", 1)[1]) if path.rsplit("/", 1)[1].isdigit() else 0
+            return self.send_body(302, b"", "text/html", {"Location": f"/redirect-endless/{n + 1}"})
+        if path == "/redirect-nowhere":  # a 3xx without a Location
+            return self.send_body(302, b"<html><body>moved</body></html>", "text/html")
+        if path == "/deep.html":  # text after more nesting than an HTML parser's depth limit
+            html = ("<html><body>" + "<div>" * DEEP_NESTING + "<p>深处的文字</p>" + "</div>" * DEEP_NESTING
+                    + f"<p>{DEEP_TEXT}</p></body></html>")
+            return self.send_body(200, html.encode(), "text/html; charset=utf-8")
+        if path == "/long-line.html":  # one line of text longer than the detector's chunk
+            text = "这是一段普通的介绍文字，没有换行。" * (LONG_LINE_CHARS // 17) + LONG_LINE_TEXT
+            return self.send_body(200, f"<html><body><p>{text}</p></body></html>".encode(), "text/html; charset=utf-8")
         if path == "/binary":
             return self.send_body(200, bytes(range(256)) * 40, "application/octet-stream")
         if path == "/bad-bytes.html":
@@ -255,6 +288,21 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self.send_body(500, b"<html><body>500</body></html>", "text/html")
         return self.send_body(404, b"<html><body>404</body></html>", "text/html")
 
+
+    # -- a site whose robots.txt answers ``robots_status`` (503 until a test says otherwise) -------
+    robots_status = 503
+
+    def hostile_robots(self, path: str) -> None:
+        if path == "/robots.txt":
+            if self.robots_status == 200:
+                return self.send_body(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+            body = f"<html><body><h1>{self.robots_status} 服务器错误</h1></body></html>".encode()
+            return self.send_body(self.robots_status, body, "text/html; charset=utf-8")
+        if path in ("/index.html", "/page.html", "/private/secret.html"):
+            html = ("<html><body><p>周六上午幼小衔接拼音班</p><a href='/page.html'>下一页</a>"
+                    "<a href='/private/secret.html'>内部</a></body></html>")
+            return self.send_body(200, html.encode(), "text/html; charset=utf-8")
+        return self.send_body(404, b"<html><body>404</body></html>", "text/html")
 
     # -- hostile pages for the browser (linked from /render/index.html only) -----------------------
     def hostile_render(self, path: str) -> None:
@@ -350,7 +398,7 @@ class DemoSites:
 
     def __init__(self, sites: list[str] | None = None, port_base: int | None = None,
                  generated_ads: int = 10) -> None:
-        self.names = sites or [*INSTITUTIONS, "hostile", "generated", *RENDER_SITES]
+        self.names = sites or [*INSTITUTIONS, "hostile", "hostile-robots", "generated", *RENDER_SITES]
         self.generated_ads = generated_ads
         self.port_base = port_base
         self.servers: list[ThreadingHTTPServer] = []

@@ -278,6 +278,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from jianfu.cli import CommandError
     from scheduler import runs
+    from store import Store
     from store.db import DB_NAME
 
     if args.store:
@@ -287,6 +288,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         plan = _load(args)
         store, tz = plan.store, plan.timezone
+    with Store(store) as opened:  # a scan killed mid-way is closed as interrupted (its process is gone)
+        for abandoned in opened.close_abandoned_scans():
+            print(f"jianfu runs: 扫描 {abandoned} 的进程已不在（被终止或崩溃），已记为中断 (interrupted)",
+                  file=sys.stderr)
     db = runs.connect(store)
     try:
         rows = runs.list_runs(db, args.target, args.limit)

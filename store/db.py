@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
@@ -32,6 +34,17 @@ def _why(e: BaseException) -> str:
     if isinstance(e, PermissionError) or "readonly" in text or "permission" in text.lower():
         return f"没有读写权限（{text}）"
     return text
+
+
+def process_key(pid: int) -> str | None:
+    """What identifies process ``pid`` on this machine across pid reuse: the boot it runs in and its
+    start time (``/proc``); None when no such process runs (or it is a zombie: killed, not reaped)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else f"{boot}/{fields[19]}"
 
 
 def utcnow() -> str:
@@ -110,6 +123,10 @@ class Store:
     ADDED_COLUMNS = (
         ("index_outbox", "rejected", "INTEGER NOT NULL DEFAULT 0"),
         ("index_outbox", "retry_at", "REAL"),
+        # the process running a scan, to tell a killed scan from a running one (close_abandoned_scans)
+        ("scans", "host", "TEXT"),
+        ("scans", "pid", "INTEGER"),
+        ("scans", "process_key", "TEXT"),
     )
 
     def _migrate(self) -> None:
@@ -135,10 +152,27 @@ class Store:
         scan_id = scan_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
         with self.db:
             self.db.execute(
-                "INSERT INTO scans(id, started_at, seeds, settings, target) VALUES (?,?,?,?,?)",
-                (scan_id, utcnow(), json.dumps(seeds), json.dumps(settings or {}, default=str), target),
+                "INSERT INTO scans(id, started_at, seeds, settings, target, host, pid, process_key) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (scan_id, utcnow(), json.dumps(seeds), json.dumps(settings or {}, default=str), target,
+                 socket.gethostname(), os.getpid(), process_key(os.getpid())),
             )
         return scan_id
+
+    def close_abandoned_scans(self) -> list[str]:
+        """Scans left ``running`` by a process that is gone (killed, crashed, power cut): closed as
+        ``interrupted`` with their counts. A scan whose process still runs is left alone, as is one
+        started on another host or by a jianfu that did not record its process (nothing to check
+        against). Returns the ids closed."""
+        host = socket.gethostname()
+        rows = self.db.execute("SELECT id, pid, process_key FROM scans WHERE status='running' AND host=? "
+                               "AND pid IS NOT NULL AND process_key IS NOT NULL", (host,)).fetchall()
+        closed = []
+        for row in rows:
+            if process_key(row["pid"]) != row["process_key"]:
+                self.finish_scan(row["id"], "interrupted", if_status="running")
+                closed.append(row["id"])
+        return closed
 
     def finish_scan(self, scan_id: str, status: str = "finished", *,
                     if_status: str | Iterable[str] | None = None) -> dict[str, Any]:
