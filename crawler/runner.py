@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
@@ -72,6 +73,24 @@ def scrapy_settings(scan_id: str, options: ScanOptions, executable: str | None =
     return s
 
 
+class FaultLines(logging.Handler):
+    """A fault while crawling (an error logged with its traceback, e.g. a pipeline that raised):
+    one line on stderr naming the scan's log, where Scrapy wrote the traceback. The first few
+    only; the summary's counts say how the scan went."""
+
+    def __init__(self, log_path: Path, most: int = 5) -> None:
+        super().__init__(logging.ERROR)
+        self.log_path, self.most, self.count = log_path, most, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.exc_info:
+            return
+        self.count += 1
+        if self.count <= self.most:
+            first = " ".join(record.getMessage().split())[:160]
+            print(f"jianfu scan: 内部错误：{first}…（完整记录见 {self.log_path}）", file=sys.stderr, flush=True)
+
+
 def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = None) -> dict[str, Any]:
     """Crawl ``seeds`` into the store at ``store_dir``; returns the scan summary."""
     options = options or ScanOptions()
@@ -98,12 +117,23 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
     if options.log_level != "INFO":  # every failure is in the summary; don't repeat retries on stderr
         for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    settings = scrapy_settings(scan_id, options, executable)
+    faults = None
+    if options.log_level != "INFO":  # Scrapy's log goes to the store; stderr gets one line per fault
+        log_path = store.dir / "logs" / f"scan-{scan_id}.log"
+        log_path.parent.mkdir(exist_ok=True)
+        settings.set("LOG_FILE", str(log_path), priority="cmdline")
+        faults = FaultLines(log_path)
     try:
-        process = CrawlerProcess(scrapy_settings(scan_id, options, executable))
+        process = CrawlerProcess(settings)
+        if faults:
+            logging.getLogger().addHandler(faults)
         process.crawl(SiteSpider)
         process.start()
         status = "interrupted" if ctx.stats["close_reason:shutdown"] else "finished"
     finally:
+        if faults:
+            logging.getLogger().removeHandler(faults)
         warc.close()
         summary = store.finish_scan(scan_id, status)
         summary["ocr_runs"] = ctx.stats["ocr_runs"]

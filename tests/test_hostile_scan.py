@@ -198,3 +198,23 @@ def test_only_a_scan_whose_process_is_gone_is_closed(tmp_path):
         assert sorted(store.close_abandoned_scans()) == sorted([reused, gone])
         assert {s["id"]: s["status"] for s in store.scans()} == {
             mine: "running", reused: "interrupted", gone: "interrupted", elsewhere: "running"}
+
+
+def test_a_fault_during_a_scan_is_one_line_naming_the_scans_log(demo_sites, tmp_path):
+    """No page makes the pipeline fail any more, so the fault is planted (a test double for a
+    defect): the detector raises. stderr gets one line per fault (at most five) naming the log,
+    which holds the traceback; pages are still stored and the scan still finishes."""
+    code = ("import sys; from detectors.engine import Detector\n"
+            "def broken(self, text): raise ZeroDivisionError('planted fault')\n"
+            "Detector.detect = broken\n"
+            "from jianfu.cli import main; sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, "scan", demo_sites.urls["caihong"], "--store", str(tmp_path),
+                           "--quiet", "--json", "--no-auto-render", "--max-pages", "3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 5 and all(line.startswith("jianfu scan: 内部错误：") for line in lines), lines
+    log = Path(lines[0].rsplit("完整记录见 ", 1)[1].rstrip("）"))
+    assert log.parent == tmp_path / "logs" and "ZeroDivisionError: planted fault" in log.read_text()
+    assert json.loads(proc.stdout)["pages"] == 3
