@@ -130,7 +130,7 @@ def not_modified(headers: Message, validators: dict[str, str], mtime: float | No
 
 
 # More hostile routes (issue 13): loops, a redirect out of the web, deep nesting, one very long line.
-HOSTILE_MORE = ["/redirect-loop/a", "/refresh-loop/a", "/redirect-file", "/redirect-endless/0", "/redirect-nowhere",
+HOSTILE_MORE = ["/redirect-loop/a", "/refresh-loop/a", "/redirect-file", "/redirect-endless/0", "/redirect-nowhere", "/redirect-to-ok",
                 "/deep.html", "/long-line.html"]
 DEEP_NESTING = 3000
 DEEP_TEXT = "深层嵌套之后：周六上午幼小衔接拼音班火热招生"
@@ -251,6 +251,8 @@ class DemoHandler(BaseHTTPRequestHandler):
         if path.startswith("/redirect-endless/"):  # a new address on every hop: more than the limit
             n = int(path.rsplit("/", 1)[1]) if path.rsplit("/", 1)[1].isdigit() else 0
             return self.send_body(302, b"", "text/html", {"Location": f"/redirect-endless/{n + 1}"})
+        if path == "/redirect-to-ok":  # to a page the crawl also reaches by a link
+            return self.send_body(301, b"", "text/html", {"Location": "/ok.html"})
         if path == "/redirect-nowhere":  # a 3xx without a Location
             return self.send_body(302, b"<html><body>moved</body></html>", "text/html")
         if path == "/deep.html":  # text after more nesting than an HTML parser's depth limit
@@ -398,7 +400,7 @@ class DemoSites:
 
     def __init__(self, sites: list[str] | None = None, port_base: int | None = None,
                  generated_ads: int = 10) -> None:
-        self.names = sites or [*INSTITUTIONS, "hostile", "hostile-robots", "generated", *RENDER_SITES]
+        self.names = sites or [*INSTITUTIONS, "hostile", "generated", *RENDER_SITES, "hostile-robots"]
         self.generated_ads = generated_ads
         self.port_base = port_base
         self.servers: list[ThreadingHTTPServer] = []

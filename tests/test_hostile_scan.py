@@ -66,8 +66,12 @@ def unaccounted(store: Path) -> list[tuple[str, str]]:
 
 
 def test_every_url_the_crawl_touched_is_a_page_a_failure_or_a_documented_hop(hostile):
-    store, _, _, _ = hostile
+    store, _, base, _ = hostile
     assert unaccounted(store) == []
+    with db(store) as con:  # /redirect-to-ok and the link to /ok.html: one capture, the hop says where
+        assert con.execute("SELECT COUNT(*) FROM pages WHERE url=?", (base + "ok.html",)).fetchone()[0] == 1
+        hop = con.execute("SELECT status, error, reason FROM fetches WHERE url=?", (base + "redirect-to-ok",)).fetchone()
+    assert hop["status"] == 301 and hop["error"] is None and hop["reason"].startswith("redirect to ")
 
 
 def test_loops_and_redirects_out_of_the_web_are_failures_with_reasons(hostile):
