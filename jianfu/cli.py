@@ -101,15 +101,16 @@ def _store_failure(exc: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    command = "jianfu"
     try:
+        args = build_parser().parse_args(argv)
+        command = args.command
         return int(args.func(args) or 0)
     except CommandError as e:
-        print(f"jianfu {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"jianfu {command}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"jianfu {args.command}: 已中断 (interrupted)", file=sys.stderr)
+        print(f"jianfu {command}: 已中断 (interrupted)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`| head`): nothing more to say to it
         try:
@@ -120,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 — the one place a fault becomes a line and a log file
         store_failure = _store_failure(e)
         if store_failure:
-            print(f"jianfu {args.command}: error: {_one_line(store_failure)}", file=sys.stderr)
+            print(f"jianfu {command}: error: {_one_line(store_failure)}", file=sys.stderr)
             return EXIT_ERROR
         try:
-            where = f"详细记录已写入 {write_fault_log(args.command, e)}"
+            where = f"详细记录已写入 {write_fault_log(command, e)}"
         except OSError:
             where = "无法写入日志文件"
-        print(f"jianfu {args.command}: 内部错误（程序缺陷，请报告）：{type(e).__name__}: "
+        print(f"jianfu {command}: 内部错误（程序缺陷，请报告）：{type(e).__name__}: "
               f"{_one_line(e)[:300]}；{where}", file=sys.stderr)
         return EXIT_FAULT
 
