@@ -167,7 +167,7 @@ class StaticSites:
 
     def _start_nginx(self, ports: dict[str, int]) -> None:
         if not os.access(NGINX, os.X_OK):
-            raise FileNotFoundError(f"{NGINX} is missing: apt-get install nginx-light (scripts/debian-packages.txt)")
+            raise FileNotFoundError(f"{NGINX} is missing: apt-get install nginx (scripts/debian-packages.txt)")
         extra = "\n    ssi on;" if self.server == "nginx-novalidators" else ""
         servers = "".join(NGINX_SERVER.format(port=port, root=self.root / name, extra=extra)
                           for name, port in ports.items())
