@@ -391,10 +391,12 @@ class PageRecorder:
             why = f"redirect to {location} (in the browser)"
         fetch_id = ctx.store.record_fetch(
             ctx.scan_id, response.url, kind=kind if not main else "page", status=status,
-            headers=dict(hdrs), elapsed_ms=None, ip=ip, error=error if not main else None, reason=why,
+            headers=dict(hdrs), elapsed_ms=None, ip=ip, error=error, reason=why,
             warc_file=ctx.warc.name, warc_offset=offset,
         )
         ctx.stats["browser_responses"] += 1
+        if error:
+            ctx.stats["errors"] += 1
         if main:
             self.documents.append((response.url, status, ctx.warc.name, offset, fetch_id))
         ctype = next((v for k, v in hdrs if k.lower() == "content-type"), "")
