@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 import demo_site.server as demo
+from tests.conftest import ROOT
 
-JIANFU = [sys.executable, "-P", "-m", "jianfu"]
+JIANFU = [sys.executable, "-m", "jianfu"]  # run from the repository root (cwd=ROOT): this checkout's code
 
 
 def scan(url: str, store: Path) -> dict:
     out = subprocess.run([*JIANFU, "scan", f"启明星学堂={url}", "--store", str(store), "--target", "qiming",
-                          "--json", "--quiet"], capture_output=True, text=True, check=True).stdout
+                          "--json", "--quiet"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out)
 
 
@@ -121,7 +122,7 @@ def test_page_reached_at_another_address_keeps_its_finding_ids(tmp_path: Path) -
     for name in ("a", "b"):
         db = sqlite3.connect(tmp_path / name / "jianfu.sqlite3")
         ids.append({r[0] for r in db.execute("SELECT id FROM findings")})
-        assert not db.execute("SELECT 1 FROM findings WHERE url LIKE '%index.html%' OR url LIKE '%utm_%'").fetchall()
+        assert not db.execute("SELECT url FROM findings WHERE url LIKE '%index.html%' OR url LIKE '%utm_%'").fetchall()
         if name == "b":  # the home page was reached at "/" (the seed) and "/index.html" (courses links it)
             addresses = {r[0] for r in db.execute("SELECT fetched_url FROM page_addresses WHERE url=?", (url,))}
             assert addresses == {url, url + "index.html"}
@@ -146,7 +147,8 @@ def test_page_budget_that_runs_out_is_a_failure_and_changes_nothing(tmp_path: Pa
         url = sites.urls["qiming"]
         first = finish(scan(url, store))
         out = subprocess.run([*JIANFU, "scan", f"启明星学堂={url}", "--store", str(store), "--target", "qiming",
-                              "--max-pages", "2", "--json", "--quiet"], capture_output=True, text=True, check=True)
+                              "--max-pages", "2", "--json", "--quiet"], capture_output=True, text=True, check=True,
+                             cwd=ROOT)
         short = json.loads(out.stdout)
     limited = {f["url"] for f in short["failures"] if f["error"] == "page_limit"}
     assert limited and all("page budget (2 pages) ran out" in f["reason"] for f in short["failures"]
