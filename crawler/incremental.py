@@ -6,6 +6,10 @@
   and WARC by the capture middleware) it restores that earlier capture's body from its WARC
   record, so the spider still follows the page's links and images; the page's store row points
   at the earlier WARC record, which holds the actual bytes.
+- A page drawn in the browser (``--render``, or built by script) is asked for the same way, by
+  ``crawler.render.revalidate_document`` on the browser's behalf: on 304 the browser is handed the
+  captured bytes and renders them (scripts, data and images are fetched live), so an unchanged
+  page is rendered again, never failed; the 304 is archived and the page points at the capture.
 - ``reuse_text_findings`` (called by the item pipeline) skips detection of a page whose bytes
   hash the same as its last capture in an earlier *finished* scan made with the same detector
   rules, and re-sights that capture's text findings in this scan instead. Images already skip
@@ -118,6 +122,12 @@ class ConditionalRequests:
             return None
         prev = state_of(self.ctx).fetches.get(request.url)
         if prev is None:
+            return None
+        if request.meta.get("jianfu_render"):
+            # the browser must not send validators itself: Chromium aborts a navigation answered 304
+            # (ERR_ABORTED). crawler.render asks on the page's behalf and, on 304, draws the page
+            # from the captured bytes (crawler.render.revalidate_document)
+            request.meta["jianfu_render_prev"] = prev
             return None
         if prev.etag:
             request.headers[b"If-None-Match"] = prev.etag

@@ -85,16 +85,24 @@ class CapturePipeline:
         boxes = [{**b, "start": b["start"] + shift, "end": b["end"] + shift} for b in item.text_boxes or []]
         first = self.bodies.setdefault(item.content_sha256, item.url)
         duplicate_of = first if first != item.url else None
-        ctx.store.save_page(
-            ctx.scan_id, item.url, final_url=item.final_url, status=item.status,
-            content_type=item.content_type, encoding=item.encoding, title=item.title, text=text,
-            content_sha256=item.content_sha256, depth=item.depth,
-            institution=seed.institution if seed else None,
-            warc_file=item.warc_file, warc_offset=item.warc_offset, duplicate_of=duplicate_of,
-            rendered=int(item.rendered), screenshot_sha256=item.screenshot_sha256,
-            text_boxes=boxes if item.rendered else None,
-        )
-        ctx.stats["pages"] += 1
+        # item.url is the page's canonical address (store.db.canonical_page_url): "/" and "/index.html"
+        # are one page; each address it was fetched at is recorded, the page row is its first capture
+        # in this scan (or the capture at the canonical address itself)
+        new_page = ctx.store.record_page_address(ctx.scan_id, item.url, item.final_url,
+                                                 content_sha256=item.content_sha256, warc_file=item.warc_file,
+                                                 warc_offset=item.warc_offset)
+        if new_page or item.final_url == item.url:
+            ctx.store.save_page(
+                ctx.scan_id, item.url, final_url=item.final_url, status=item.status,
+                content_type=item.content_type, encoding=item.encoding, title=item.title, text=text,
+                content_sha256=item.content_sha256, depth=item.depth,
+                institution=seed.institution if seed else None,
+                warc_file=item.warc_file, warc_offset=item.warc_offset, duplicate_of=duplicate_of,
+                rendered=int(item.rendered), screenshot_sha256=item.screenshot_sha256,
+                text_boxes=boxes if item.rendered else None,
+            )
+        if new_page:
+            ctx.stats["pages"] += 1
         reused = reuse_text_findings(ctx, item.url, item.content_sha256,
                                      self.crawler.settings.getbool("JIANFU_INCREMENTAL", True))
         if reused is not None:  # same bytes as its last capture, same rules: findings re-sighted

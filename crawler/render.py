@@ -276,7 +276,11 @@ class PageRecorder:
         self.pending: set[Any] = set()
         self.tasks: set[asyncio.Task] = set()
         self.last_activity = time.monotonic()
-        self.documents: list[tuple[str, int, int, int]] = []  # (url, status, warc offset, fetch id) main frame
+        # the main frame's documents: (url, status, WARC file, WARC offset, fetch id)
+        self.documents: list[tuple[str, int, str, int, int]] = []
+        # url → (WARC file, offset, fetch id, scan id): a document the server answered 304, which the
+        # browser was handed from its earlier capture (revalidate_document)
+        self.restored: dict[str, tuple[str, int, int, str]] = {}
         self.images: dict[str, tuple[str, bytes]] = {}
         self.dialogs: list[str] = []
         self.js_errors: list[str] = []
@@ -313,6 +317,12 @@ class PageRecorder:
     def on_response(self, response: Any) -> None:
         if 300 <= response.status < 400:
             self.pending.discard(response.request)
+        if response.url in self.restored and response.request.resource_type == "document" \
+                and response.request.frame.parent_frame is None:
+            # the earlier capture, handed over after a 304: archived already, nothing new to record
+            warc_file, offset, fetch_id, _ = self.restored[response.url]
+            self.documents.append((response.url, 200, warc_file, offset, fetch_id))
+            return
         if self.closed or self.recorded >= MAX_RECORDED_RESPONSES:
             return
         if urlsplit(response.url).scheme not in ("http", "https"):
@@ -381,15 +391,29 @@ class PageRecorder:
             why = f"redirect to {location} (in the browser)"
         fetch_id = ctx.store.record_fetch(
             ctx.scan_id, response.url, kind=kind if not main else "page", status=status,
-            headers=dict(hdrs), elapsed_ms=None, ip=ip, error=error if not main else None, reason=why,
+            headers=dict(hdrs), elapsed_ms=None, ip=ip, error=error, reason=why,
             warc_file=ctx.warc.name, warc_offset=offset,
         )
         ctx.stats["browser_responses"] += 1
+        if error:
+            ctx.stats["errors"] += 1
         if main:
-            self.documents.append((response.url, status, offset, fetch_id))
+            self.documents.append((response.url, status, ctx.warc.name, offset, fetch_id))
         ctype = next((v for k, v in hdrs if k.lower() == "content-type"), "")
         if (rtype == "image" or ctype.startswith("image/")) and status == 200 and body and len(body) <= MAX_IMAGE_BYTES:
             self.images[response.url] = (ctype, body)
+
+    def not_modified(self, url: str, req_headers: dict[str, str], answer: Any, prev: Any) -> None:
+        """The server answered the page's conditional request 304: archive that answer; the page
+        points at the earlier capture the browser is handed."""
+        ctx = self.ctx
+        headers = [(h["name"], h["value"]) for h in answer.headers_array]
+        offset = ctx.warc.write_exchange(url, "GET", list(req_headers.items()), 304, "Not Modified", "HTTP/1.1",
+                                         headers, b"", None)
+        fetch_id = ctx.store.record_fetch(ctx.scan_id, url, kind="page", status=304, headers=dict(headers),
+                                          warc_file=ctx.warc.name, warc_offset=offset)
+        self.restored[url] = (prev.warc_file, prev.warc_offset, fetch_id, prev.scan_id)
+        ctx.stats["not_modified"] += 1
 
     async def settle(self, quiet: float, timeout: float) -> bool:
         """Wait until no request has been in flight for ``quiet`` seconds; False on timeout."""
@@ -486,6 +510,9 @@ class RenderMiddleware:
             "playwright_page_event_handlers": recorder.handlers(),
             "jianfu_recorder": recorder, "jianfu_slot": slot, "dont_retry": True,
         })
+        if request.meta.get("jianfu_render_prev"):  # captured before: ask whether it changed
+            request.meta["playwright_page_init_callback"] = revalidate_document
+            request.meta["jianfu_render_timeout"] = self.timeout
         return None
 
     async def process_response(self, request: Request, response: Response) -> Response:
@@ -551,7 +578,7 @@ class RenderMiddleware:
     def _record_failure(self, request: Request, recorder: PageRecorder, error: str, reason: str) -> None:
         ctx = self.ctx
         if recorder.documents:
-            url, status, offset, fetch_id = recorder.documents[-1]
+            fetch_id = recorder.documents[-1][4]
             ctx.store.mark_fetch_error(fetch_id, error, reason)
         else:
             fetch_id = ctx.store.record_fetch(ctx.scan_id, request.url, kind="page", error=error, reason=reason)
@@ -596,18 +623,20 @@ class RenderMiddleware:
             html = await page.content()
         await rec.flush()
         final_url = page.url
+        main = rec.documents[-1] if rec.documents else None
         if rec.dialogs:
             notes.append(f"dialogs: {len(rec.dialogs)} (dismissed)")
         if rec.js_errors:
             notes.append(f"JavaScript errors: {len(rec.js_errors)} (first: {rec.js_errors[0]})")
         if rec.popups:
             notes.append(f"pop-up windows: {', '.join(rec.popups[:5])} (closed)")
+        if main and main[0] in rec.restored:
+            notes.append(f"not modified since scan {rec.restored[main[0]][3]}: its capture drawn again")
         if final_url.rstrip("/") != request.url.rstrip("/") and urlsplit(final_url).scheme in ("http", "https"):
             notes.append(f"page moved to {final_url}")
         text, boxes = text_and_boxes(found["blocks"], [f"[{d}]" for d in rec.dialogs])
         # archive: the screenshot and what the capture saw, next to the browser's own traffic
         sha = ctx.store.put_blob(shot)
-        main = rec.documents[-1] if rec.documents else None
         meta = {"WARC-Refers-To-Target-URI": final_url, "WARC-Payload-Digest-SHA256": sha}
         shot_offset = ctx.warc.write_resource(f"urn:view:{final_url}", "image/png", shot, meta)
         dom_offset = ctx.warc.write_resource(f"urn:dom:{final_url}", "text/html; charset=utf-8", html.encode("utf-8"),
@@ -616,19 +645,20 @@ class RenderMiddleware:
             "url": request.url, "final_url": final_url, "captured_at": utc_stamp(), "tool": f"jianfu/{__version__}",
             "browser": _browser_version(page), "viewport": dict(VIEWPORT), "screenshot_size": [VIEWPORT["width"], height],
             "screenshot_sha256": sha, "screenshot_offset": shot_offset, "dom_offset": dom_offset,
-            "document_offset": main[2] if main else None, "settings": {
+            "document_offset": main[3] if main else None, "document_warc": main[2] if main else None,
+            "settings": {
                 "quiet_seconds": self.quiet, "timeout_seconds": self.timeout, "wait_for": self.wait_for,
                 "max_scroll_steps": MAX_SCROLL_STEPS, "max_height": MAX_SHOT_HEIGHT},
             "scroll": scroll, "overlays": overlays, "dialogs": rec.dialogs, "js_errors": rec.js_errors,
             "popups": rec.popups, "notes": notes, "browser_responses": rec.recorded,
         }
         ctx.warc.write_metadata(f"urn:capture:{final_url}", info)
-        fetch_id = main[3] if main else ctx.store.record_fetch(
+        fetch_id = main[4] if main else ctx.store.record_fetch(
             ctx.scan_id, final_url, kind="page", status=200, warc_file=ctx.warc.name, warc_offset=dom_offset)
         if notes:
             ctx.store.note_fetch(fetch_id, "; ".join(notes))
         request.meta["jianfu_fetch_id"] = fetch_id
-        request.meta["jianfu_warc"] = (ctx.warc.name, main[2] if main else dom_offset)
+        request.meta["jianfu_warc"] = (main[2], main[3]) if main else (ctx.warc.name, dom_offset)
         ctx.stats["rendered"] += 1
         return Rendered(url=request.url, final_url=final_url, title=found["title"].strip(), text=text,
                         text_boxes=boxes, screenshot_sha256=sha, images=rec.images, notes=notes), html
@@ -649,6 +679,57 @@ class RenderMiddleware:
                 except Exception:
                     pass
         return None
+
+
+async def revalidate_document(page: Any, request: Request) -> None:
+    """scrapy-playwright page init callback for a page captured by an earlier scan: the page's own
+    navigation is asked for with that capture's validators (If-None-Match / If-Modified-Since), on
+    the browser's behalf. A 304 is archived and the browser is handed the captured bytes, which it
+    renders as it would the server's (scripts, data and images load live); any other answer lets
+    the browser fetch the page itself. Chromium cannot be given the validators directly: it aborts
+    a navigation answered 304 (ERR_ABORTED) because it has no cached copy to show."""
+    from crawler.incremental import read_warc_body
+
+    prev = request.meta.get("jianfu_render_prev")
+    recorder: PageRecorder | None = request.meta.get("jianfu_recorder")
+    if prev is None or recorder is None:
+        return
+    timeout = float(request.meta.get("jianfu_render_timeout", 20)) * 1000
+    target = request.url.rstrip("/")
+    asked = False
+
+    async def on_route(route: Any, preq: Any) -> None:
+        nonlocal asked
+        if asked or preq.url.rstrip("/") != target or not preq.is_navigation_request() \
+                or preq.frame.parent_frame is not None:
+            return await route.fallback()
+        asked = True
+        headers = {k: v for k, v in (await preq.all_headers()).items() if not k.startswith(":")}
+        headers.update({k.lower(): v for k, v in request.headers.to_unicode_dict().items() if v.isascii()})
+        headers.pop("accept-encoding", None)  # only the status matters: nothing to decode
+        if prev.etag:
+            headers["if-none-match"] = prev.etag
+        if prev.last_modified:
+            headers["if-modified-since"] = prev.last_modified
+        try:
+            answer = await route.fetch(headers=headers, max_redirects=0, timeout=timeout)
+        except Exception as e:  # the browser's own request will say what is wrong
+            log.info("conditional request for %s failed (%s): the browser fetches it", preq.url, e)
+            return await route.fallback()
+        restored = None
+        if answer.status == 304:
+            restored = read_warc_body(recorder.ctx.store.dir / "warc" / prev.warc_file, prev.warc_offset)
+        if restored is None:
+            await answer.dispose()
+            return await route.fallback()
+        recorder.not_modified(preq.url, headers, answer, prev)
+        await answer.dispose()
+        raw_headers, body = restored
+        keep = {k: v for k, v in raw_headers if k.lower() not in ("content-encoding", "content-length",
+                                                                   "transfer-encoding")}
+        await route.fulfill(status=200, headers=keep, body=body)
+
+    await page.route("**", on_route)
 
 
 async def screenshot(page: Any) -> bytes:

@@ -91,6 +91,17 @@ def generated_ad(k: int) -> bytes:
                          GENERATED_COLOURS[k % len(GENERATED_COLOURS)], "#ffffff")
 
 
+def generated_page(page: int, ads: int) -> bytes:
+    """Page ``page`` of the generated site: two paragraphs, five links, an ad on every fifth page."""
+    n = GENERATED_PAGES
+    links = "".join(f'<a href="/p/{(page * 7 + k * 13 + 1) % n}.html">第{k}篇</a> ' for k in range(5))
+    para = GENERATED_TEXT[page % len(GENERATED_TEXT)]
+    img = f'<img src="/img/ad-{(page // 5) % ads}.png">' if page % 5 == 0 else ""
+    html = (f"<html><head><meta charset='utf-8'><title>第{page}页</title></head><body><h1>机构动态 {page}</h1>"
+            f"<p>{para}</p><p>{para[::-1]}</p>{img}<nav>{links}</nav></body></html>")
+    return html.encode("utf-8")
+
+
 @lru_cache(maxsize=16)
 def qr_ad_bytes(site: str, path: str, base: str) -> bytes:
     from demo_site.adgen import render
@@ -211,12 +222,7 @@ class DemoHandler(BaseHTTPRequestHandler):
         page = 0 if path == "/index.html" else int(path[3:-5]) if path.startswith("/p/") and path[3:-5].isdigit() else -1
         if not 0 <= page < n:
             return self.send_body(404, b"<html><body>404</body></html>", "text/html")
-        links = "".join(f'<a href="/p/{(page * 7 + k * 13 + 1) % n}.html">第{k}篇</a> ' for k in range(5))
-        para = GENERATED_TEXT[page % len(GENERATED_TEXT)]
-        img = f'<img src="/img/ad-{(page // 5) % self.generated_ads}.png">' if page % 5 == 0 else ""
-        html = (f"<html><head><meta charset='utf-8'><title>第{page}页</title></head><body><h1>机构动态 {page}</h1>"
-                f"<p>{para}</p><p>{para[::-1]}</p>{img}<nav>{links}</nav></body></html>")
-        return self.send_body(200, html.encode("utf-8"), "text/html; charset=utf-8")
+        return self.send_body(200, generated_page(page, self.generated_ads), "text/html; charset=utf-8")
 
     # -- hostile routes ------------------------------------------------------------------------
     def hostile(self, path: str) -> None:

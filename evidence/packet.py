@@ -283,7 +283,8 @@ class Exporter:
         page = self.store.page(scan_id, f["url"])
         if page is None:
             raise WarcError(f"page {f['url']} was not captured in scan {scan_id}")
-        fetch, recheck = self.fetch_row(scan_id, f["url"], ("page",))
+        # the page's canonical URL may not be the address it was fetched at ("/" reached as "/index.html")
+        fetch, recheck = self.fetch_row(scan_id, page.get("final_url") or f["url"], ("page",))
         resp = self.record_at(page.get("warc_file"), page.get("warc_offset"), f"page {f['url']} (scan {scan_id})")
         cap: dict[str, Any] = {"scan_id": scan_id, "page": page, "fetch": fetch, "recheck": recheck,
                                "response": resp, "image": None, "image_fetch": None, "image_recheck": None,

@@ -9,7 +9,9 @@ Tables (in the store's SQLite file, created here):
 - ``watch``: for each (target, finding) whether it is currently ``present`` or ``gone``. A run
   that finishes moves findings between the two: seen and unknown → *new*; seen and ``gone`` →
   *returned*; ``present`` and not seen on a page this scan did capture (or that now answers
-  404/410) → *gone*. A finding on a page the scan could not fetch stays as it was, so a flaky
+  404/410) → *gone*. Pages are known by their canonical URL (``store.db.canonical_page_url``), so
+  a page reached at ``/index.html`` this time counts for ``/``. A finding on a page the scan could
+  not fetch or render (an error, a timeout, a page budget that ran out) stays as it was, so a flaky
   page does not make its findings "gone" and then "new" again; likewise a finding read from an
   image counts as looked at only if this scan read that image on that page (or the page no longer
   shows it): an image timeout or OCR failure changes nothing. Only finished runs move the
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from store.db import DB_NAME, Store, utcnow
+from store.db import DB_NAME, Store, canonical_page_url, utcnow
 
 DDL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -254,7 +256,7 @@ def _move_baseline(db: sqlite3.Connection, target: str, run_id: int, scan_id: st
     seen = {r[0] for r in db.execute("SELECT finding_id FROM sightings WHERE scan_id=?", (scan_id,))}
     state = dict(db.execute("SELECT finding_id, state FROM watch WHERE target=?", (target,)).fetchall())
     captured = {r[0] for r in db.execute("SELECT url FROM pages WHERE scan_id=?", (scan_id,))}
-    captured |= {r[0] for r in db.execute(
+    captured |= {canonical_page_url(r[0]) for r in db.execute(  # pages are known by their canonical URL
         "SELECT url FROM fetches WHERE scan_id=? AND status IN (404, 410)", (scan_id,))}
     out: dict[str, list[str]] = {"new": [], "returned": [], "present": [], "gone": []}
     for fid in sorted(seen):

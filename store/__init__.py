@@ -6,6 +6,6 @@ findings and their sightings), ``blobs/`` (content-addressed image and screensho
 ``last_seen`` instead of duplicating a finding.
 """
 
-from store.db import Store, StoreError, finding_id
+from store.db import Store, StoreError, canonical_page_url, finding_id
 
-__all__ = ["Store", "StoreError", "finding_id"]
+__all__ = ["Store", "StoreError", "canonical_page_url", "finding_id"]

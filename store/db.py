@@ -58,6 +58,36 @@ def finding_id(url: str, source: str, rule_id: str, text: str, occurrence: int, 
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
 
 
+# query parameters that only say where a visitor came from (ad campaigns, click ids): a page with
+# them is the same page without them
+TRACKING_PARAMS = ("gclid", "fbclid", "msclkid", "yclid", "bd_vid", "spm")
+DIRECTORY_INDEXES = ("index.html", "index.htm", "index.shtml", "index.php", "default.htm", "default.html",
+                     "default.asp", "default.aspx")
+
+
+def canonical_page_url(url: str) -> str:
+    """The one address a page is known by, whichever of its addresses a scan reached it at:
+    ``/`` and ``/index.html`` (and ``default.aspx`` …), ``/news/`` and ``/news``, and the page with
+    ``utm_…`` or click-id parameters are one page. Scheme and host are lower-cased, the other query
+    parameters sorted, the fragment dropped (w3lib ``canonicalize_url``). ``pages.url``,
+    ``findings.url`` and ``page_images.page_url`` hold this form; every address a page was
+    fetched at is in ``page_addresses``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    from w3lib.url import canonicalize_url
+
+    parts = urlsplit(canonicalize_url(url))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not (k.lower().startswith("utm_") or k.lower() in TRACKING_PARAMS)]
+    path = parts.path or "/"
+    head, _, last = path.rpartition("/")
+    if last.lower() in DIRECTORY_INDEXES:
+        path = head + "/"
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
+
+
 def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> str:
     return text[max(0, start - width) : end + width]
 
@@ -277,6 +307,36 @@ class Store:
         row = self.db.execute("SELECT id FROM pages WHERE scan_id=? AND url=?", (scan_id, url)).fetchone()
         return int(row[0])
 
+    def record_page_address(self, scan_id: str, url: str, fetched_url: str, *, content_sha256: str | None,
+                            warc_file: str | None, warc_offset: int | None) -> bool:
+        """Note that the page ``url`` (canonical) was fetched at ``fetched_url`` in this scan, with
+        those bytes. Returns True when ``fetched_url`` is the first address of the page in this scan
+        (its capture is the page row), False for another address of a page already captured."""
+        with self.db:
+            first = self.db.execute("SELECT 1 FROM page_addresses WHERE scan_id=? AND url=? LIMIT 1",
+                                    (scan_id, url)).fetchone() is None
+            self.db.execute(
+                """INSERT INTO page_addresses(scan_id, url, fetched_url, content_sha256, warc_file, warc_offset)
+                   VALUES (?,?,?,?,?,?) ON CONFLICT (scan_id, fetched_url) DO UPDATE SET url=excluded.url,
+                   content_sha256=excluded.content_sha256, warc_file=excluded.warc_file,
+                   warc_offset=excluded.warc_offset""",
+                (scan_id, url, fetched_url, content_sha256, warc_file, warc_offset))
+        return first
+
+    def page_addresses(self, url: str, scan_id: str | None = None) -> list[dict[str, Any]]:
+        """Every address the page ``url`` (canonical) was fetched at (in ``scan_id``, or in any scan,
+        newest first): fetched_url, scan_id, content_sha256, warc_file, warc_offset."""
+        sql, args = "SELECT * FROM page_addresses WHERE url=?", [url]
+        if scan_id:
+            sql, args = sql + " AND scan_id=?", [*args, scan_id]
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY scan_id DESC, fetched_url", args)]
+
+    def alternate_urls(self, url: str) -> list[str]:
+        """The other addresses the page ``url`` (canonical) was seen at, in any scan, sorted."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT fetched_url FROM page_addresses WHERE url=? AND fetched_url != ? ORDER BY fetched_url",
+            (url, url))]
+
     def page(self, scan_id: str, url: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM pages WHERE scan_id=? AND url=?", (scan_id, url)).fetchone()
         return dict(row) if row else None
@@ -310,6 +370,21 @@ class Store:
                      GROUP BY p2.url) m ON m.id=p.id
                WHERE p.duplicate_of IS NULL AND p.content_sha256 IS NOT NULL""",
             (fingerprint, exclude_scan_id))}
+
+    def pages_not_reached(self, scan_id: str, origins: Iterable[str]) -> list[str]:
+        """Pages (canonical URLs) captured by an earlier scan on one of ``origins`` (``scheme://host``)
+        that ``scan_id`` neither captured nor tried to fetch at any of their addresses."""
+        prefixes = [o.rstrip("/") + "/" for o in origins]
+        done = {r[0] for r in self.db.execute("SELECT url FROM pages WHERE scan_id=?", (scan_id,))}
+        tried = {r[0] for r in self.db.execute("SELECT DISTINCT url FROM fetches WHERE scan_id=?", (scan_id,))}
+        out = []
+        for (url,) in self.db.execute("SELECT DISTINCT url FROM pages WHERE scan_id != ? ORDER BY url", (scan_id,)):
+            if url in done or url in tried or not any(url.startswith(p) for p in prefixes):
+                continue
+            addresses = {r["fetched_url"] for r in self.page_addresses(url)}
+            if not addresses & tried:
+                out.append(url)
+        return out
 
     # -- blobs and images ------------------------------------------------------------------
     def put_blob(self, data: bytes) -> str:

@@ -149,3 +149,17 @@ CREATE TABLE IF NOT EXISTS index_outbox (
   retry_at REAL                                 -- unix time before which a rejected document is not re-sent
 );
 -- (stores made before `rejected`/`retry_at` get them from Store._migrate)
+
+-- Re-scans (crawler/incremental.py, crawler/spiders/site.py): every address a page was fetched at.
+-- `url` is the page's canonical address (store.db.canonical_page_url: `/` and `/index.html`, a
+-- trailing slash, `utm_…` parameters are one page), the key of pages.url and findings.url.
+CREATE TABLE IF NOT EXISTS page_addresses (
+  scan_id TEXT NOT NULL,
+  url TEXT NOT NULL,                            -- canonical page URL
+  fetched_url TEXT NOT NULL,                    -- the address as fetched (after redirects)
+  content_sha256 TEXT,
+  warc_file TEXT,
+  warc_offset INTEGER,
+  UNIQUE (scan_id, fetched_url)
+);
+CREATE INDEX IF NOT EXISTS page_addresses_url ON page_addresses(url);

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 import demo_site.server as demo
+from tests.conftest import ROOT
 
-JIANFU = [sys.executable, "-P", "-m", "jianfu"]
+JIANFU = [sys.executable, "-m", "jianfu"]  # run from the repository root (cwd=ROOT): this checkout's code
 
 
 def scan(url: str, store: Path) -> dict:
     out = subprocess.run([*JIANFU, "scan", f"启明星学堂={url}", "--store", str(store), "--target", "qiming",
-                          "--json", "--quiet"], capture_output=True, text=True, check=True).stdout
+                          "--json", "--quiet"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out)
 
 
@@ -95,3 +96,63 @@ def test_store_resight_sights_moves_last_seen_and_queues_in_one_transaction(tmp_
             st.resight("no-such-scan", ids)
         assert st.db.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == n
         assert {r[0] for r in st.db.execute("SELECT last_scan_id FROM findings WHERE source='text'")} == {second}
+
+
+def test_canonical_page_url_one_address_per_page() -> None:
+    from store import canonical_page_url as canon
+
+    base = "http://127.0.0.1:8801"
+    same = [f"{base}", f"{base}/", f"{base}/index.html", f"{base}/?utm_source=wx&utm_medium=qr", f"{base}/#top",
+            "HTTP://127.0.0.1:8801/Index.html"]
+    assert {canon(u) for u in same} == {f"{base}/"}
+    assert {canon(u) for u in (f"{base}/news/", f"{base}/news", f"{base}/news/default.aspx")} == {f"{base}/news"}
+    assert canon(f"{base}/p?b=2&a=1&utm_campaign=x&gclid=9") == f"{base}/p?a=1&b=2"
+    assert canon(f"{base}/p?id=1") != canon(f"{base}/p?id=2")  # a real parameter is another page
+    assert canon(f"{base}/news.html") != canon(f"{base}/news")
+
+
+def test_page_reached_at_another_address_keeps_its_finding_ids(tmp_path: Path) -> None:
+    """Seeded as /index.html or as /: the same page, the same findings, the same ids; every address
+    the page was fetched at is recorded."""
+    with demo.DemoSites(["qiming"]) as sites:
+        url = sites.urls["qiming"]
+        scan(url + "index.html?utm_source=wechat", tmp_path / "a")
+        scan(url, tmp_path / "b")
+    ids = []
+    for name in ("a", "b"):
+        db = sqlite3.connect(tmp_path / name / "jianfu.sqlite3")
+        ids.append({r[0] for r in db.execute("SELECT id FROM findings")})
+        assert not db.execute("SELECT url FROM findings WHERE url LIKE '%index.html%' OR url LIKE '%utm_%'").fetchall()
+        if name == "b":  # the home page was reached at "/" (the seed) and "/index.html" (courses links it)
+            addresses = {r[0] for r in db.execute("SELECT fetched_url FROM page_addresses WHERE url=?", (url,))}
+            assert addresses == {url, url + "index.html"}
+            assert db.execute("SELECT COUNT(*) FROM pages WHERE url=?", (url,)).fetchone()[0] == 1
+        db.close()
+    assert ids[0] and ids[0] == ids[1]
+
+
+def test_page_budget_that_runs_out_is_a_failure_and_changes_nothing(tmp_path: Path) -> None:
+    from scheduler import runs
+
+    def finish(summary: dict) -> dict:
+        db = runs.connect(store)
+        try:
+            return runs.finish_run(db, runs.begin_run(db, "qiming", "run-now"), "finished", summary["scan_id"],
+                                   summary, None, [])
+        finally:
+            db.close()
+
+    store = tmp_path / "store"
+    with demo.DemoSites(["qiming"]) as sites:
+        url = sites.urls["qiming"]
+        first = finish(scan(url, store))
+        out = subprocess.run([*JIANFU, "scan", f"启明星学堂={url}", "--store", str(store), "--target", "qiming",
+                              "--max-pages", "2", "--json", "--quiet"], capture_output=True, text=True, check=True,
+                             cwd=ROOT)
+        short = json.loads(out.stdout)
+    limited = {f["url"] for f in short["failures"] if f["error"] == "page_limit"}
+    assert limited and all("page budget (2 pages) ran out" in f["reason"] for f in short["failures"]
+                           if f["error"] == "page_limit")
+    assert url + "fees.html" in limited or url + "courses.html" in limited
+    run = finish(short)
+    assert first["new"] > 0 and run["gone"] == 0 and run["new"] == 0  # not reached is not gone

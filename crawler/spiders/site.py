@@ -23,6 +23,7 @@ from crawler.extract import css_image_urls, extract
 from crawler.failures import describe
 from crawler.items import ImageItem, PageItem
 from crawler.render import looks_script_built
+from store import canonical_page_url
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -47,7 +48,9 @@ class SiteSpider(scrapy.Spider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pages_scheduled = 0
-        self.page_urls: set[str] = set()  # canonical URLs already scheduled: the budget counts pages, not links
+        self.page_urls: set[str] = set()  # URLs already scheduled (each address of a page is fetched once)
+        self.budget: set[str] = set()  # canonical page URLs scheduled: the budget counts pages, not addresses
+        self.over_budget = 0  # pages not scheduled because the budget ran out
         self.warned_no_browser = False
 
     @property
@@ -65,10 +68,16 @@ class SiteSpider(scrapy.Spider):
     # -- requests ----------------------------------------------------------------------------
     def page_request(self, url: str, depth: int) -> scrapy.Request | None:
         key = canonicalize_url(url)
-        if key in self.page_urls or self.pages_scheduled >= self.settings.getint("JIANFU_MAX_PAGES"):
+        if key in self.page_urls:
             return None
+        page = canonical_page_url(url)
+        if page not in self.budget:  # another address of a page already scheduled costs no budget
+            if self.pages_scheduled >= self.settings.getint("JIANFU_MAX_PAGES"):
+                self.over_budget += 1
+                return None
+            self.budget.add(page)
+            self.pages_scheduled += 1
         self.page_urls.add(key)
-        self.pages_scheduled += 1
         seed = self.ctx.seed_for(url)
         render = seed.render if seed is not None and seed.render is not None else self.settings.getbool("JIANFU_RENDER")
         return scrapy.Request(url, callback=self.parse_page, errback=self.failed, meta={
@@ -118,7 +127,9 @@ class SiteSpider(scrapy.Spider):
             elif ctx.seed_for(response.url) is None:  # any other page may not bring a foreign site in
                 self._mark(response, "off_site", f"redirected off the scanned sites to {response.url[:500]}")
                 return
-        page_url = response.url  # after redirects: the page is where the content came from
+        # after redirects: the page is where the content came from, known by its canonical address
+        # ("/" and "/index.html" are one page; crawler.pipelines records each address)
+        page_url = canonical_page_url(response.url)
         ctype = response.headers.get(b"Content-Type", b"").decode("latin-1")
         body = response.body
         if not (ctype.lower().startswith(HTML_TYPES) or (not ctype and body.lstrip()[:1] == b"<")):
@@ -215,6 +226,19 @@ class SiteSpider(scrapy.Spider):
             ctx.stats["errors"] += 1
         if request.meta.get("jianfu_kind") == "image":
             ctx.store.link_image(ctx.scan_id, request.meta["jianfu_page"], request.url, None, error=reason)
+
+    def closed(self, reason: str) -> None:
+        """When the page budget ran out, the pages earlier scans captured that this one did not
+        reach are failures of this scan (their findings keep their state: nothing says they went)."""
+        if not self.over_budget:
+            return
+        ctx = self.ctx
+        limit = self.settings.getint("JIANFU_MAX_PAGES")
+        for url in ctx.store.pages_not_reached(ctx.scan_id, ctx.origins):
+            ctx.store.record_fetch(ctx.scan_id, url, kind="page", error="page_limit",
+                                   reason=f"not fetched: the page budget ({limit} pages) ran out before this "
+                                          "page, captured by an earlier scan, was reached")
+            ctx.stats["errors"] += 1
 
     def _mark(self, response: Response, error: str, reason: str) -> None:
         fetch_id = response.meta.get("jianfu_fetch_id")
