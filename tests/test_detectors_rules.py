@@ -102,7 +102,8 @@ def test_findings_explain_pattern_context_and_clause():
     fs = detect("暑期语数外集训营火热报名")
     f = next(f for f in fs if f.category == "off_hours_schedule")
     text = " ".join(f.explanation)
-    assert "matched" in text and "context" in text and "breaks" in text and "寒暑假" in f.basis
+    assert "命中" in text and "出现" in text and "违反" in text and "寒暑假" in f.basis
+    assert f.title and f.title in text
     d = f.to_dict(explain=False)
     assert "explanation" not in d and d["category"] == "off_hours_schedule"
 
