@@ -124,6 +124,15 @@ def prepaid_period(c: Candidate) -> Result:
 
 
 @check
+def prepaid_period_or_stored_value(c: Candidate) -> Result:
+    """'报两年' (a period over 3 months) or a stored-value word (充值, 储值, 办卡: the disguise the rule
+    names, whatever the period)."""
+    if fees.months(c.matched) is None:
+        return 0.0, f"以“{c.matched}”形式预收费用（政策明令禁止以充值、次卡等形式变相收费）"
+    return prepaid_period(c)
+
+
+@check
 def prepaid_lessons(c: Candidate) -> Result:
     n = fees.lessons(c.matched)
     if n is None:

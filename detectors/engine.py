@@ -452,6 +452,8 @@ def _after_quotes(t: str, qe: int, se: int) -> str:
 
 
 def _starts(words: _Words, region: str) -> str | None:
+    if region.startswith("的"):  # “…”的说法
+        region = region[1:]
     for w in words.words:
         if region.startswith(w):
             return w
@@ -749,12 +751,22 @@ class Detector:
                         score += delta
                         notes.append(f"该词在引号中被引述（引号{label}为“{w}”），属提及而非宣传，减分 {-delta:.2f}")
                         break
+        if "mention_frame" in self._cue_patterns:
+            rx, delta = self._cue_patterns["mention_frame"]
+            for m in rx.finditer(t, ss, se):
+                if m.start() <= a and m.end() >= b:
+                    score += delta
+                    notes.append(f"该词处于“{m.group()}”的列举句式中，属提及而非宣传，减分 {-delta:.2f}")
+                    break
+                if m.start() > a:
+                    break
         rest = before + "|" + t[b:se]
         for name, label in (("reporting", "通报、执法用语"), ("commentary", "评论、批评用语"),
                             ("register", "政策文件或新闻报道用语")):
             if name in cues:
                 words, delta = cues[name]
-                w = words.first(rest)
+                # commentary words may contain the term itself ("贩卖焦虑"): read the whole sentence
+                w = words.first(t[ss:se] if name == "commentary" else rest)
                 if w:
                     score += delta
                     notes.append(f"句中有{label}“{w}”，减分 {-delta:.2f}")
