@@ -1049,7 +1049,7 @@ class Detector:
                         continue
                     seen.add(key)
                     c = self._evaluate(ri, pat, t, a, b, ss, se, s, e)
-                    if c is not None and c.score >= threshold:
+                    if c is not None and c.score >= threshold - 1e-9:
                         c.matched = t[a:b]
                         if norm is not None and norm.layers:
                             c.start, c.end = norm.to_original(a, b)
