@@ -461,31 +461,22 @@ def _starts(words: _Words, region: str) -> str | None:
 
 
 class _Words:
-    """A word list with an Aho–Corasick automaton of its words: one pass in C says which words are in
-    a region (a regex alternation tries every word at every position: slow for a long concept list);
-    the list order picks the word to name."""
+    """A word list as one regex alternation (longest word first): ``first`` says in C whether a word
+    of the list is in a region (the common answer is no) and names the first one found there."""
 
-    __slots__ = ("words", "ac")
+    __slots__ = ("words", "rx")
 
     def __init__(self, words: tuple[str, ...]) -> None:
         self.words = words
-        self.ac = None
-        if words:
-            self.ac = ahocorasick.Automaton()
-            for i, w in enumerate(words):
-                if w not in self.ac:
-                    self.ac.add_word(w, i)
-            self.ac.make_automaton()
+        alts = sorted(dict.fromkeys(words), key=len, reverse=True)
+        self.rx = re.compile("|".join(re.escape(w) for w in alts)) if alts else None
 
     def first(self, region: str) -> str | None:
-        """The first word of the list (in list order) found in ``region``."""
-        if self.ac is None or not region:
+        """The first word of the list found in ``region`` (leftmost; the longest one there)."""
+        if self.rx is None:
             return None
-        best = -1
-        for _, i in self.ac.iter(region):
-            if best < 0 or i < best:
-                best = i
-        return self.words[best] if best >= 0 else None
+        m = self.rx.search(region)
+        return m.group() if m is not None else None
 
 
 @dataclass(frozen=True)
