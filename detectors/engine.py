@@ -388,6 +388,7 @@ def load_rules(path: Path, lexicon: Lexicon | None = None) -> list[Rule]:
 _SENT_RE = re.compile("[" + re.escape(SENT_CHARS) + "]")
 _CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_CHARS) + "]")
 _LEFT_SENT_RE = re.compile("[" + re.escape(SENT_CHARS) + "][^" + re.escape(SENT_CHARS) + "]*$")
+_LEFT_COMMA_RE = re.compile("[,，:：][^,，:：]*$")
 _LEFT_CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_CHARS) + "][^" + re.escape(CLAUSE_CHARS) + "]*$")
 
 
@@ -709,8 +710,8 @@ class Detector:
         if "negation_clause" in cues or "negation_verb" in self._cue_patterns:
             # an enumeration ("不组织任何竞赛、排名活动") stays under the verb before it: the clause
             # for a negation reaches back over 、 to the last comma
-            k = max(t.rfind(",", ss, a), t.rfind("，", ss, a), t.rfind(":", ss, a), t.rfind("：", ss, a))
-            clause = t[max(k + 1, ss) : a]
+            m = _LEFT_COMMA_RE.search(t, ss, a)
+            clause = t[m.start() + 1 if m else ss : a]
             w = None
             if "negation_clause" in cues:
                 words, delta = cues["negation_clause"]
