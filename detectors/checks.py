@@ -71,7 +71,7 @@ def late_class(c: Candidate) -> Result:
     if latest <= limit:
         return None
     mode = "线上" if c.online else "线下"
-    return 0.0, (f"class time {schedule.fmt(latest)} is after the {mode} limit {schedule.fmt(limit)}")
+    return 0.0, f"上课时间至 {schedule.fmt(latest)}，晚于{mode}培训结束时间上限 {schedule.fmt(limit)}"
 
 
 @check
@@ -82,7 +82,7 @@ def long_online_lesson(c: Candidate) -> Result:
     sent = c.sentence
     if "线下" in sent and not any(w in sent for w in ("线上", "在线", "直播", "网课")):
         return None  # the sentence itself says the lesson is offline (the online word is elsewhere)
-    return 0.0, f"an online lesson of {mins} minutes is longer than the 30-minute limit"
+    return 0.0, f"线上每课时 {mins} 分钟，超过 30 分钟的上限"
 
 
 _DAYS_HOURS_RE = re.compile(
@@ -111,8 +111,8 @@ def intensive_hours(c: Candidate) -> Result:
         per_day = hours / days
     if per_day < INTENSIVE_DAILY_HOURS or per_day > 14:
         return None
-    span = f"{days} days, " if days else ""
-    return 0.0, f"{span}{per_day:g} hours of classes a day: a crash course that only fits in a holiday"
+    span = f"{days} 天、" if days else ""
+    return 0.0, f"{span}每天 {per_day:g} 小时课程：只能占用假期的突击集训"
 
 
 @check
@@ -120,7 +120,16 @@ def prepaid_period(c: Candidate) -> Result:
     m = fees.months(c.matched)
     if m is None or m <= 3:
         return None
-    return 0.0, f"fees for {m:g} months exceed the 3-month limit" if m < 999 else "lifetime membership"
+    return 0.0, f"收费时段 {m:g} 个月，超过 3 个月的上限" if m < 999 else "终身会员：收费时段无限期"
+
+
+@check
+def prepaid_period_or_stored_value(c: Candidate) -> Result:
+    """'报两年' (a period over 3 months) or a stored-value word (充值, 储值, 办卡: the disguise the rule
+    names, whatever the period)."""
+    if fees.months(c.matched) is None:
+        return 0.0, f"以“{c.matched}”形式预收费用（政策明令禁止以充值、次卡等形式变相收费）"
+    return prepaid_period(c)
 
 
 @check
@@ -131,7 +140,7 @@ def prepaid_lessons(c: Candidate) -> Result:
     over = n > 60 or (n == 60 and re.search(r"以上|起|\+|多", c.matched))
     if not over or n > 5000:
         return None
-    return 0.0, f"a package of {n:g} lessons exceeds the 60-lesson limit"
+    return 0.0, f"一次购买 {n:g} 课时，超过 60 课时的上限"
 
 
 @check
@@ -142,7 +151,7 @@ def prepaid_amount(c: Candidate) -> Result:
     v = max(vals)
     if v < 5000 or (v == 5000 and not re.search(r"以上|起|\+|超过", c.matched)):
         return None
-    return 0.0, f"a one-off payment of {v:g} 元 exceeds the 5000-元 limit"
+    return 0.0, f"一次性收费 {v:g} 元，超过 5000 元的上限"
 
 
 _NUM_RE = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -165,7 +174,24 @@ def price_drop(c: Candidate) -> Result:
     hi, lo = nums[0], min(nums[1:])
     if hi <= lo:
         return None
-    return 0.0, f"a struck-through price {hi:g} beside a selling price {lo:g} ({lo / hi:.0%} of it)"
+    return 0.0, f"标示原价 {hi:g} 元，实际售价 {lo:g} 元（为原价的 {lo / hi:.0%}），原价真实性存疑"
+
+
+_PRICE_BEFORE_RE = re.compile(r"(?<![\d.])(\d{1,5}(?:\.\d{1,2})?)\s*$")
+BAIT_PRICE = 100  # 元: a packet of lessons sold below this is a lure, not a price
+
+
+@check
+def small_price(c: Candidate) -> Result:
+    """'19元10节课': the price written right before the match (元 …) is a token sum."""
+    m = _PRICE_BEFORE_RE.search(c.text, max(0, c.start - 10), c.start)
+    if m is None:
+        return None
+    v = float(m.group(1))
+    if v >= BAIT_PRICE:
+        return None
+    n = fees.lessons(c.matched) or 0
+    return 0.0, f"{v:g} 元即可上 {n:g} 节课：远低于正常课价的引流价" if n else f"{v:g} 元的引流价"
 
 
 @check
@@ -176,7 +202,7 @@ def high_rate(c: Candidate) -> Result:
     v = float(m.group(1))
     if v < 80 or v > 100:
         return None
-    return 0.0, f"a claimed rate of {v:g}%"
+    return 0.0, f"宣称比率 {v:g}%"
 
 
 # -- gates: necessary conditions on the matched words alone ------------------------------------

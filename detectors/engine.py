@@ -51,6 +51,7 @@ LEXICON = "_lexicon.yaml"
 THRESHOLD = 0.5
 SENT_CHARS = "。!?;\n…"
 CLAUSE_CHARS = SENT_CHARS + ",，、"
+SCOPE_ZH = {"sentence": "同一句中", "before": "该词之前", "after": "该词之后", "clause": "同一分句中", "near": "附近"}
 MAX_REACH = 80  # characters each side of a hit that make up its sentence window
 NEAR = 100
 NEGATORS = "不无非没未勿禁"
@@ -78,6 +79,11 @@ class Pattern:
     anchors: tuple[str, ...]
     regex: re.Pattern[str] | None
     score: float
+    named: bool = False  # ``name`` was given in the pack (a Chinese description, shown in explanations)
+
+    @property
+    def kind(self) -> str:
+        return "结构模式" if self.regex is not None else "关键词"
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,36 @@ def _read_yaml(path: Path) -> object:
         raise RuleError(f"{path}: cannot read: {e}") from e
 
 
-def load_lexicon(path: Path) -> Lexicon:
+def lexicon_files(rules_dir: Path) -> list[Path]:
+    """The word-list files of a rules directory: every ``_*.yaml`` (``_lexicon.yaml`` with the shared
+    cues and spellings, ``_concepts.yaml`` with the concept word lists); the package's own when the
+    directory has none."""
+    files = sorted(Path(rules_dir).glob("_*.yaml"), key=lambda p: (p.name != LEXICON, p.name))
+    return files or sorted(RULES_DIR.glob("_*.yaml"), key=lambda p: (p.name != LEXICON, p.name))
+
+
+def load_lexicons(paths: list[Path]) -> Lexicon:
+    """One lexicon from several files (a name defined twice is an error naming both files)."""
+    lex = Lexicon()
+    seen: dict[str, Path] = {}
+    for path in paths:
+        part = load_lexicon(path, lex)
+        for kind in ("vocab", "cues", "cue_patterns"):
+            for name in getattr(part, kind):
+                key = f"{kind}:{name}"
+                if key in seen:
+                    raise RuleError(f"{path}: {kind} {name!r} is already defined in {seen[key]}")
+                seen[key] = path
+        lex.vocab.update(part.vocab)
+        lex.cues.update(part.cues)
+        lex.cue_patterns.update(part.cue_patterns)
+        lex.substitutions.update(part.substitutions)
+        lex.codes.update(part.codes)
+    return lex
+
+
+def load_lexicon(path: Path, base: Lexicon | None = None) -> Lexicon:
+    """One word-list file; ``$name`` inside a list refers to a list defined above it or in ``base``."""
     data = _read_yaml(path) or {}
     if not isinstance(data, dict):
         raise RuleError(f"{path}: expected a mapping")
@@ -143,7 +178,17 @@ def load_lexicon(path: Path) -> Lexicon:
     for name, words in (data.get("vocab") or {}).items():
         if not isinstance(words, list) or not all(isinstance(w, str | int) for w in words):
             raise RuleError(f"{path}: vocab {name!r}: expected a list of words")
-        lex.vocab[name] = tuple(char_fold(str(w)) for w in words)
+        out: list[str] = []
+        for w in words:
+            w = str(w)
+            if w.startswith("$"):  # a concept built from others: "$subject_content"
+                known = lex.vocab.get(w[1:]) or (base.vocab.get(w[1:]) if base else None)
+                if known is None:
+                    raise RuleError(f"{path}: vocab {name!r}: unknown word list {w!r} (define it above)")
+                out.extend(known)
+            else:
+                out.append(char_fold(w))
+        lex.vocab[name] = tuple(dict.fromkeys(out))
     for name, spec in (data.get("cues") or {}).items():
         if isinstance(spec, dict) and isinstance(spec.get("regex"), str):
             try:
@@ -178,9 +223,23 @@ def _words(src: str, rid: str, fld: str, value: object, lex: Lexicon) -> tuple[s
     return tuple(dict.fromkeys(out))
 
 
-def _regex(src: str, rid: str, fld: str, value: object) -> re.Pattern[str]:
+_CONCEPT_REF = re.compile(r"\{\$([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _regex(src: str, rid: str, fld: str, value: object, lex: Lexicon | None = None) -> re.Pattern[str]:
+    """A rule's regular expression; ``{$name}`` stands for the words of the concept ``name`` (an
+    alternation, longest word first), so structure is written once and the words stay data."""
     if not isinstance(value, str) or not value:
         raise _err(src, rid, fld, "expected a non-empty regular expression")
+
+    def concept(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if lex is None or name not in lex.vocab:
+            raise _err(src, rid, fld, f"unknown word list {{${name}}} (known: {sorted(lex.vocab) if lex else []})")
+        words = sorted(set(lex.vocab[name]), key=len, reverse=True)
+        return "(?:" + "|".join(re.escape(w) for w in words) + ")"
+
+    value = _CONCEPT_REF.sub(concept, value)
     try:
         return re.compile(value)
     except re.error as e:
@@ -239,10 +298,10 @@ def _rule(src: str, i: int, raw: object, lex: Lexicon) -> Rule:
         if "anchors" not in p:
             raise _err(src, rid, f"{fld}.anchors", "missing (literal words the regex needs nearby)")
         anchors = _words(src, rid, f"{fld}.anchors", p["anchors"], lex)
-        rx = _regex(src, rid, f"{fld}.regex", p["regex"]) if "regex" in p else None
+        rx = _regex(src, rid, f"{fld}.regex", p["regex"], lex) if "regex" in p else None
         score = _number(src, rid, f"{fld}.score", p.get("score", default_score), 0, 1)
         name = str(p.get("name") or (p["regex"] if rx else "/".join(anchors[:4])))
-        patterns.append(Pattern(name, anchors, rx, score))
+        patterns.append(Pattern(name, anchors, rx, score, bool(p.get("name"))))
     require = []
     req = raw.get("require", [])
     if not isinstance(req, list):
@@ -276,7 +335,7 @@ def _rule(src: str, i: int, raw: object, lex: Lexicon) -> Rule:
     exc = raw.get("exclusions", [])
     if not isinstance(exc, list):
         raise _err(src, rid, "exclusions", "expected a list of regular expressions")
-    exclusions = tuple(_regex(src, rid, f"exclusions[{j}]", x) for j, x in enumerate(exc))
+    exclusions = tuple(_regex(src, rid, f"exclusions[{j}]", x, lex) for j, x in enumerate(exc))
     chk = raw.get("check")
     if chk is not None and chk not in CHECKS:
         raise _err(src, rid, "check", f"unknown check {chk!r} (known: {sorted(CHECKS)})")
@@ -310,8 +369,7 @@ def load_rules(path: Path, lexicon: Lexicon | None = None) -> list[Rule]:
     """Load and validate one rule pack. Raises :class:`RuleError` naming file, rule and field."""
     path = Path(path)
     if lexicon is None:
-        lp = path.with_name(LEXICON)
-        lexicon = load_lexicon(lp) if lp.exists() else Lexicon()
+        lexicon = load_lexicons(lexicon_files(path.parent))
     data = _read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise RuleError(f"{path}: expected a mapping with a 'rules' list")
@@ -330,6 +388,7 @@ def load_rules(path: Path, lexicon: Lexicon | None = None) -> list[Rule]:
 _SENT_RE = re.compile("[" + re.escape(SENT_CHARS) + "]")
 _CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_CHARS) + "]")
 _LEFT_SENT_RE = re.compile("[" + re.escape(SENT_CHARS) + "][^" + re.escape(SENT_CHARS) + "]*$")
+_LEFT_COMMA_RE = re.compile("[,，:：][^,，:：]*$")
 _LEFT_CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_CHARS) + "][^" + re.escape(CLAUSE_CHARS) + "]*$")
 
 
@@ -343,9 +402,68 @@ def _sentence(t: str, s: int, e: int, clause: bool = False) -> tuple[int, int]:
     return ss, (m.start() if m else min(len(t), e + MAX_REACH))
 
 
+QUOTE_OPEN = "“‘「『《\"'"
+QUOTE_CLOSE = "”’」』》\"'"
+QUOTE_REACH = 12  # characters between the term and its quotes
+
+
+def _quoted(t: str, a: int, b: int, ss: int, se: int) -> tuple[int, int] | None:
+    """``(open, close)``: offsets of the quotes around ``t[a:b]`` when the term sits inside a quoted
+    phrase of its sentence (“保证通过考试”), else None."""
+    lo = max(ss, a - QUOTE_REACH)
+    qs = -1
+    for i in range(a - 1, lo - 1, -1):
+        c = t[i]
+        if c in QUOTE_CLOSE and c not in QUOTE_OPEN:
+            return None
+        if c in QUOTE_OPEN:
+            qs = i
+            break
+        if c in CLAUSE_CHARS:
+            return None
+    if qs < 0:
+        return None
+    for i in range(b, min(se, b + QUOTE_REACH)):
+        c = t[i]
+        if c in QUOTE_CLOSE:
+            return qs, i
+        if c in CLAUSE_CHARS or (c in QUOTE_OPEN and c not in QUOTE_CLOSE):
+            return None
+    return None
+
+
+def _after_quotes(t: str, qe: int, se: int) -> str:
+    """What follows a closing quote, past any further quoted items of a list (“保过”“包过”、“押题”等)."""
+    i = qe + 1
+    while i < se:
+        c = t[i]
+        if c in "、,，/ 和及与或":
+            i += 1
+            continue
+        if c in QUOTE_OPEN:
+            j = i + 1
+            while j < se and j - i <= 20 and t[j] not in QUOTE_CLOSE:
+                j += 1
+            if j >= se or t[j] not in QUOTE_CLOSE:
+                break
+            i = j + 1
+            continue
+        break
+    return t[i : i + 4]
+
+
+def _starts(words: _Words, region: str) -> str | None:
+    if region.startswith("的"):  # “…”的说法
+        region = region[1:]
+    for w in words.words:
+        if region.startswith(w):
+            return w
+    return None
+
+
 class _Words:
-    """A word list with one regex alternation of its words: the regex says quickly (in C) that no
-    word is in a region, the common case; when one is, the list order picks the word to name."""
+    """A word list as one regex alternation (longest word first): ``first`` says in C whether a word
+    of the list is in a region (the common answer is no) and names the first one found there."""
 
     __slots__ = ("words", "rx")
 
@@ -355,13 +473,11 @@ class _Words:
         self.rx = re.compile("|".join(re.escape(w) for w in alts)) if alts else None
 
     def first(self, region: str) -> str | None:
-        """The first word of the list (in list order) found in ``region``."""
-        if self.rx is None or self.rx.search(region) is None:
+        """The first word of the list found in ``region`` (leftmost; the longest one there)."""
+        if self.rx is None:
             return None
-        for w in self.words:
-            if w in region:
-                return w
-        return None  # pragma: no cover - the regex found one
+        m = self.rx.search(region)
+        return m.group() if m is not None else None
 
 
 @dataclass(frozen=True)
@@ -389,8 +505,7 @@ class Detector:
 
     def __init__(self, rules_dir: Path | str = RULES_DIR, threshold: float = THRESHOLD) -> None:
         rules_dir = Path(rules_dir)
-        lp = rules_dir / LEXICON
-        self.lexicon = load_lexicon(lp) if lp.exists() else load_lexicon(RULES_DIR / LEXICON)
+        self.lexicon = load_lexicons(lexicon_files(rules_dir))
         self.threshold = threshold
         self.rules: list[Rule] = []
         ids: dict[str, str] = {}
@@ -473,7 +588,7 @@ class Detector:
             if self.rules[ri].patterns[pi].regex is not None
         ]
         self._line_cache: dict[str, tuple[tuple, ...]] = {}  # folded line → its merged findings
-        self._heads = {r.id: (f"rule {r.id}: {r.title}", f"breaks {r.basis}", str(r.basis)) for r in self.rules}
+        self._heads = {r.id: (f"{r.title}（规则 {r.id}）", f"违反{r.basis}", str(r.basis)) for r in self.rules}
 
     def _build_gate(self) -> LineGate:
         """The vectorised line gate: per pattern, the word groups a line must have for it to fire.
@@ -489,12 +604,12 @@ class Detector:
         for ri, pi in self._pairs:
             r = self.rules[ri]
             p = r.patterns[pi]
-            need = [groups.setdefault(p.anchors, len(groups))]
-            need += [groups.setdefault(g, len(groups)) for g in r.require]
+            need = [groups.setdefault(_minimal(p.anchors), len(groups))]
+            need += [groups.setdefault(_minimal(g), len(groups)) for g in r.require]
             if p.regex is not None:
                 need += [groups.setdefault(g, len(groups)) for g in regex_groups(p.regex)]
             base = p.score + (CHECK_BOOST.get(r.check, 0.0) if r.check else 0.0)
-            raise_words = tuple(dict.fromkeys(w for c in r.context if c.delta > 0 for w in c.words))
+            raise_words = _minimal(tuple(dict.fromkeys(w for c in r.context if c.delta > 0 for w in c.words)))
             top = base + sum(c.delta for c in r.context if c.delta > 0)
             if top < self.threshold - eps:
                 need.append(groups.setdefault((), len(groups)))
@@ -525,8 +640,8 @@ class Detector:
                 if group.first(region) is None:
                     return None
         score = pat.score
-        how = "regex" if pat.regex is not None else "keyword"
-        notes = [f"{how} pattern “{pat.name}” matched “{t[a:b]}” (base score {pat.score:.2f})"]
+        notes = [f"{pat.kind}“{pat.name}”命中“{t[a:b]}”（基础分 {pat.score:.2f}）" if pat.named
+                 else f"{pat.kind}命中“{t[a:b]}”（基础分 {pat.score:.2f}）"]
         if rule.check:
             online = self._online.first(t[max(0, a - NEAR) : b + NEAR]) is not None
             try:
@@ -537,7 +652,7 @@ class Detector:
                 return None
             delta, note = res
             score += min(delta, CHECK_BOOST.get(rule.check, 0.0))
-            notes.append(f"check {rule.check}: {note}")
+            notes.append(f"核查：{note}")
         threshold = self.threshold - 1e-9
         cue_up = self._cue_up if rule.negatable else 0.0
         rest_up = comp.rest_up
@@ -551,9 +666,9 @@ class Detector:
             if w is None or (unless is not None and unless.first(region if c.scope != "near" else t[ss:se]) is not None):
                 continue
             score += c.delta
-            verb = "raised" if c.delta > 0 else "lowered"
-            label = f" ({c.label})" if c.label else ""
-            notes.append(f"context “{w}”{label} in the {c.scope} {verb} the score by {abs(c.delta):.2f}")
+            verb = "加分" if c.delta > 0 else "减分"
+            label = f"（{c.label}）" if c.label else ""
+            notes.append(f"{SCOPE_ZH[c.scope]}出现“{w}”{label}，{verb} {abs(c.delta):.2f}")
         if score + cue_up < threshold:
             return None
         if rule.negatable:
@@ -578,50 +693,75 @@ class Detector:
         cues = self._cues
         if a > ss and t[a - 1] in NEGATORS:
             score -= 0.6
-            notes.append(f"negation “{t[a - 1]}” right before the term: lowered by 0.60")
+            notes.append(f"该词前紧接否定词“{t[a - 1]}”，减分 0.60")
         cs, ce = _sentence(t, a, b, True)  # the clause around the term
         if "negation_after" in cues:
             words, delta = cues["negation_after"]
             w = words.first(t[b : min(ce, se)])
             if w:
                 score += delta
-                notes.append(f"prohibition “{w}” follows the term in the clause: lowered by {-delta:.2f}")
+                notes.append(f"同一分句中该词之后有禁止性用语“{w}”，减分 {-delta:.2f}")
         if "negation_sentence" in cues:
             words, delta = cues["negation_sentence"]
             w = words.first(before)
             if w:
                 score += delta
-                notes.append(f"negation “{w}” precedes the term in the sentence: lowered by {-delta:.2f}")
+                notes.append(f"同一句中该词之前有否定或禁止用语“{w}”，减分 {-delta:.2f}")
         if "negation_clause" in cues or "negation_verb" in self._cue_patterns:
-            clause = t[max(cs, ss) : a]
+            # an enumeration ("不组织任何竞赛、排名活动") stays under the verb before it: the clause
+            # for a negation reaches back over 、 to the last comma
+            m = _LEFT_COMMA_RE.search(t, ss, a)
+            clause = t[m.start() + 1 if m else ss : a]
             w = None
             if "negation_clause" in cues:
                 words, delta = cues["negation_clause"]
                 w = words.first(clause)
                 if w:
                     score += delta
-                    notes.append(f"negation “{w}” precedes the term in the clause: lowered by {-delta:.2f}")
+                    notes.append(f"同一分句中该词之前有否定用语“{w}”，减分 {-delta:.2f}")
             if not w and "negation_verb" in self._cue_patterns:
                 rx, delta = self._cue_patterns["negation_verb"]
                 m = rx.search(clause)
                 if m:
                     score += delta
-                    notes.append(f"negated verb “{m.group()}” governs the term in the clause: lowered by {-delta:.2f}")
+                    notes.append(f"同一分句中否定动词“{m.group()}”支配该词，减分 {-delta:.2f}")
         if "negation_list" in cues:
             words, delta = cues["negation_list"]
             w = words.first(t[b:se])
             if w:
                 score += delta
-                notes.append(f"collective prohibition “{w}” later in the sentence governs the term: "
-                             f"lowered by {-delta:.2f}")
+                notes.append(f"句中其后的概括性禁止用语“{w}”涵盖该词，减分 {-delta:.2f}")
+        quoted = _quoted(t, a, b, ss, se)
+        if quoted is not None:
+            qs, qe = quoted
+            for name, region, label in (("mention_after", _after_quotes(t, qe, se), "之后"),
+                                        ("mention_before", t[max(ss, qs - 4) : qs], "之前")):
+                if name in cues:
+                    words, delta = cues[name]
+                    w = words.first(region) if name == "mention_before" else _starts(words, region)
+                    if w:
+                        score += delta
+                        notes.append(f"该词在引号中被引述（引号{label}为“{w}”），属提及而非宣传，减分 {-delta:.2f}")
+                        break
+        if "mention_frame" in self._cue_patterns:
+            rx, delta = self._cue_patterns["mention_frame"]
+            for m in rx.finditer(t, ss, se):
+                if m.start() <= a and m.end() >= b:
+                    score += delta
+                    notes.append(f"该词处于“{m.group()}”的列举句式中，属提及而非宣传，减分 {-delta:.2f}")
+                    break
+                if m.start() > a:
+                    break
         rest = before + "|" + t[b:se]
-        for name, label in (("reporting", "reporting/enforcement"), ("register", "policy or news register")):
+        for name, label in (("reporting", "通报、执法用语"), ("commentary", "评论、批评用语"),
+                            ("register", "政策文件或新闻报道用语")):
             if name in cues:
                 words, delta = cues[name]
-                w = words.first(rest)
+                # commentary words may contain the term itself ("贩卖焦虑"): read the whole sentence
+                w = words.first(t[ss:se] if name == "commentary" else rest)
                 if w:
                     score += delta
-                    notes.append(f"{label} word “{w}” in the sentence: lowered by {-delta:.2f}")
+                    notes.append(f"句中有{label}“{w}”，减分 {-delta:.2f}")
         return score
 
     # -- the whole text ------------------------------------------------------------------------
@@ -686,10 +826,10 @@ class Detector:
         out = []
         append = out.append
         for pos, found in hits:
-            for s, e, cat, rid, score, sev, basis, expl in found:
+            for s, e, cat, rid, score, sev, basis, expl, title in found:
                 s += pos
                 e += pos
-                append(Finding(cat, rid, text[s:e], s, e, score, sev, basis, expl))
+                append(Finding(cat, rid, text[s:e], s, e, score, sev, basis, expl, title))
         return out
 
     def _detect_small(self, text: str) -> list[Finding]:
@@ -713,8 +853,9 @@ class Detector:
                     if len(cache) >= 50_000:
                         cache.clear()
                     cache[line] = found
-                for s, e, cat, rid, score, sev, basis, expl in found:
-                    out.append(Finding(cat, rid, text[pos + s : pos + e], pos + s, pos + e, score, sev, basis, expl))
+                for s, e, cat, rid, score, sev, basis, expl, title in found:
+                    out.append(Finding(cat, rid, text[pos + s : pos + e], pos + s, pos + e, score, sev, basis, expl,
+                                       title))
             pos += len(line) + 1
         return out
 
@@ -900,7 +1041,7 @@ class Detector:
                         continue
                     seen.add(key)
                     c = self._evaluate(ri, pat, t, a, b, ss, se, s, e)
-                    if c is not None and c.score >= threshold:
+                    if c is not None and c.score >= threshold - 1e-9:
                         c.matched = t[a:b]
                         if norm is not None and norm.layers:
                             c.start, c.end = norm.to_original(a, b)
@@ -909,7 +1050,7 @@ class Detector:
 
     def _merge(self, found: tuple[_Cand, ...]) -> tuple[tuple, ...]:
         """One line's candidates → its findings, as ``(start, end, category, rule id, score, severity,
-        basis, explanation)`` with offsets into the line, sorted by (start, end, rule id).
+        basis, explanation, title)`` with offsets into the line, sorted by (start, end, rule id).
 
         Per category, overlapping candidates form a cluster (a sweep over start offsets); the best
         one is reported and the others are named in its explanation. A candidate never leaves its
@@ -935,7 +1076,7 @@ class Detector:
                 bc = best[4]
                 notes = bc.notes
                 extra = [
-                    f"also matched by rule {x[4].rule.id} on “{x[4].matched}”"
+                    f"同时符合规则“{x[4].rule.title}”（{x[4].rule.id}）：“{x[4].matched}”"
                     for x in cluster
                     if x is not best and x[4].rule.id != bc.rule.id
                 ][:6]
@@ -946,14 +1087,21 @@ class Detector:
         kept.sort(key=lambda k: (k[0], k[1], k[2].rule.id))
         out = []
         heads = self._heads
-        tail = f" ≥ threshold {self.threshold:.2f}"
+        tail = f" ≥ 判定阈值 {self.threshold:.2f}"
         for os_, oe, c, notes in kept:
             score = round(min(1.0, max(0.0, c.score)), 2)
             r = c.rule
             head, foot, basis = heads[r.id]
-            expl = (head, *notes, f"score {score:.2f}{tail}", foot)
-            out.append((os_, oe, r.category, r.id, score, r.severity, basis, expl))
+            expl = (head, *notes, f"得分 {score:.2f}{tail}", foot)
+            out.append((os_, oe, r.category, r.id, score, r.severity, basis, expl, r.title))
         return tuple(out)
+
+
+def _minimal(words: tuple[str, ...]) -> tuple[str, ...]:
+    """The words of a group that contain no other word of it: a line has a word of the group exactly
+    when it has one of these (the gate reads a word by its first characters, so "作业辅导中心" would
+    let every line with "作业辅导" through, while its part "辅导中心" does not)."""
+    return tuple(w for w in words if not any(o != w and o in w for o in words))
 
 
 _CAND_ORDER = itemgetter(0, 1, 2)

@@ -25,7 +25,8 @@ class Finding:
     """One rule firing on one span of the input text.
 
     ``start``/``end`` are offsets into the *original* input (not the normalised text), so
-    ``input[start:end] == text`` always holds.
+    ``input[start:end] == text`` always holds. ``explanation`` (why it fired, step by step) and
+    ``title`` are Simplified Chinese: they go into official reports.
     """
 
     category: str
@@ -37,6 +38,7 @@ class Finding:
     severity: str
     basis: str
     explanation: tuple[str, ...] = field(default=())
+    title: str = ""  # the rule's Chinese title (what the finding is, in one line for a report)
 
     def to_dict(self, explain: bool = True) -> dict:
         d = asdict(self)

@@ -7,7 +7,8 @@ Two passes:
    characters, lone surrogates and emoji → space. Offsets are unchanged.
 2. *edits* that change the length: invisible characters (zero-width, bidi marks, variation
    selectors…) are deleted; separators (spaces, ``*``, ``·``, ``-``, emoji…) *between two
-   Chinese characters* are deleted ("拍 照 搜 题" → "拍照搜题"); pinyin/homophone spellings
+   Chinese characters* are deleted ("拍 照 搜 题" → "拍照搜题"), except a spaced bar (" | ", the
+   cells of a table or the items of a menu); pinyin/homophone spellings
    and code words are replaced ("ao数" → "奥数", "BS" → "杯赛"). Each edit is recorded so that a
    span of the normalised text maps back to the exact span of the input.
 
@@ -46,6 +47,10 @@ def _edit(m: re.Match[str]) -> str | None:
     nsep = sum(1 for c in run if c in _SEP_SET)
     if nsep == 0:
         return ""
+    if "|" in run and (" " in run or "\t" in run):
+        # " | " separates the cells of a table or the items of a menu: joining them would make
+        # words that are in neither ("活动报名 | 校区" → "名校")
+        return None if nsep == len(run) else _INVIS_RE.sub("", run)
     if (
         nsep <= 3
         and a > 0

@@ -39,8 +39,8 @@ def _slow(det: Detector, text: str) -> list[Finding]:
         if line:
             evasive = EVASION_RE.search(line) is not None
             found = det._detect_line(line, evasive, None, False)
-            for s, e, cat, rid, score, sev, basis, expl in det._merge(found) if found else ():
-                out.append(Finding(cat, rid, text[pos + s : pos + e], pos + s, pos + e, score, sev, basis, expl))
+            for s, e, cat, rid, score, sev, basis, expl, title in det._merge(found) if found else ():
+                out.append(Finding(cat, rid, text[pos + s : pos + e], pos + s, pos + e, score, sev, basis, expl, title))
         pos += len(line) + 1
     return out
 

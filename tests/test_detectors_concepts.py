@@ -1,0 +1,221 @@
+"""Concept families: rules built from lexicons (``detectors/rules/_concepts.yaml``) combined by
+structure fire on combinations nobody wrote down, and stay quiet in negation, reporting and
+non-subject contexts.
+
+Every text here was written for this test (none is quoted from ../shared/corpus), and the
+combinatorial tests build their sentences from the lexicons themselves: every pair or triple of
+interchangeable words must fire the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from bench import corpus
+from detectors import detect
+from detectors.engine import default_detector
+
+LEX = default_detector().lexicon.vocab
+
+
+def cats(text: str) -> set[str]:
+    return {f.category for f in detect(text)}
+
+
+def sample(name: str, k: int, seed: int = 11, skip: tuple[str, ...] = ()) -> list[str]:
+    words = [w for w in LEX[name] if w not in skip]
+    rng = random.Random(seed)
+    return words if len(words) <= k else rng.sample(words, k)
+
+
+# ---------------------------------------------------------------- hand-written, one per family
+
+POSITIVE = [
+    # guarantees without 保/包
+    ("这期冲刺营有底气：没考进区重点，学费原数退还", "guarantee_promise"),
+    ("一学期英语没提分，下学期免费续读", "guarantee_promise"),
+    ("签订协议，确保孩子数学期末考到90分以上", "guarantee_promise"),
+    ("近三年学员的重本率高达76%", "guarantee_promise"),
+    ("去年85%的学员考入了市重点高中", "guarantee_promise"),
+    ("仅用三周，孩子就能熟练掌握小数乘除法", "guarantee_promise"),
+    # pre-school subject classes by content or age
+    ("幼儿园大班识字课，每周两次，开学认读400字", "preschool_subject"),
+    ("学龄前算术启蒙：20以内连加连减轻松学", "preschool_subject"),
+    ("4岁半的孩子也能上的自然拼读课，试听免费", "preschool_subject"),
+    ("暑假拼音集训营，入学前打好基础", "preschool_subject"),
+    # photo search by what it does
+    ("碰到难题不用愁，手机对准题目一扫，三秒给出解题步骤", "photo_search"),
+    ("错题拍一拍，AI老师马上讲解", "photo_search"),
+    ("智能作业批改小程序，上传即出答案", "photo_search"),
+    # disguised subject training
+    ("语文阅读素养班，每周精讲一篇中考现代文", "unlicensed_subject"),
+    ("美术生文化课集训，英语数学双科提分", "unlicensed_subject"),
+    ("明德教育暑期托管班，下午安排数学作业辅导", "unlicensed_subject"),
+    ("东方补习学校秋季招生", "unlicensed_subject"),
+    # superlatives and false affiliation
+    ("全省最权威的高考志愿填报与物理冲刺课程", "false_claim"),
+    ("沿用人大附中教学模式的初中数学培优班", "false_claim"),
+    ("本套阅读教材由联合国儿童基金会推荐", "false_claim"),
+    # anxiety marketing
+    ("隔壁家孩子早就开始刷初中题了，你家还在玩？", "false_claim"),
+    ("四年级这一年最关键，错过就再也追不上", "false_claim"),
+    ("原来数学倒数第五，补了一个月冲进全班前十", "false_claim"),
+    ("39元8节课，再送价值299元的教辅", "false_claim"),
+    # competitions by cover names and what they come with
+    ("少儿英语风采展示活动报名中，设一二三等奖", "competition_ranking"),
+    ("“启航”杯小学数学挑战赛初赛考场安排", "competition_ranking"),
+    ("HBS冲刺营开课，带你刷透历年真题", "competition_ranking"),
+    # teacher claims
+    ("主讲老师是省中考英语出题人", "teacher_qualification"),
+    ("化学老师在重点中学任教十余年", "teacher_qualification"),
+    ("复旦在读硕士一对一辅导高中物理", "teacher_qualification"),
+    ("名师均来自211院校，毕业班经验丰富", "teacher_qualification"),
+    # prepaid packages
+    ("钢琴课季卡、年卡同步开售，办年卡立减500", "prepaid_fees"),
+    ("课时越买越便宜，报得越多送得越多", "prepaid_fees"),
+    ("老学员续课享8折，本周截止", "prepaid_fees"),
+    ("书法课一次报三个学期送一个月", "prepaid_fees"),
+    # advance teaching and off-hours by date
+    ("七年级数学先修课，暑假把下册学完", "advance_teaching"),
+    ("高一化学衔接班8月5日开课", "off_hours_schedule"),
+]
+
+NEGATIVE = [
+    # policy notices, enforcement and commentary that quote the banned words
+    "市场监管部门提示：培训广告不得含有“考不上退费”“签约提分”等保证性承诺",
+    "严禁以“素养班”“思维班”名义开展学科类培训",
+    "通报：某机构以年卡、充值卡等形式变相收取超过3个月的费用，已责令整改",
+    "不得使用“最佳”“第一”“顶尖”等绝对化用语",
+    "专家提醒，拍照搜题类App让孩子依赖答案，家长要警惕",
+    "教育局明确，幼儿园不得教授拼音、识字、算术等小学课程内容",
+    "所谓“隔壁家孩子已经学完了”的说法属于贩卖焦虑",
+    "执法人员查处一家以“辅导中心”名义违规开展学科类培训的机构",
+    # non-subject context: sport, art, science, coding, adult training, sport/art camps
+    "少儿篮球冬令营1月20日开营，每天训练3小时",
+    "4-6岁创意美术启蒙课，孩子用色彩表达想象",
+    "全市最大的青少年足球训练基地今日启用",
+    "乐高机器人挑战赛颁发一二三等奖及证书",
+    "大学英语四六级冲刺班，考研英语同步招生",
+    "育婴师职业技能培训班已培训学员3000人",
+    "暑期非遗手工夏令营，孩子们学做剪纸",
+    "钢琴考级报名截止到5月20日",
+    # ordinary news and parenting prose
+    "孩子上小学后要养成按时完成作业的习惯",
+    "暑假是溺水事故高发期，家长务必看护好孩子",
+    "这家超市的会员卡可以积分换购",
+    "该校今年的高考本科上线率为全县最高",
+    "球队从积分榜倒数一跃冲进前三",
+]
+
+
+@pytest.mark.parametrize("text,category", POSITIVE, ids=[t[:12] for t, _ in POSITIVE])
+def test_family_examples_fire(text, category):
+    assert category in cats(text), (text, [(f.rule_id, f.text, f.score) for f in detect(text)])
+
+
+@pytest.mark.parametrize("text", NEGATIVE, ids=[t[:12] for t in NEGATIVE])
+def test_hard_negatives_pass(text):
+    assert not detect(text), (text, [(f.rule_id, f.text, f.score) for f in detect(text)])
+
+
+def test_examples_here_are_not_from_the_corpora():
+    if not corpus.available():
+        pytest.skip("corpus not present")
+    texts = [r.text for _, v, c in corpus.SETS for f in (v, c) for r in corpus.load(f)]
+    for mine in [t for t, _ in POSITIVE] + NEGATIVE:
+        assert not any(mine in t for t in texts), mine
+
+
+# ---------------------------------------------------------------- combinations of concept words
+
+
+def _all_fire(texts: list[str], category: str) -> None:
+    missed = [t for t in texts if category not in cats(t)]
+    assert not missed, f"{len(missed)}/{len(texts)} combinations did not fire {category}: {missed[:8]}"
+
+
+def _none_fire(texts: list[str], category: str) -> None:
+    fired = [t for t in texts if category in cats(t)]
+    assert not fired, f"{len(fired)}/{len(texts)} negated combinations fired {category}: {fired[:8]}"
+
+
+def test_failure_condition_times_refund():
+    pairs = list(itertools.product(sample("failure_condition", 14, skip=("否则",)), sample("refund", 10)))
+    _all_fire([f"数学冲刺班承诺：{f}，{r}" for f, r in pairs], "guarantee_promise")
+    _none_fire([f"培训广告严禁宣传“{f}{r}”" for f, r in pairs[:40]], "guarantee_promise")
+
+
+def test_outcome_metric_times_rate():
+    metrics = sample("outcome_metric", 20)
+    _all_fire([f"本校往届学员{m}达到{80 + i % 19}%" for i, m in enumerate(metrics)], "guarantee_promise")
+    _none_fire([f"不得在广告中宣传{m}" for m in metrics], "guarantee_promise")
+
+
+def test_capture_times_homework_times_instant_answer():
+    triples = list(itertools.product(sample("capture", 8, skip=("镜头",)), ["作业", "难题", "试卷", "数学题"],
+                                     sample("instant_answer", 6, skip=("讲解", "答疑"))))
+    _all_fire([f"{c}{h}，{a}" for c, h, a in triples], "photo_search")
+    _none_fire([f"专家提醒：{c}{h}就{a}，会让孩子产生依赖" for c, h, a in triples[:30]], "photo_search")
+
+
+def test_age_band_times_content_times_class():
+    ages = sample("age_band", 12, skip=("宝宝", "幼升小", "幼小", "k3", "周岁", "一年级新生"))
+    contents = sample("preschool_content", 10, skip=("阅读", "书写"))
+    forms = ["班", "启蒙课", "速成营", "强化训练", "课程"]
+    combos = [(a, c, forms[i % len(forms)]) for i, (a, c) in enumerate(itertools.product(ages, contents))]
+    _all_fire([f"{a}孩子{c}{f}火热招生" for a, c, f in combos], "preschool_subject")
+    _none_fire([f"教育局规定：严禁面向{a}儿童开设{c}{f}" for a, c, f in combos[:40]], "preschool_subject")
+
+
+def test_superlative_times_training():
+    words = sample("superlative", 20)
+    _all_fire([f"{w}的初中数学辅导机构，名师小班授课" for w in words], "false_claim")
+    _none_fire([f"广告法规定，不得使用“{w}”等用语" for w in words], "false_claim")
+
+
+def test_famous_school_times_affiliation():
+    pairs = list(itertools.product(sample("famous_school", 10), sample("affiliation", 8, skip=("体系", "模式"))))
+    _all_fire([f"{s}{a}英语课程，暑期班报名" for s, a in pairs], "false_claim")
+
+
+def test_teacher_credential_times_teacher():
+    creds = sample("teacher_credential", 16, skip=("一辈子", "几十年", "教龄", "从教", "执教", "现任", "在编"))
+    _all_fire([f"主讲：{c}老师，初中数学小班授课" for c in creds], "teacher_qualification")
+    _none_fire([f"{c}老师不得在校外培训机构兼职授课" for c in creds], "teacher_qualification")
+
+
+def test_long_product_and_buy_more():
+    prods = sample("long_product", 14)
+    _all_fire([f"英语课{p}限时优惠，报名立减" for p in prods], "prepaid_fees")
+    _none_fire([f"严禁以{p}等形式变相预收费" for p in prods], "prepaid_fees")
+    _all_fire([f"数学课{w}，本周有效" for w in LEX["buy_more"]], "prepaid_fees")
+
+
+def test_others_ahead_times_already():
+    pairs = list(itertools.product(LEX["others_ahead"], sample("already", 5)))
+    _all_fire([f"{o}{a}开始学下学期的课了" for o, a in pairs], "false_claim")
+    _none_fire([f"专家提醒：“{o}{a}学完了”是典型的焦虑营销话术" for o, a in pairs], "false_claim")
+
+
+def test_contest_times_trappings():
+    pairs = list(itertools.product(sample("contest", 10, skip=("比赛", "联考", "等级考试", "奥林匹克", "奥赛")),
+                                   sample("contest_trapping", 8, skip=("排名", "名次", "证书"))))
+    _all_fire([f"小学数学{c}{t}公布" for c, t in pairs], "competition_ranking")
+    _none_fire([f"青少年足球{c}{t}公布" for c, t in pairs if not any(w in c for w in ("学科", "素养", "思维"))],
+               "competition_ranking")
+
+
+def test_explanations_and_titles_are_chinese():
+    import re
+
+    for text, _ in POSITIVE:
+        for f in detect(text):
+            assert f.title and re.search(r"[\u4e00-\u9fff]", f.title)
+            for line in f.explanation:
+                assert re.search(r"[\u4e00-\u9fff]", line), line
+                # no English words of more than one letter outside quoted terms and rule ids
+                rest = re.sub(r"“[^”]*”|（规则 [a-z_.]+）|[a-z_]+\.[a-z_.]+", "", line)
+                assert not re.search(r"\b(?:[a-z]{3,})\b", rest, re.I), line
