@@ -37,6 +37,8 @@ class Finding:
     severity: str
     basis: str
     explanation: tuple[str, ...] = field(default=())
+    tier: str = "rule"  # rule | suspected (疑似: no rule fired, close to a precedent; detectors.precedents)
+    precedent: str = ""  # the closest precedent, cited in Chinese
 
     def to_dict(self, explain: bool = True) -> dict:
         d = asdict(self)

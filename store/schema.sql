@@ -149,3 +149,6 @@ CREATE TABLE IF NOT EXISTS index_outbox (
   retry_at REAL                                 -- unix time before which a rejected document is not re-sent
 );
 -- (stores made before `rejected`/`retry_at` get them from Store._migrate)
+
+-- Precedents (detectors/precedents.py): findings.tier ('rule' | 'suspected') and findings.precedent
+-- (the closest precedent, cited in Chinese) are added to findings by Store.ADDED_COLUMNS.
