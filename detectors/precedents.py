@@ -44,6 +44,7 @@ SUSPECT_AT = 0.2  # similarity to a violation precedent from which a sentence is
 MARGIN = 0.05  # ... if no counter-example is within this of it
 CITE_AT = 0.15  # below this a rule finding's citation says "同类案例" rather than "相似"
 MIN_CHARS = 6  # a sentence with fewer letters is not compared (menus, labels)
+MIN_CASE_CHARS = 8  # a shorter precedent ("一对一辅导") is a keyword, the rules' job: it makes no suspect
 MAX_WINDOW = 60  # a longer sentence is also compared clause by clause
 SUSPECTED = "suspected"
 RULE = "rule"
@@ -210,16 +211,18 @@ class Matcher:
             norm = float(np.linalg.norm(self.matrix[row]))
             if norm:
                 self.matrix[row] /= norm
+        self.violation = np.array([p.violation for p in self.precedents], dtype=bool)
+        self.wordy = np.array([len(matching_key(p.text)) >= MIN_CASE_CHARS for p in self.precedents], dtype=bool)
         self.by_gram = np.ascontiguousarray(self.matrix.T)  # gram × precedent: a query gathers rows
         self.gram_info = {t: (j, float(self.idf[j])) for t, j in self.vocab.items()}
         # for candidate_windows: grams as integers, sorted, with their idf and their largest weight
         # in any precedent (a bound on what they can add to a similarity)
-        top = self.matrix.max(axis=0) if n else np.zeros(len(self.vocab), dtype=np.float32)
+        suspects = self.matrix[self.violation & self.wordy]  # the only precedents a suspect can match
+        top = suspects.max(axis=0) if len(suspects) else np.zeros(len(self.vocab), dtype=np.float32)
         codes = {_gram_code(t): (float(self.idf[j]), float(top[j])) for t, j in self.vocab.items()}
         self.gram_codes = np.array(sorted(codes), dtype=np.int64)
         self.gram_idf = np.array([codes[c][0] for c in self.gram_codes.tolist()], dtype=np.float64)
         self.gram_top = np.array([codes[c][1] for c in self.gram_codes.tolist()], dtype=np.float64)
-        self.violation = np.array([p.violation for p in self.precedents], dtype=bool)
         self.ids = {p.id: i for i, p in enumerate(self.precedents)}
 
     def similarities(self, text: str, *, folded: bool = False) -> np.ndarray:
@@ -260,10 +263,10 @@ class Matcher:
         return self._best(sims, violation=violation, category=category, exclude=exclude)
 
     def _best(self, sims: np.ndarray, *, violation: bool | None, category: str | None,
-              exclude: Callable[[Precedent], bool] | None) -> Match | None:
+              exclude: Callable[[Precedent], bool] | None, wordy: bool = False) -> Match | None:
         if not len(sims):
             return None
-        mask = np.ones(len(sims), dtype=bool)
+        mask = self.wordy.copy() if wordy else np.ones(len(sims), dtype=bool)
         if violation is not None:
             mask &= self.violation if violation else ~self.violation
         if category is not None:
@@ -294,7 +297,7 @@ def _segments(codes: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def candidate_windows(matcher: Matcher, folded: str, at_least: float) -> list[tuple[int, int]]:
     """The spans of ``folded`` (a folded text) worth comparing with the precedents: sentences, and
     the clauses of sentences longer than ``MAX_WINDOW``, with at least ``MIN_CHARS`` letters, that
-    could reach ``at_least`` similarity with some precedent (a bound on the dot product: each
+    could reach ``at_least`` similarity with some violation precedent a suspect may match (a bound on the dot product: each
     shared gram's weight times its largest weight in any precedent), computed for the whole text
     at once with numpy. The exact similarity is left to the caller."""
     if not folded or not matcher.precedents:
@@ -421,7 +424,7 @@ class PrecedentDetector:
         """The violation precedent ``words`` are suspected of resembling, or None."""
         key = _key(words) if folded else matching_key(words)
         sims = self.matcher.similarities_of_key(key, at_least=self.suspect_at)
-        pos = self.matcher._best(sims, violation=True, category=None, exclude=self.exclude)
+        pos = self.matcher._best(sims, violation=True, category=None, exclude=self.exclude, wordy=True)
         if pos is None or pos.similarity < self.suspect_at:
             return None
         neg = self.matcher._best(sims, violation=False, category=None, exclude=self.exclude)
