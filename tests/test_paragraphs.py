@@ -150,3 +150,39 @@ def test_two_separate_blocks_are_not_joined(engine):
     found = image_findings(reading)
     assert [f.category for f, _ in found] == ["competition_ranking"]
     assert len(found[0][1]) == 1
+
+
+# -- a rendered page, in real Chromium ---------------------------------------------------------------
+
+
+def test_rendered_notice_lines_are_one_paragraph_in_chromium():
+    """The browser's own text blocks (crawler.render.TEXT_JS): a notice whose lines are stacked
+    <div>s is one paragraph; a vertical menu and a separate block below are not joined to it."""
+    from playwright.sync_api import sync_playwright
+
+    from crawler.render import CHROMIUM_ARGS, TEXT_JS, chromium_executable, text_and_boxes
+
+    exe = chromium_executable()
+    assert exe, "Chromium is missing (/usr/bin/chromium): browser tests must run in CI"
+    html = """<html><body style="font-size:20px;line-height:1.5;margin:20px">
+      <div>首页</div><div>课程</div><div>师资</div>
+      <div style="margin-top:40px;width:600px">
+        <div>根据规定，各校外培训机构一律不得利用节假日</div>
+        <div>开展奥数竞赛培训，违者严肃处理。</div>
+      </div>
+      <p style="margin-top:60px">本中心开设少儿美术、书法课程。</p>
+    </body></html>"""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_content(html)
+            found = page.evaluate(TEXT_JS, {"maxChars": 100_000})
+        finally:
+            browser.close()
+    text, boxes = text_and_boxes(found["blocks"])
+    lines = text.split("\n")
+    assert lines[:3] == ["首页", "课程", "师资"] and len(lines) == 6
+    assert rendered_paragraphs(text, boxes) == [[3, 4]]
+    assert detect(text), "line by line the notice is flagged"
+    assert Layout.of(text, rendered_paragraphs(text, boxes)).detect(detect) == []
