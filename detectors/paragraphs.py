@@ -22,7 +22,7 @@ import bisect
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from detectors.model import Finding
 
@@ -41,10 +41,30 @@ def _word_char(c: str) -> bool:
     return c.isascii() and c.isalnum()
 
 
-def _separator(left: str, right: str) -> str:
-    """What joins two lines of one paragraph: nothing between CJK characters (a wrapped Chinese
-    line has no space), one space between two Latin words or numbers."""
-    return " " if left and right and _word_char(left[-1]) and _word_char(right[0]) else ""
+_PUNCT = set("，,。.！!？?；;：:、…—-·|）)】]》>”’\"' ")
+CLAUSE_BREAK = "，"
+
+
+def _separator(left: str, right: str, wrapped: bool) -> str:
+    """What joins two lines of one paragraph. A wrapped line (the text ran out of width) goes on
+    mid-sentence: nothing between CJK characters, one space between two Latin words or numbers.
+    A line broken on purpose (a slogan's second line, a ``<br>``) goes on in a new clause: a comma
+    unless the line before already ends with punctuation, so a negation ("作业不会拍一拍") stays
+    in its own clause while a sentence frame ("不得……") still reaches the next line."""
+    if not left or not right:
+        return ""
+    if wrapped:
+        return " " if _word_char(left[-1]) and _word_char(right[0]) else ""
+    return "" if left[-1] in _PUNCT or right[0] in _PUNCT else CLAUSE_BREAK
+
+
+class Paragraphs(NamedTuple):
+    """Which lines are one paragraph: ``groups`` of line indexes in reading order, and the lines
+    that are ``wrapped`` (continue the line before them mid-sentence, because the text ran out of
+    width) rather than broken on purpose."""
+
+    groups: list[list[int]]
+    wrapped: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -63,10 +83,15 @@ class Layout:
     joins: bool  # whether any line break was removed (else ``joined`` is ``text``)
 
     @classmethod
-    def of(cls, text: str, paragraphs: Iterable[Sequence[int]] = ()) -> Layout:
+    def of(cls, text: str, paragraphs: Paragraphs | Iterable[Sequence[int]] = (),
+           wrapped: Iterable[int] = ()) -> Layout:
         """``paragraphs``: groups of line indexes (into ``text.split("\\n")``), each in reading
         order; lines in no group are paragraphs of their own. A paragraph sits where its first
-        line is."""
+        line is. ``wrapped``: the lines that continue the line before them mid-sentence (see
+        :func:`_separator`); a :class:`Paragraphs` brings its own."""
+        if isinstance(paragraphs, Paragraphs):
+            paragraphs, wrapped = paragraphs.groups, paragraphs.wrapped
+        wraps = set(wrapped)
         lines = text.split("\n")
         starts, ends, pos = [], [], 0
         for line in lines:
@@ -96,7 +121,7 @@ class Layout:
             first = False
             prev = ""
             for j in groups.get(i, (i,)):
-                sep = _separator(prev, lines[j]) if prev else ""
+                sep = _separator(prev, lines[j], j in wraps) if prev else ""
                 parts.append(sep)
                 at += len(sep)
                 seg_starts.append(at)
@@ -186,12 +211,19 @@ def _same_row(left: Rect, right: Rect) -> bool:
     return -0.2 * h <= right[0] - left[2] <= MAX_ROW_GAP * h
 
 
-def ocr_paragraphs(lines: Sequence[Any]) -> list[list[int]]:
+def _wraps(upper: Rect, lower: Rect, line_height: float) -> bool:
+    """A line that ends where the text ran out of width is at least as wide as the next one (less
+    a character): wrapped text, not a line broken on purpose."""
+    return upper[2] - upper[0] >= (lower[2] - lower[0]) - line_height
+
+
+def ocr_paragraphs(lines: Sequence[Any]) -> Paragraphs:
     """Paragraphs of OCR lines (objects with ``bbox`` = (left, top, right, bottom), in reading
     order): pieces of one row with a small gap are one line; a line continues the one above it
     when it is about as tall, starts within a line height below it and lies under it (overlapping
     or left-aligned). Each line has at most one line after it, so a heading over two columns is
-    not glued to both. Returns groups of line indexes in reading order."""
+    not glued to both. Returns groups of line indexes in reading order, and which lines are
+    wrapped (the pieces of one row; a line under a line at least as wide)."""
     rects = [tuple(float(v) for v in ln.bbox) for ln in lines]
     n = len(rects)
     # 1. rows: consecutive pieces of one visual line
@@ -226,6 +258,10 @@ def ocr_paragraphs(lines: Sequence[Any]) -> list[list[int]]:
             nxt[a] = best
             has_prev.add(best)
     out: list[list[int]] = []
+    wrapped = {i for row in rows for i in row[1:]}
+    for a, b in nxt.items():
+        if _wraps(boxes[a], boxes[b], boxes[a][3] - boxes[a][1]):
+            wrapped.add(rows[b][0])
     for a in range(len(rows)):
         if a in has_prev:
             continue
@@ -235,10 +271,10 @@ def ocr_paragraphs(lines: Sequence[Any]) -> list[list[int]]:
             group.extend(rows[r])
             r = nxt.get(r)
         out.append(group)
-    return out
+    return Paragraphs(out, frozenset(wrapped))
 
 
-def rendered_paragraphs(text: str, boxes: Sequence[dict[str, Any]]) -> list[list[int]]:
+def rendered_paragraphs(text: str, boxes: Sequence[dict[str, Any]]) -> Paragraphs:
     """Paragraphs of a rendered page's text: ``boxes`` are its text blocks (``start``/``end``
     offsets into ``text``, ``box`` = [x, y, width, height] in page pixels), one block per line.
     Consecutive blocks stacked like the lines of one paragraph (see :func:`ocr_paragraphs`) are
@@ -262,6 +298,7 @@ def rendered_paragraphs(text: str, boxes: Sequence[dict[str, Any]]) -> list[list
         lh = min(h, 1.25 * (w * h / chars) ** 0.5)
         placed.append((line, (x, y, x + w, y + h), lh, chars))
     out: list[list[int]] = []
+    wrapped: set[int] = set()
     group: list[int] = []
     prev: tuple[int, Rect, float, int] | None = None
     for cur in placed:
@@ -272,6 +309,8 @@ def rendered_paragraphs(text: str, boxes: Sequence[dict[str, Any]]) -> list[list
                 joined = _continues(prev[1], cur[1], (lh_a + lh_b) / 2)
         if joined:
             group.append(cur[0])
+            if _wraps(prev[1], cur[1], prev[2]):
+                wrapped.add(cur[0])
         else:
             if len(group) > 1:
                 out.append(group)
@@ -279,12 +318,13 @@ def rendered_paragraphs(text: str, boxes: Sequence[dict[str, Any]]) -> list[list
         prev = cur
     if len(group) > 1:
         out.append(group)
-    return out
+    return Paragraphs(out, frozenset(wrapped))
 
 
 def continued_paragraphs(continued: Iterable[int], offset: int = 0) -> list[list[int]]:
     """Paragraphs from the indexes of lines that continue the line before them (an HTML block's
-    lines after a ``<br>``); ``offset`` shifts them (a title line put before the text)."""
+    lines after a ``<br>``, broken on purpose: none is wrapped); ``offset`` shifts them (a title
+    line put before the text)."""
     out: list[list[int]] = []
     for i in sorted(set(continued)):
         i += offset

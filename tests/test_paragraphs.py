@@ -27,8 +27,11 @@ def line(text: str, left: float, top: float, right: float, bottom: float) -> Ocr
 
 def test_layout_joins_paragraph_lines_and_maps_spans_back():
     text = "标题\n机构不得利用节假日\n开展奥数竞赛培训\n中考保\n过班名额有限\nPython\nclass"
-    layout = Layout.of(text, [[1, 2], [3, 4], [5, 6]])
+    layout = Layout.of(text, [[1, 2], [3, 4], [5, 6]], wrapped={2, 4, 6})
     assert layout.joined == "标题\n机构不得利用节假日开展奥数竞赛培训\n中考保过班名额有限\nPython class"
+    # lines broken on purpose go on in a new clause (unless the line already ends a clause)
+    on_purpose = Layout.of("作业不会拍一拍\n拍照搜题\n三秒出答案。\n免费下载", [[0, 1, 2, 3]])
+    assert on_purpose.joined == "作业不会拍一拍，拍照搜题，三秒出答案。免费下载"
     s = layout.joined.index("保过")
     assert layout.pieces(s, s + 2) == [(3, 2, 3), (4, 0, 1)]
     assert text[slice(*layout.to_text(s, s + 2))] == "保\n过"
@@ -50,7 +53,7 @@ def test_layout_without_paragraphs_is_the_text_itself():
 def test_non_contiguous_paragraph_keeps_its_own_lines():
     # two columns read row by row: left 0, right 1, left 2, right 3; the columns are the paragraphs
     text = "左一\n右一\n左二\n右二"
-    layout = Layout.of(text, [[0, 2], [1, 3]])
+    layout = Layout.of(text, [[0, 2], [1, 3]], wrapped={2, 3})
     assert layout.joined == "左一左二\n右一右二"
     assert layout.pieces(1, 3) == [(0, 1, 2), (2, 0, 1)]
 
@@ -58,10 +61,11 @@ def test_non_contiguous_paragraph_keeps_its_own_lines():
 def test_negation_and_splits_work_across_the_lines_of_one_paragraph():
     text = "根据规定，校外培训机构不得利用节假日\n开展奥数竞赛培训"
     assert detect(text), "line by line the negation is lost (else this test shows nothing)"
-    assert Layout.of(text, [[0, 1]]).detect(detect) == []
+    assert Layout.of(text, [[0, 1]], wrapped={1}).detect(detect) == []
+    assert Layout.of(text, [[0, 1]]).detect(detect) == []  # a frame like 不得 reaches the next clause
     split = "本校郑重承诺：中考保\n过班名额有限"
     assert not detect(split)
-    (f,) = Layout.of(split, [[0, 1]]).detect(detect)
+    (f,) = Layout.of(split, [[0, 1]], wrapped={1}).detect(detect)
     assert f.category == "guarantee_promise" and split[f.start:f.end] == f.text and "\n" in f.text
 
 
@@ -70,20 +74,22 @@ def test_negation_and_splits_work_across_the_lines_of_one_paragraph():
 
 def test_ocr_geometry():
     para = [line("第一行文字很长很长", 10, 10, 500, 50), line("第二行短一些", 10, 80, 300, 120)]
-    assert ocr_paragraphs(para) == [[0, 1]]
+    assert ocr_paragraphs(para) == ([[0, 1]], {1})  # the first line is full: the text wrapped
+    slogan = [line("作业不会拍一拍", 80, 10, 400, 50), line("拍照搜题三秒出答案", 10, 80, 470, 120)]
+    assert ocr_paragraphs(slogan) == ([[0, 1]], set())  # a shorter first line: broken on purpose
     far = [line("第一块", 10, 10, 500, 50), line("第二块", 10, 200, 300, 240)]
-    assert ocr_paragraphs(far) == [[0], [1]]
+    assert ocr_paragraphs(far).groups == [[0], [1]]
     heading = [line("大标题", 10, 10, 500, 110), line("正文", 10, 130, 300, 160)]
-    assert ocr_paragraphs(heading) == [[0], [1]]
+    assert ocr_paragraphs(heading).groups == [[0], [1]]
     beside = [line("左边", 10, 10, 100, 50), line("右边远处", 600, 80, 700, 120)]
-    assert ocr_paragraphs(beside) == [[0], [1]]
+    assert ocr_paragraphs(beside).groups == [[0], [1]]
     one_row = [line("不得开展", 10, 10, 170, 50), line("学科类培训", 200, 12, 400, 52)]
-    assert ocr_paragraphs(one_row) == [[0, 1]]
+    assert ocr_paragraphs(one_row) == ([[0, 1]], {1})
     # a heading over two columns is glued to one column at most; each column is one paragraph
     cols = [line("标题标题标题标题", 10, 10, 700, 50),
             line("左栏第一行", 10, 80, 300, 120), line("右栏第一行", 400, 80, 700, 120),
             line("左栏第二行", 10, 150, 300, 190), line("右栏第二行", 400, 150, 700, 190)]
-    groups = ocr_paragraphs(cols)
+    groups = ocr_paragraphs(cols).groups
     assert sorted(map(sorted, groups)) == [[0, 1, 3], [2, 4]]
 
 
@@ -95,7 +101,7 @@ def test_rendered_blocks_stacked_like_lines_are_one_paragraph():
              {"start": starts[2], "end": 24, "box": [10, 100, 360, 24]},
              {"start": starts[3], "end": 33, "box": [10, 126, 160, 24]},
              {"start": starts[4], "end": 38, "box": [10, 300, 80, 24]}]
-    assert rendered_paragraphs(text, boxes) == [[2, 3]]  # the short menu items are not joined
+    assert rendered_paragraphs(text, boxes) == ([[2, 3]], {3})  # the short menu items are not joined
 
 
 def test_html_lines_around_one_br_are_one_paragraph():
@@ -142,11 +148,21 @@ def test_violation_split_over_two_lines_is_flagged_with_both_boxes(engine):
         assert min(ys) < bottom and max(ys) > top
 
 
+def test_slogan_lines_keep_their_own_clauses(engine):
+    """A short first line over a longer one was broken on purpose: its negation ("不会") must not
+    reach the next line's words (the demo site's app poster)."""
+    ad = adgen.render(["作业不会拍一拍", "拍照搜题3秒出答案"], font_size=56)
+    reading = read_image(ad.data, engine)
+    assert len(reading.lines) == 2
+    assert ocr_paragraphs(reading.lines) == ([[0, 1]], set())
+    assert {f.category for f, _ in image_findings(reading)} == {"photo_search"}
+
+
 def test_two_separate_blocks_are_not_joined(engine):
     ad = adgen.render(["校外培训机构不得利用节假日", "", "", "开展奥数竞赛培训"], font_size=40)
     reading = read_image(ad.data, engine)
     assert len(reading.lines) == 2
-    assert ocr_paragraphs(reading.lines) == [[0], [1]]
+    assert ocr_paragraphs(reading.lines).groups == [[0], [1]]
     found = image_findings(reading)
     assert [f.category for f, _ in found] == ["competition_ranking"]
     assert len(found[0][1]) == 1
@@ -183,6 +199,6 @@ def test_rendered_notice_lines_are_one_paragraph_in_chromium():
     text, boxes = text_and_boxes(found["blocks"])
     lines = text.split("\n")
     assert lines[:3] == ["首页", "课程", "师资"] and len(lines) == 6
-    assert rendered_paragraphs(text, boxes) == [[3, 4]]
+    assert rendered_paragraphs(text, boxes).groups == [[3, 4]]
     assert detect(text), "line by line the notice is flagged"
     assert Layout.of(text, rendered_paragraphs(text, boxes)).detect(detect) == []
