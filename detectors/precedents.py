@@ -312,50 +312,69 @@ def candidate_windows(matcher: Matcher, folded: str, at_least: float) -> list[tu
     key[digit[keep]] = 0x30
     out: list[tuple[int, int]] = []
     sent_seg, sent_starts, sent_stops = _segments(codes, _SENTENCE_ENDS)
-    long_sentence = (sent_stops - sent_starts) > MAX_WINDOW
-    for ends, only_in_long in ((_SENTENCE_ENDS, False), (_CLAUSE_ENDS, True)):
-        if only_in_long and not long_sentence.any():
-            break
-        seg, starts, stops = _segments(codes, ends) if only_in_long else (sent_seg, sent_starts, sent_stops)
-        kseg = seg[keep]
-        letters = np.bincount(kseg, minlength=len(starts))
-        grams_s, grams_c = [], []
-        for n in NGRAMS:
-            if len(key) < n:
-                continue
-            m = len(key) - n + 1
-            code = np.zeros(m, dtype=np.int64)
-            for k in range(n):
-                code = (code << 21) | key[k : k + m]
-            same = kseg[:m] == kseg[n - 1 :]
-            grams_s.append(kseg[:m][same])
-            grams_c.append(code[same])
-        if not grams_s:
-            break
-        gs = np.concatenate(grams_s)
-        gc = np.concatenate(grams_c)
-        if not len(gs):
-            continue
-        order = np.lexsort((gc, gs))
-        gs, gc = gs[order], gc[order]
-        first = np.concatenate(([True], (gs[1:] != gs[:-1]) | (gc[1:] != gc[:-1])))
-        run = np.flatnonzero(first)
-        count = np.diff(np.concatenate((run, [len(gs)])))
-        us, uc = gs[run], gc[run]
-        at = np.searchsorted(matcher.gram_codes, uc)
-        at[at >= len(matcher.gram_codes)] = 0
-        known = matcher.gram_codes[at] == uc
-        idf = np.where(known, matcher.gram_idf[at], matcher.unseen_idf)
-        w = (1 + np.log(count)) * idf
-        norm2 = np.bincount(us, w * w, minlength=len(starts))
-        # q·p ≤ Σ over shared grams of q_g × (the gram's largest weight in any precedent)
-        reach = np.bincount(us[known], w[known] * matcher.gram_top[at[known]], minlength=len(starts))
+    sent_len = sent_stops - sent_starts
+    for ends, long_only in ((_SENTENCE_ENDS, False), (_CLAUSE_ENDS, True)):
+        if long_only:  # clauses, only inside the sentences longer than MAX_WINDOW
+            inside = sent_len[sent_seg[keep]] > MAX_WINDOW
+            if not inside.any():
+                break
+            seg, starts, stops = _segments(codes, ends)
+            kseg, kkey = seg[keep[inside]], key[inside]
+        else:
+            seg, starts, stops = sent_seg, sent_starts, sent_stops
+            kseg, kkey = seg[keep], key
+        letters, norm2, reach = _bounds(matcher, kseg, kkey, len(starts))
         ok = (letters >= MIN_CHARS) & (norm2 > 0) & (reach >= at_least * np.sqrt(norm2))
-        if only_in_long:
-            ok &= long_sentence[sent_seg[np.minimum(starts, len(codes) - 1)]]
-            ok &= (stops - starts) < (sent_stops - sent_starts)[sent_seg[np.minimum(starts, len(codes) - 1)]]
+        if long_only:
+            own = sent_seg[np.minimum(starts, len(codes) - 1)]
+            ok &= (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
         out.extend(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
     return sorted(set(out))
+
+
+_MIX = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15 as a signed 64-bit number
+
+
+def _bounds(matcher: Matcher, kseg: np.ndarray, key: np.ndarray, nseg: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per segment: its letters, its query norm², and a bound on its dot product with any
+    suspect-able precedent (each shared gram's weight × its largest weight in one)."""
+    letters = np.bincount(kseg, minlength=nseg)
+    grams_s, grams_c = [], []
+    for n in NGRAMS:
+        if len(key) < n:
+            continue
+        m = len(key) - n + 1
+        code = np.zeros(m, dtype=np.int64)
+        for k in range(n):
+            code = (code << 21) | key[k : k + m]
+        same = kseg[:m] == kseg[n - 1 :]
+        grams_s.append(kseg[:m][same])
+        grams_c.append(code[same])
+    if not grams_s:
+        zero = np.zeros(nseg)
+        return letters, zero, zero
+    gs = np.concatenate(grams_s)
+    gc = np.concatenate(grams_c)
+    # the same gram twice in one segment counts once with tf 1 + log(count): one sort on a hash of
+    # (segment, gram), then runs of equal pairs (a hash collision could only split a run, which
+    # raises the bound: still safe)
+    with np.errstate(over="ignore"):
+        order = np.argsort(gc ^ (gs.astype(np.int64) * _MIX), kind="stable")
+    gs, gc = gs[order], gc[order]
+    first = np.ones(len(gs), dtype=bool)
+    first[1:] = (gs[1:] != gs[:-1]) | (gc[1:] != gc[:-1])
+    run = np.flatnonzero(first)
+    count = np.diff(np.append(run, len(gs)))
+    us, uc = gs[run], gc[run]
+    at = np.searchsorted(matcher.gram_codes, uc)
+    at[at >= len(matcher.gram_codes)] = 0
+    known = matcher.gram_codes[at] == uc
+    idf = np.where(known, matcher.gram_idf[at], matcher.unseen_idf)
+    w = (1 + np.log(count)) * idf
+    norm2 = np.bincount(us, w * w, minlength=nseg)
+    reach = np.bincount(us[known], w[known] * matcher.gram_top[at[known]], minlength=nseg)
+    return letters, norm2, reach
 
 
 def _trim(line: str, s: int, e: int) -> tuple[int, int]:
