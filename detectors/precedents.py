@@ -224,6 +224,7 @@ class Matcher:
         self.gram_idf = np.array([codes[c][0] for c in self.gram_codes.tolist()], dtype=np.float64)
         self.gram_top = np.array([codes[c][1] for c in self.gram_codes.tolist()], dtype=np.float64)
         self.ids = {p.id: i for i, p in enumerate(self.precedents)}
+        self._masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def similarities(self, text: str, *, folded: bool = False) -> np.ndarray:
         """Cosine similarity of ``text`` to each precedent (0 for an empty text)."""
@@ -257,6 +258,15 @@ class Matcher:
             return np.zeros(n, dtype=np.float32)
         return (np.array(vals, dtype=np.float32) @ self.by_gram[cols]) / math.sqrt(norm2)
 
+    def _category_masks(self, category: str) -> tuple[np.ndarray, np.ndarray]:
+        """(precedents whose main category is ``category``, precedents with it at all)."""
+        got = self._masks.get(category)
+        if got is None:
+            got = self._masks[category] = (
+                np.array([p.categories[:1] == (category,) for p in self.precedents], dtype=bool),
+                np.array([category in p.categories for p in self.precedents], dtype=bool))
+        return got
+
     def nearest(self, text: str, *, violation: bool | None = True, category: str | None = None,
                 exclude: Callable[[Precedent], bool] | None = None) -> Match | None:
         sims = self.similarities(text)
@@ -270,7 +280,8 @@ class Matcher:
         if violation is not None:
             mask &= self.violation if violation else ~self.violation
         if category is not None:
-            mask &= np.array([category in p.categories for p in self.precedents], dtype=bool)
+            main, anywhere = self._category_masks(category)
+            mask &= main if (mask & main).any() else anywhere
         if exclude is not None:
             mask &= np.array([not exclude(p) for p in self.precedents], dtype=bool)
         if not mask.any():
@@ -457,6 +468,10 @@ class PrecedentDetector:
         m = self.matcher._best(sims, violation=True, category=f.category, exclude=self.exclude)
         if m is None:
             return f
+        if m.similarity < CITE_AT:  # nothing really alike: a case of the kind an authority decided, if any
+            decided = self.matcher._best(sims, violation=True, category=f.category,
+                                         exclude=lambda p: not p.authority or bool(self.exclude and self.exclude(p)))
+            m = decided or m
         cite = m.precedent.citation(m.similarity if m.similarity >= CITE_AT else None)
         return dataclasses.replace(f, precedent=cite, explanation=(*f.explanation, f"先例：{cite}"))
 
