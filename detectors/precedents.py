@@ -46,6 +46,7 @@ CITE_AT = 0.15  # below this a rule finding's citation says "同类案例" rathe
 MIN_CHARS = 6  # a sentence with fewer letters is not compared (menus, labels)
 MIN_CASE_CHARS = 8  # a shorter precedent ("一对一辅导") is a keyword, the rules' job: it makes no suspect
 MAX_WINDOW = 60  # a longer sentence is also compared clause by clause
+CHUNK_CHARS = 1 << 20  # candidate_windows works on at most this many characters at once
 SUSPECTED = "suspected"
 RULE = "rule"
 
@@ -313,6 +314,10 @@ def candidate_windows(matcher: Matcher, folded: str, at_least: float) -> list[tu
     at once with numpy. The exact similarity is left to the caller."""
     if not folded or not matcher.precedents:
         return []
+    if len(folded) > CHUNK_CHARS:  # bounded memory: long texts in pieces cut at a line or sentence end
+        cut = max(folded.rfind(c, 0, CHUNK_CHARS) for c in "\n。！？!?；;") + 1 or CHUNK_CHARS
+        rest = candidate_windows(matcher, folded[cut:], at_least)
+        return candidate_windows(matcher, folded[:cut], at_least) + [(s + cut, e + cut) for s, e in rest]
     codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     digit = (codes >= 0x30) & (codes <= 0x39)
     word = digit | ((codes >= 0x61) & (codes <= 0x7A)) | ((codes >= 0x3400) & (codes <= 0x4DBF)) \

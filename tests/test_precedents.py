@@ -175,7 +175,7 @@ def test_a_library_text_does_not_count_for_itself():
     assert default_precedent_detector().matcher.nearest(case.text).similarity > 0.99
 
 
-def test_the_window_gate_never_hides_a_suspect():
+def test_the_window_gate_never_hides_a_suspect(monkeypatch):
     """candidate_windows is a necessary condition: every sentence whose exact similarity reaches
     the threshold is among the candidates."""
     library = load_library()
@@ -187,6 +187,9 @@ def test_the_window_gate_never_hides_a_suspect():
                          for _ in range(120))
         folded = char_fold(text)
         cands = set(candidate_windows(m, folded, at))
+        with monkeypatch.context() as mp:  # a long text is read in pieces cut at sentence ends: same windows
+            mp.setattr("detectors.precedents.CHUNK_CHARS", 500)
+            assert set(candidate_windows(m, folded, at)) == cands
         for mt in re.finditer(r"[^。！？!?；;\n]+", folded):
             if len(_key(mt.group())) < 6:
                 continue
