@@ -146,6 +146,14 @@ class Layout:
             k += 1
         return out
 
+    def _position(self, at: int) -> int:
+        """The offset in ``text`` of offset ``at`` of ``joined`` (a separator: the end of the line
+        before it)."""
+        k = max(0, bisect.bisect_right(self.seg_starts, at) - 1)
+        line = self.seg_lines[k]
+        length = self.line_ends[line] - self.line_starts[line]
+        return self.line_starts[line] + min(max(0, at - self.seg_starts[k]), length)
+
     def to_text(self, start: int, end: int) -> tuple[int, int]:
         """The smallest span of ``text`` holding every character of ``joined[start:end]``."""
         pieces = self.pieces(start, end)
@@ -164,10 +172,13 @@ class Layout:
         out = []
         for f in found:
             pieces = self.pieces(f.start, f.end)
-            if self.joins and pieces:
+            if self.joins:
                 ls = self.line_starts
-                s = min(ls[n] + a for n, a, _ in pieces)
-                e = max(ls[n] + b for n, _, b in pieces)
+                if pieces:
+                    s = min(ls[n] + a for n, a, _ in pieces)
+                    e = max(ls[n] + b for n, _, b in pieces)
+                else:  # an empty span (or one inside a separator): where it points, in the text
+                    s = e = self._position(f.start)
                 f = dataclasses.replace(f, start=s, end=e, text=self.text[s:e])
             out.append((f, pieces))
         if self.joins:

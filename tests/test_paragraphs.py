@@ -41,6 +41,36 @@ def test_layout_joins_paragraph_lines_and_maps_spans_back():
                      0.9, "high", "b")]
     (f,) = layout.findings(found)
     assert (f.start, f.end, f.text) == (text.index("保\n过"), text.index("保\n过") + 3, "保\n过")
+    at = layout.joined.index("过班")
+    (empty,) = layout.findings([Finding("guarantee_promise", "r", "", at, at, 0.9, "high", "b")])
+    assert (empty.start, empty.end) == (text.index("过班"), text.index("过班"))
+
+
+def test_every_span_of_the_joined_text_maps_back_to_its_own_characters():
+    import random
+
+    rng = random.Random(11)
+    words = ["不得", "开展", "学科类", "培训", "Python", "class", "3", "岁", "。", "，", ""]
+    for _ in range(200):
+        lines = ["".join(rng.choice(words) for _ in range(rng.randint(0, 5))) for _ in range(rng.randint(1, 8))]
+        text = "\n".join(lines)
+        order = list(range(len(lines)))
+        groups, k = [], 0
+        while k < len(order):
+            n = rng.randint(1, 3)
+            groups.append(order[k:k + n])
+            k += n
+        layout = Layout.of(text, groups, wrapped={i for i in order if rng.random() < 0.5})
+        for _ in range(10):
+            a = rng.randint(0, len(layout.joined))
+            b = rng.randint(a, len(layout.joined))
+            got = "".join(lines[n][x:y] for n, x, y in layout.pieces(a, b))
+            own = {p for st, n in zip(layout.seg_starts, layout.seg_lines, strict=True)
+                   for p in range(st, st + len(lines[n]))}  # characters copied from a line
+            assert got == "".join(layout.joined[p] for p in range(a, b) if p in own)
+            if got:
+                s, e = layout.to_text(a, b)
+                assert got[0] == text[s] and got[-1] == text[e - 1]
 
 
 def test_layout_without_paragraphs_is_the_text_itself():
