@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import lxml.html
@@ -41,6 +42,7 @@ class PageContent:
     links: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     stylesheets: list[str] = field(default_factory=list)
+    continued_lines: list[int] = field(default_factory=list)  # lines of ``text`` after a <br> in one block
 
 
 def _srcset_urls(value: str) -> list[str]:
@@ -55,10 +57,14 @@ def css_image_urls(css: str) -> list[str]:
     return [u for u in urls if u.startswith("data:image") or not (u.startswith("data:") or _NOT_IMAGES.search(u))]
 
 
-def _visible_text(root: lxml.html.HtmlElement) -> str:
-    """The text a reader sees, one block per line; a loop, not recursion, since a hostile page may
-    nest thousands of elements deep."""
-    parts: list[str] = []
+_BR = object()  # a <br>: the line after it continues the paragraph of the line before it
+
+
+def _visible_text(root: lxml.html.HtmlElement) -> tuple[str, list[int]]:
+    """The visible text, one line per block, and the indexes of the lines that continue the line
+    before them (the two are one block's text around a single ``<br>``). A loop, not recursion,
+    since a hostile page may nest thousands of elements deep."""
+    parts: list[Any] = []
     body = root.find("body")
     # (element, True) enters an element; (element, False) leaves it: its closing text, then its tail
     stack: list[tuple[etree._Element, bool]] = [(body if body is not None else root, True)]
@@ -68,6 +74,11 @@ def _visible_text(root: lxml.html.HtmlElement) -> str:
         tag = el.tag.lower() if isinstance(el.tag, str) else ""
         if entering:
             if not tag or tag in _SKIP:  # comments, processing instructions, scripts: their tail only
+                if el is not top and el.tail:
+                    parts.append(el.tail)
+                continue
+            if tag == "br":
+                parts.append(_BR)
                 if el is not top and el.tail:
                     parts.append(el.tail)
                 continue
@@ -86,8 +97,33 @@ def _visible_text(root: lxml.html.HtmlElement) -> str:
             parts.append(f" {el.get('alt')} ")
         if el is not top and el.tail:
             parts.append(el.tail)
-    lines = (_WS.sub(" ", line).strip() for line in "".join(parts).split("\n"))
-    return "\n".join(line for line in lines if line)
+    raw: list[tuple[str, bool]] = []  # (line, whether a <br> ended the line before it)
+    buf: list[str] = []
+    after_br = False
+    for part in parts:
+        if part is _BR:
+            raw.append(("".join(buf), after_br))
+            buf, after_br = [], True
+            continue
+        first, *rest = part.split("\n")
+        buf.append(first)
+        for chunk in rest:
+            raw.append(("".join(buf), after_br))
+            buf, after_br = [chunk], False
+    raw.append(("".join(buf), after_br))
+    lines: list[str] = []
+    continued: list[int] = []
+    joinable = False  # the last kept line and this one are separated by one <br> only
+    for line, soft in raw:
+        line = _WS.sub(" ", line).strip()
+        if not line:
+            joinable = False
+            continue
+        if soft and joinable:
+            continued.append(len(lines))
+        lines.append(line)
+        joinable = True
+    return "\n".join(lines), continued
 
 
 BROWSER_MAX_DEPTH = 512  # Chromium's HTMLConstructionSite: deeper elements attach at this depth
@@ -165,7 +201,7 @@ def extract(html: str, base_url: str) -> PageContent:
     base = urljoin(base_url, base_el.get("href")) if base_el is not None else base_url
     title = root.findtext(".//title")
     content.title = _WS.sub(" ", title).strip() if title else ""
-    content.text = _visible_text(root)
+    content.text, content.continued_lines = _visible_text(root)
 
     def add(bucket: list[str], ref: str | None) -> None:
         url = _absolute(base, ref) if ref else None

@@ -22,6 +22,7 @@ class PageItem:
     rendered: bool = False                 # captured by the browser (crawler.render)
     screenshot_sha256: str | None = None
     text_boxes: list | None = None         # [{start, end, box: [x, y, w, h]}], offsets into ``text``
+    continued_lines: list[int] = field(default_factory=list)  # lines of ``text`` after a <br> in one block
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ from crawler.context import ScanContext, context_of
 from crawler.incremental import reuse_text_findings
 from crawler.items import ImageItem, PageItem
 from detectors import Finding
+from detectors.paragraphs import Layout, continued_paragraphs, rendered_paragraphs
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,14 @@ class CapturePipeline:
         else:
             # "/" and "/index.html" often serve the same text: detect it once, record it under each
             # URL, so a finding's id never depends on which of the two arrived first
-            text_key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            # the lines of one paragraph (one HTML block around <br>, a rendered notice's stacked
+            # lines) are read together: negation and context cross their line breaks
+            layout = Layout.of(text, rendered_paragraphs(text, boxes) if item.rendered
+                               else continued_paragraphs(item.continued_lines, offset=1 if item.title else 0))
+            text_key = hashlib.sha256(f"{text}\0{layout.joined}".encode("utf-8", "surrogatepass")).hexdigest()
             findings = self.detected.get(text_key)
             if findings is None:
-                findings = self.detected[text_key] = ctx.detector.detect(text)
+                findings = self.detected[text_key] = layout.detect(ctx.detector.detect)
             ctx.store.save_findings(ctx.scan_id, item.url, "text", text, findings,
                                     institution=seed.institution if seed else None,
                                     district=seed.district if seed else None)

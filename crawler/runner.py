@@ -20,7 +20,7 @@ from crawler.context import CONTEXTS, ScanContext, Seed
 from crawler.render import browser_settings, capture_info, chromium_executable
 from crawler.spiders.site import SiteSpider
 from crawler.warc import WarcWriter, utc_stamp
-from detectors import default_detector
+from detectors.precedents import default_precedent_detector, reviewed_precedents
 from jianfu import __version__
 from store import Store
 
@@ -110,7 +110,9 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         "seeds": " ".join(s.url for s in seeds),
         **capture_info(options.to_record(), executable),
     })
-    ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, detector=default_detector(), warc=warc,
+    # rules, plus the precedent library grown by the findings this store's investigators reviewed
+    detector = default_precedent_detector().with_precedents(reviewed_precedents(store.reviewed_findings()))
+    ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, detector=detector, warc=warc,
                       settings=options.to_record())
     CONTEXTS[scan_id] = ctx
     status = "failed"

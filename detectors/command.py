@@ -1,5 +1,10 @@
 """``jianfu detect``: JSON lines with a "text" field on stdin → the same lines plus "findings".
 
+Each text is read by the rules and compared with the precedent library (``detectors.precedents``):
+rule findings cite their closest precedent, and a text close to a precedent on which no rule
+fired gets a finding of tier ``suspected``. With ``--store``, the findings reviewed in that store
+are precedents too.
+
 Input is read as bytes and decoded line by line as UTF-8 whatever the locale says, so a line
 that is not UTF-8 (or not JSON, or has no string "text") is reported on stderr by its number and
 the other lines go on; the exit code is then 1. Output is UTF-8 JSON lines; a lone surrogate
@@ -13,12 +18,13 @@ import json
 import sys
 from typing import BinaryIO
 
-from detectors.engine import default_detector
+from detectors.precedents import default_precedent_detector, reviewed_precedents
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="detect violations in JSON lines read from stdin")
     p.add_argument("--explain", action="store_true", help="include why each finding fired")
+    p.add_argument("--store", help="also use the findings reviewed in this store as precedents")
     p.set_defaults(func=run)
 
 
@@ -35,7 +41,12 @@ def parse_line(raw: bytes, lineno: int) -> dict:
 
 
 def run(args: argparse.Namespace, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
-    detector = default_detector()
+    detector = default_precedent_detector()
+    if args.store:
+        from store.command import open_existing
+
+        with open_existing(args.store) as store:
+            detector = detector.with_precedents(reviewed_precedents(store.reviewed_findings()))
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
     bad = 0

@@ -27,6 +27,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from detectors.model import Finding
 from detectors.ocr.model import Box, OcrLine, make_box, reading_order, to_simplified
+from detectors.paragraphs import Layout, ocr_paragraphs
 
 MAX_BYTES = 20 * 1024 * 1024  # larger downloads are not ad images
 MAX_PIXELS = 40_000_000  # checked from the header, before decoding
@@ -455,12 +456,16 @@ def boxes_for_span(lines: list[OcrLine], start: int, end: int) -> list[Box]:
 
 
 def image_findings(reading: ImageReading, detector: Any = None) -> list[tuple[Finding, list[Box]]]:
-    """Run ``detector`` (default: the default rule packs) on the reading's joined text and pair
-    each finding with the box(es) of the text it matched, in the reading's pixels."""
+    """Run ``detector`` (default: the default rule packs) on the reading's paragraphs (the lines of
+    one text block joined, ``detectors.paragraphs``) and pair each finding (offsets into
+    ``reading.text``) with the box(es) of exactly the lines its words are on, in the reading's
+    pixels."""
     detect: Callable[[str], list[Finding]]
     if detector is None:
         from detectors import detect
     else:
         detect = detector.detect if hasattr(detector, "detect") else detector
-    text = reading.text
-    return [(f, boxes_for_span(reading.lines, f.start, f.end)) for f in detect(text)]
+    layout = Layout.of(reading.text, ocr_paragraphs(reading.lines))
+    lines = reading.lines
+    return [(f, [sub_box(lines[n], a, b) for n, a, b in pieces])
+            for f, pieces in layout.placed(detect(layout.joined))]

@@ -39,6 +39,8 @@ class Finding:
     basis: str
     explanation: tuple[str, ...] = field(default=())
     title: str = ""  # the rule's Chinese title (what the finding is, in one line for a report)
+    tier: str = "rule"  # rule | suspected (疑似: no rule fired, close to a precedent; detectors.precedents)
+    precedent: str = ""  # the closest precedent, cited in Chinese
 
     def to_dict(self, explain: bool = True) -> dict:
         d = asdict(self)

@@ -13,7 +13,9 @@ from store.db import DB_NAME, Store
 
 JSONL_FIELDS = ("id", "url", "source", "image_url", "category", "rule_id", "text", "start", "end", "score",
                 "severity", "basis", "context", "institution", "district", "status", "boxes", "qr",
-                "explanation", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id")
+                "explanation", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id", "tier",
+                "precedent")
+TIERS = {"rule": "规则", "suspected": "疑似"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,11 +88,13 @@ def _fit(s: str, width: int) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = [("id", 10), ("category", 21), ("institution", 18), ("matched", 24), ("source", 6), ("url", 44)]
+    cols = [("id", 10), ("tier", 4), ("category", 21), ("institution", 18), ("matched", 24), ("source", 6),
+            ("url", 44), ("precedent", 60)]
     print("  ".join(_fit(name, w) for name, w in cols))
     print("  ".join("-" * w for _, w in cols))
     for r in rows:
         url = r["url"] if r["source"] == "text" else f"{r['url']} ▸ {r['image_url'].rsplit('/', 1)[-1]}"
-        vals = [r["id"][:10], r["category"], r["institution"] or "", r["text"], r["source"], url]
+        vals = [r["id"][:10], TIERS.get(r.get("tier") or "rule", r.get("tier") or ""), r["category"],
+                r["institution"] or "", r["text"], r["source"], url, r.get("precedent") or ""]
         print("  ".join(_fit(v, w) for v, (_, w) in zip(vals, cols, strict=True)))
     print(f"{len(rows)} finding(s)")

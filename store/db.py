@@ -157,6 +157,8 @@ class Store:
         ("scans", "host", "TEXT"),
         ("scans", "pid", "INTEGER"),
         ("scans", "process_key", "TEXT"),
+        ("findings", "tier", "TEXT NOT NULL DEFAULT 'rule'"),
+        ("findings", "precedent", "TEXT"),
     )
 
     def _migrate(self) -> None:
@@ -472,16 +474,17 @@ class Store:
                 self.db.execute(
                     """INSERT INTO findings(id, category, rule_id, text, start, "end", score, severity, basis,
                          explanation, context, url, source, image_url, image_sha256, boxes, institution,
-                         district, first_seen_at, last_seen_at, first_scan_id, last_scan_id)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                         district, first_seen_at, last_seen_at, first_scan_id, last_scan_id, tier, precedent)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                        ON CONFLICT(id) DO UPDATE SET start=excluded.start, "end"=excluded."end",
                          score=excluded.score, explanation=excluded.explanation, context=excluded.context,
                          boxes=excluded.boxes, basis=excluded.basis, severity=excluded.severity,
-                         last_seen_at=excluded.last_seen_at, last_scan_id=excluded.last_scan_id""",
+                         last_seen_at=excluded.last_seen_at, last_scan_id=excluded.last_scan_id,
+                         tier=excluded.tier, precedent=excluded.precedent""",
                     (fid, f.category, f.rule_id, f.text, f.start, f.end, f.score, f.severity, f.basis,
                      json.dumps(list(f.explanation), ensure_ascii=False), context_of(text, f.start, f.end),
                      url, source, image_url, image_sha256, box, institution, district,
-                     now, now, scan_id, scan_id),
+                     now, now, scan_id, scan_id, f.tier, f.precedent or None),
                 )
             _sight(self.db, scan_id, ids, now)
             _queue_for_index(self.db, ids, now)
@@ -529,6 +532,14 @@ class Store:
         sql += " ORDER BY f.url, f.source, f.image_url, f.start, f.rule_id"
         for row in self.db.execute(sql, args):
             yield finding_row(row)
+
+    def reviewed_findings(self) -> list[dict[str, Any]]:
+        """Findings an investigator confirmed or dismissed, as precedents for the matcher
+        (``detectors.precedents.reviewed_precedents``): id, status, category, text, context, url,
+        institution."""
+        return [dict(r) for r in self.db.execute(
+            """SELECT id, status, category, text, context, url, institution FROM findings
+               WHERE status IN ('confirmed', 'dismissed') ORDER BY id""")]
 
     def set_status(self, finding_ids: Iterable[str], status: str) -> int:
         if status not in ("open", "confirmed", "dismissed"):

@@ -163,3 +163,5 @@ CREATE TABLE IF NOT EXISTS page_addresses (
   UNIQUE (scan_id, fetched_url)
 );
 CREATE INDEX IF NOT EXISTS page_addresses_url ON page_addresses(url);
+-- Precedents (detectors/precedents.py): findings.tier ('rule' | 'suspected') and findings.precedent
+-- (the closest precedent, cited in Chinese) are added to findings by Store.ADDED_COLUMNS.

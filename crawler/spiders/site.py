@@ -152,6 +152,7 @@ class SiteSpider(scrapy.Spider):
             warc_offset=warc_offset, rendered=rendered is not None,
             screenshot_sha256=rendered.screenshot_sha256 if rendered else None,
             text_boxes=rendered.text_boxes if rendered else None,
+            continued_lines=[] if rendered else content.continued_lines,
         )
         for url in images:
             if url.startswith("data:"):
