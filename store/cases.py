@@ -240,6 +240,10 @@ class CaseStore:
                 if r["case_id"]:
                     moved_from[r["case_id"]].add(cid)
             self.db.executemany("UPDATE findings SET case_id=? WHERE id=?", moves)
+            # a finding that joins a dismissed case is dismissed too (it must not alert)
+            self.db.executemany(
+                "UPDATE findings SET status='dismissed' WHERE id=? AND status='open' AND "
+                "(SELECT status FROM cases WHERE id=?)='dismissed'", [(fid, cid) for cid, fid in moves])
             for old, new in moved_from.items():
                 left = self.db.execute("SELECT COUNT(*) FROM findings WHERE case_id=?", (old,)).fetchone()[0]
                 prev = self.db.execute("SELECT status FROM cases WHERE id=?", (old,)).fetchone()
