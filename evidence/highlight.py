@@ -84,7 +84,7 @@ def draw_numbered(data: bytes, groups: list[tuple[str, list[Any]]]) -> tuple[byt
     overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
     d = ImageDraw.Draw(overlay)
     lw = max(2, round(min(img.size) / 150))
-    size = int(min(32, max(16, min(img.size) / 12)))
+    size = int(min(36, max(16, img.width / 40)))
     font = ImageFont.load_default(size=size)
     tags: list[tuple[str, list[tuple[float, float]]]] = []
     for label, boxes in groups:
@@ -97,15 +97,21 @@ def draw_numbered(data: bytes, groups: list[tuple[str, list[Any]]]) -> tuple[byt
             d.line([*pad, pad[0]], fill=(*HALO, 255), width=lw * 2 + 2, joint="curve")
             d.line([*pad, pad[0]], fill=(*MATCH, 255), width=lw, joint="curve")
             tags.append((label, pad))
-    placed: list[tuple[float, float, float, float]] = []
+    # each tag goes where it hides neither words nor another tag: left of its box, above it, right
+    # of it, below it, else inside its top-left corner
+    taken = [(min(p[0] for p in pad), min(p[1] for p in pad), max(p[0] for p in pad), max(p[1] for p in pad))
+             for _, pad in tags]
     for label, pad in tags:
         x0, y0 = min(p[0] for p in pad), min(p[1] for p in pad)
+        x1, y1 = max(p[0] for p in pad), max(p[1] for p in pad)
         left, top, right, bottom = d.textbbox((0, 0), label, font=font)
         w, h = right - left + 8, bottom - top + 6
-        x, y = x0, y0 - h - lw if y0 - h - lw >= 0 else y0 + lw
-        while any(x < b[2] and x + w > b[0] and y < b[3] and y + h > b[1] for b in placed) and x + w < img.width:
-            x += w + 2
-        placed.append((x, y, x + w, y + h))
+        spots = [(x0 - w - 1, y0), (x0, y0 - h - 1), (x1 + 1, y0), (x0, y1 + 1), (x0, y0)]
+        x, y = next(((x, y) for x, y in spots
+                     if x >= 0 and y >= 0 and x + w <= img.width and y + h <= img.height
+                     and not any(x < b[2] and x + w > b[0] and y < b[3] and y + h > b[1] for b in taken)),
+                    spots[-1])
+        taken.append((x, y, x + w, y + h))
         d.rectangle((x, y, x + w, y + h), fill=(*MATCH, 235))
         d.text((x + 4 - left, y + 3 - top), label, fill=(255, 255, 255, 255), font=font)
     out = Image.alpha_composite(img, overlay).convert("RGB")

@@ -282,11 +282,10 @@ class CaseStore:
             marks = ",".join("?" * len(names))
             where.append(f"(c.institution IN ({marks}) OR c.institution_key IN ({marks}))")
             args.extend(names + names)
-        if category is not None:
+        if category is not None:   # the case's summary column: no join with findings
             cats = _values(category) or [""]
-            where.append(f"EXISTS (SELECT 1 FROM findings f WHERE f.case_id=c.id AND f.category IN "
-                         f"({','.join('?' * len(cats))}))")
-            args.extend(cats)
+            where.append("(" + " OR ".join("(',' || c.categories || ',') LIKE ?" for _ in cats) + ")")
+            args.extend(f"%,{c},%" for c in cats)
         if since:
             where.append("c.last_seen_at >= ?")
             args.append(since)
@@ -345,23 +344,25 @@ class CaseStore:
 
     def case_facets(self, fields: Sequence[str] = ("category", "district", "institution", "status", "severity",
                                                    "source"), **filters: Any) -> dict[str, dict[str, int]]:
-        """Counts of the filtered cases by each field (a case counts once under each of its categories)."""
+        """Counts of the filtered cases by each field, most first (a case counts once under each of
+        its categories; ``institution`` counts by name, or by site for unnamed ones)."""
+        columns = {"category": "categories", "district": "district", "institution": "institution_key",
+                   "status": "status", "severity": "severity", "source": "source"}
+        unknown = [f for f in fields if f not in columns]
+        if unknown:
+            raise CaseError(f"unknown facet {unknown[0]!r} (one of {', '.join(columns)})")
         where, args = self._case_filters(**filters)
-        cond = " AND ".join(where)
-        out: dict[str, dict[str, int]] = {}
-        for name in fields:
-            if name == "category":
-                sql = (f"SELECT f.category, COUNT(DISTINCT c.id) FROM cases c JOIN findings f ON f.case_id=c.id "
-                       f"WHERE {cond} GROUP BY f.category")
-            elif name in ("district", "status", "severity", "source"):
-                sql = f"SELECT c.{name}, COUNT(*) FROM cases c WHERE {cond} GROUP BY c.{name}"
-            elif name == "institution":
-                sql = f"SELECT c.institution_key, COUNT(*) FROM cases c WHERE {cond} GROUP BY c.institution_key"
-            else:
-                raise CaseError(f"unknown facet {name!r}")
-            counts = {(k if k is not None else ""): n for k, n in self.db.execute(sql, args)}
-            out[name] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-        return out
+        counts: dict[str, dict[str, int]] = {name: defaultdict(int) for name in fields}
+        sql = f"SELECT {', '.join('c.' + columns[f] for f in fields)} FROM cases c WHERE {' AND '.join(where)}"
+        for row in self.db.execute(sql, args):
+            for name, value in zip(fields, row, strict=True):
+                if name == "category":
+                    for cat in (value or "").split(","):
+                        if cat:
+                            counts[name][cat] += 1
+                else:
+                    counts[name][value if value is not None else ""] += 1
+        return {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for name, c in counts.items()}
 
     def case_trend(self, *, bucket: str = "day", **filters: Any) -> list[tuple[str, int]]:
         """How many of the filtered cases were first seen per day (``bucket='day'``) or month, in UTC."""
