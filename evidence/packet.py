@@ -589,7 +589,7 @@ class Exporter:
         (rule × matched words, numbered), the pages and image it was captured from, and one figure
         — the ad image, or the page screenshot (cropped where tall) — with every violation boxed
         and numbered. Writes findings.json with both lists."""
-        from evidence.report import CATEGORY_ZH, SEVERITY_RANK, rule_title_zh
+        from evidence.report import CATEGORY_ZH, SEVERITY_RANK, explanation_zh, rule_title_zh
         t0 = time.perf_counter()
         by_case: dict[str, list[dict[str, Any]]] = {}
         for e in entries:
@@ -604,6 +604,7 @@ class Exporter:
                 v = violations.setdefault((e["rule_id"], e["text"]), {
                     "category": e["category"], "category_zh": CATEGORY_ZH.get(e["category"], e["category"]),
                     "rule_id": e["rule_id"], "rule_title": rule_title_zh(e["rule_id"], e), "text": e["text"],
+                    "explanation_zh": explanation_zh(e["explanation"]),
                     "severity": e["severity"], "score": e["score"], "basis": e["basis"], "context": e["context"],
                     "start": e["start"], "status": e["status"], "finding_ids": [], "urls": [], "boxes": []})
                 v["finding_ids"].append(e["id"])

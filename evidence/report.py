@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import html
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -84,6 +85,25 @@ def rule_title_zh(rule_id: str, finding: dict[str, Any] | None = None) -> str:
         if v:
             return str(v)
     return _rule_titles().get(rule_id) or CATEGORY_ZH.get(f.get("category", ""), "")
+
+
+_QUOTED = re.compile(r"“[^”]*”|「[^」]*」|（规则[^）]*）|\(rule[^)]*\)")
+_LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def explanation_zh(lines: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The steps of a finding's explanation that are Chinese (the detectors write them in Chinese;
+    an English step — older rule packs — is left to findings.json), without the rule's title and
+    the basis, which the report shows on their own."""
+    out = []
+    for line in lines or []:
+        text = str(line).strip()
+        if not text or text.startswith(("违反", "breaks ")) or "（规则 " in text:
+            continue
+        if _LATIN_WORD.search(_QUOTED.sub("", text)) or not re.search(r"[\u4e00-\u9fff]", text):
+            continue
+        out.append(text)
+    return out
 
 
 def e(v: Any) -> str:
@@ -177,7 +197,9 @@ def case_section(c: dict[str, Any]) -> str:
         f"<tr><td class=no>{v['no']}</td>"
         f"<td><span class=hit>{e(v['text'])}</span><div class=ctx>{marked_context(v)}</div></td>"
         f"<td>{e(v['category_zh'])}<br><small>{e(v['rule_title'])}；严重程度"
-        f"{e(SEVERITY_ZH.get(v['severity'], v['severity']))}</small></td>"
+        f"{e(SEVERITY_ZH.get(v['severity'], v['severity']))}"
+        + (f"<br>判定：{e('；'.join(v.get('explanation_zh') or []))}" if v.get("explanation_zh") else "")
+        + "</small></td>"
         f"<td class=basis>{e(v['basis'])}</td></tr>" for v in c["violations"])
     return (f'<section class=case id="c-{e(c["id"])}"><h2>案件 {n}：{e(c.get("institution") or "（未命名机构）")}'
             f' · {"图片广告" if c["source"] == "image" else "网页文字"}</h2>'

@@ -35,10 +35,10 @@ SORTS = {  # name → (column, default descending)
     "institution": ("institution_key", False),
 }
 MAX_PAGE = 1000
-INDEX_PAGES = {"index.html", "index.htm", "index.shtml", "index.php", "index.asp", "index.aspx", "index.jsp",
-               "default.html", "default.htm", "default.asp", "default.aspx"}
-TRACKING = ("utm_", "gclid", "fbclid", "msclkid", "yclid")
-DEFAULT_PORTS = {"http": 80, "https": 443}
+# the same rule as the crawler's canonical page URL (store.db.canonical_page_url, engineer i12)
+INDEX_PAGES = ("index.html", "index.htm", "index.shtml", "index.php", "default.htm", "default.html",
+               "default.asp", "default.aspx")
+TRACKING = ("gclid", "fbclid", "msclkid", "yclid", "bd_vid", "spm")
 
 
 class CaseError(ValueError):
@@ -47,31 +47,26 @@ class CaseError(ValueError):
 
 # -- keys ----------------------------------------------------------------------------------------
 def canonical_url(url: str) -> str:
-    """The one URL of a page that answers under several: scheme and host in lower case, no default
-    port, no fragment, no tracking parameters (``utm_*``, ``gclid``, …), ``index.html``-style file
-    names and a trailing slash dropped. Conservative on purpose: the path's case and the order of
-    the other parameters are kept. (The crawler's own canonical URLs replace this when they land.)"""
+    """The one address a page is known by: ``/`` and ``/index.html`` (``default.aspx`` …),
+    ``/news/`` and ``/news``, and the page with ``utm_…`` or click-id parameters are one page;
+    scheme and host lower-cased, the fragment dropped, the other query parameters
+    sorted (w3lib ``canonicalize_url``). The crawler's ``store.db.canonical_page_url`` (i12) is the
+    same rule, so a finding's page URL from a crawler that already canonicalises is kept as is."""
+    from w3lib.url import canonicalize_url
+
     try:
-        s = urlsplit(url.strip())
-        port = s.port
+        parts = urlsplit(canonicalize_url(url.strip()))
     except ValueError:
         return url
-    scheme = s.scheme.lower()
-    host = (s.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
-    if s.username or s.password:
-        netloc = s.netloc.rsplit("@", 1)[0] + "@" + netloc
-    path = s.path or "/"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not (k.lower().startswith("utm_") or k.lower() in TRACKING)]
+    path = parts.path or "/"
     head, _, last = path.rpartition("/")
     if last.lower() in INDEX_PAGES:
         path = head + "/"
-    if len(path) > 1 and path.endswith("/"):
+    if len(path) > 1:
         path = path.rstrip("/") or "/"
-    query = [(k, v) for k, v in parse_qsl(s.query, keep_blank_values=True)
-             if not k.lower().startswith(TRACKING)]
-    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
+    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
 
 
 def site_of(url: str) -> str:
