@@ -35,6 +35,7 @@ SORTS = {  # name → (column, default descending)
     "institution": ("institution_key", False),
 }
 MAX_PAGE = 1000
+MAX_LISTED = 500     # ids bound as parameters; more go through a temporary table
 # the same rule as the crawler's canonical page URL (store.db.canonical_page_url, engineer i12)
 INDEX_PAGES = ("index.html", "index.htm", "index.shtml", "index.php", "default.htm", "default.html",
                "default.asp", "default.aspx")
@@ -291,15 +292,38 @@ class CaseStore:
             where.append("EXISTS (SELECT 1 FROM findings f JOIN sightings s ON s.finding_id=f.id "
                          "WHERE f.case_id=c.id AND s.scan_id=?)")
             args.append(scan_id)
-        id_set: set[str] | None = None
         if ids is not None:
-            id_set = set(ids)
+            listed = sorted(set(ids))
+            if len(listed) <= MAX_LISTED:
+                one_of("c.id", listed or [""])
+            else:
+                where.append(f"c.id IN (SELECT id FROM {self._id_table('case', listed)})")
         if finding_ids is not None:
-            of = set(self.case_ids_of(finding_ids).values())
-            id_set = of if id_set is None else id_set & of
-        if id_set is not None:
-            one_of("c.id", sorted(id_set) or [""])
+            listed = sorted(set(finding_ids))
+            if len(listed) <= MAX_LISTED:
+                where.append(f"c.id IN (SELECT f.case_id FROM findings f WHERE f.id IN "
+                             f"({','.join('?' * len(listed))}))")
+                args.extend(listed or [""])
+            else:   # a full-text search's many hits: one join instead of thousands of parameters
+                # the listed ids drive the join (CROSS JOIN keeps that order in SQLite): each is one
+                # primary-key lookup in findings, never a scan of it
+                where.append(f"c.id IN (SELECT f.case_id FROM {self._id_table('finding', listed)} t "
+                             f"CROSS JOIN findings f WHERE f.id=t.id)")
         return where, args
+
+    def _id_table(self, kind: str, ids: list[str]) -> str:
+        """A temporary table (this connection's own) holding ``ids``; refilled only when they change,
+        so a count and a page over the same search hits fill it once."""
+        name = f"case_filter_{kind}_ids"
+        key = hashlib.sha256("\x1f".join(ids).encode("utf-8")).hexdigest()
+        cache = self.__dict__.setdefault("_id_tables", {})
+        if cache.get(name) != key:
+            with self.db:
+                self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} (id TEXT PRIMARY KEY)")
+                self.db.execute(f"DELETE FROM {name}")
+                self.db.executemany(f"INSERT INTO {name}(id) VALUES (?)", [(i,) for i in ids])
+            cache[name] = key
+        return name
 
     def cases(self, *, sort: str = "last_seen", descending: bool | None = None, limit: int = 50,
               offset: int = 0, after: str | None = None, **filters: Any) -> list[dict[str, Any]]:

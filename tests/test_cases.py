@@ -157,6 +157,10 @@ def test_list_filters_sort_and_keyset_paging(tmp_path):
         one = st.cases(limit=1)[0]
         hits = [f["id"] for f in st.findings() if f["case_id"] == one["id"]]
         assert [c["id"] for c in st.cases(finding_ids=hits)] == [one["id"]]
+        many = hits + [f"no-such-finding-{i}" for i in range(800)]      # past the bound parameters
+        assert [c["id"] for c in st.cases(finding_ids=many)] == [one["id"]] == [
+            c["id"] for c in st.cases(ids=[one["id"], *(f"no-such-case-{i}" for i in range(800))])]
+        assert st.count_cases(finding_ids=many, district="海淀区") == (one["district"] == "海淀区")
         with pytest.raises(CaseError):
             st.cases(sort="severity", after=st.cases(limit=1)[0]["cursor"])  # a cursor of another sort
 
