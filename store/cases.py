@@ -259,6 +259,7 @@ class CaseStore:
                       severity: str | Iterable[str] | None = None,
                       source: str | Iterable[str] | None = None,
                       since: str | None = None, until: str | None = None,
+                      new_since: str | None = None,
                       ids: Iterable[str] | None = None,
                       finding_ids: Iterable[str] | None = None,
                       scan_id: str | None = None) -> tuple[list[str], list[Any]]:
@@ -288,6 +289,9 @@ class CaseStore:
         if until:
             where.append("c.first_seen_at <= ?")
             args.append(until)
+        if new_since:
+            where.append("c.first_seen_at >= ?")
+            args.append(new_since)
         if scan_id:
             where.append("EXISTS (SELECT 1 FROM findings f JOIN sightings s ON s.finding_id=f.id "
                          "WHERE f.case_id=c.id AND s.scan_id=?)")
@@ -331,7 +335,8 @@ class CaseStore:
 
         Filters (each optional; a list means any of them): ``category``, ``district``,
         ``institution`` (name, or site for unnamed ones), ``status``, ``severity``, ``source``
-        (``text``/``image``), ``since``/``until`` (ISO time: seen in that period), ``ids`` (case
+        (``text``/``image``), ``since``/``until`` (ISO time: seen in that period), ``new_since``
+        (first seen at or after that time: new since the user's last visit), ``ids`` (case
         ids), ``finding_ids`` (cases holding any of these findings, e.g. a full-text search's hits),
         ``scan_id`` (seen in that scan). ``sort``: last_seen | first_seen | severity | violations |
         institution, ties broken by id. Paging: ``offset``, or keyset with ``after`` = the

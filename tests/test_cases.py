@@ -151,6 +151,7 @@ def test_list_filters_sort_and_keyset_paging(tmp_path):
         assert [c["id"] for c in st.cases(limit=5, offset=5)] == everything[5:10]
         assert st.count_cases(district="海淀区") == 11 and st.count_cases(institution=["甲机构", "乙机构"]) == 23
         assert st.count_cases(category="preschool_subject") == 8
+        assert st.count_cases(new_since="2000-01-01") == 23 and st.count_cases(new_since="2999-01-01") == 0
         assert st.count_cases(category="preschool_subject", district="朝阳区") == 4
         facets = st.case_facets(district="朝阳区")
         assert facets["institution"] == {"乙机构": 12} and sum(facets["category"].values()) == 12
