@@ -211,6 +211,11 @@ def case_section(c: dict[str, Any]) -> str:
             "</section>")
 
 
+def _fits(name: str | None) -> str:
+    """A short name stays on one line; a long one wraps, but never to a sliver of a column."""
+    return "t" if len(name or "") <= 10 else "long"
+
+
 def _actor(actor: str) -> str:
     return actor.replace("jianfu crawler (scan ", "jianfu 抓取程序（扫描 ").replace(")", "）") \
         if actor.startswith("jianfu crawler") else actor
@@ -241,8 +246,9 @@ def custody_rows(custody: list[dict[str, Any]], cases: list[dict[str, Any]]) -> 
 def render_html(cases: list[dict[str, Any]], findings: list[dict[str, Any]], meta: dict[str, Any],
                 custody: list[dict[str, Any]]) -> str:
     summary = "".join(
-        f"<tr><td class=no>{c['no']}</td><td class=t>{e(c.get('institution') or '（未命名）')}</td>"
-        f"<td>{_ad(c)}</td><td>{'、'.join(e(CATEGORY_ZH.get(x, x)) for x in c['categories'])}</td>"
+        f"<tr><td class=no>{c['no']}</td><td class={_fits(c.get('institution'))}>"
+        f"{e(c.get('institution') or '（未命名）')}</td>"
+        f"<td class=ad>{_ad(c)}</td><td>{'、'.join(e(CATEGORY_ZH.get(x, x)) for x in c['categories'])}</td>"
         f"<td class=no>{len(c['violations'])}</td><td class=t>{e(china(c['last_seen_at'])[:10])}</td>"
         f"<td class=t>{e(STATUS_ZH.get(c['status'], c['status']))}</td></tr>" for c in cases)
     tsa = (f"已向可信时间戳服务 <code>{e(meta['tsa_url'])}</code> 申请 RFC 3161 时间戳，令牌见 manifest.tsr。"
@@ -268,6 +274,8 @@ th {{ background: #f3f3f3; white-space: nowrap; }}
 table.kv th {{ width: 20mm; }}
 td.no {{ white-space: nowrap; text-align: center; }}
 td.t {{ white-space: nowrap; }}
+td.long {{ min-width: 8em; }}
+td.ad {{ min-width: 10em; }}
 table.viol col.no {{ width: 9mm; }} table.viol col.w1 {{ width: 34%; }} table.viol col.w2 {{ width: 24%; }}
 td.basis {{ font-size: 9pt; }}
 code {{ font-family: "DejaVu Sans Mono", monospace; font-size: 8.5pt; word-break: break-all; }}
