@@ -321,6 +321,7 @@ url = "{hook_url}"
         alerted = {f["id"] for f in posts[1]["findings"]}
         assert alerted == {f["id"] for f in elsewhere}
         assert all(f["case_id"] != courses["id"] for f in posts[1]["findings"])
+        assert {c["id"] for c in posts[1]["cases"]} == {f["case_id"] for f in elsewhere}
 
 
 # -- the evidence report by case -----------------------------------------------------------------------
