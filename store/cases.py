@@ -213,13 +213,14 @@ class CaseStore:
             if row:
                 self.db.execute("UPDATE cases SET title=? WHERE id=?", (row[0], cid))
 
-    def rebuild_cases(self) -> int:
+    def rebuild_cases(self, *, only_missing: bool = False) -> int:
         """Give every finding its case (stores made before cases, or after the canonical URL rule
         changed), carrying a review decision over to the new case when all of an old case's findings
-        land in one new case. Returns how many findings changed case."""
+        land in one new case. ``only_missing``: just the findings without a case (what opening an
+        older store does). Returns how many findings changed case."""
         rows = self.db.execute(
             """SELECT id, url, source, image_sha256, image_url, institution, district, case_id, first_seen_at,
-                 first_scan_id FROM findings""").fetchall()
+                 first_scan_id FROM findings""" + (" WHERE case_id IS NULL" if only_missing else "")).fetchall()
         moves: list[tuple[str, str]] = []
         moved_from: dict[str, set[str]] = defaultdict(set)
         with self.db:
@@ -544,12 +545,12 @@ class CaseStore:
     def _review(self, cid: str, *, actor: str, action: str, from_status: str | None, to_status: str,
                 reason: str | None, proposal_id: str | None = None, finding_id: str | None = None) -> str:
         rid = uuid.uuid4().hex
-        seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_reviews WHERE case_id=?",
-                              (cid,)).fetchone()[0]
+        # the next number in one statement, so two writers never take the same one
         self.db.execute(
             """INSERT INTO case_reviews(id, case_id, seq, at, actor, action, from_status, to_status, reason,
-                 proposal_id, finding_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
-            (rid, cid, seq, _now(), actor, action, from_status, to_status, reason, proposal_id, finding_id))
+                 proposal_id, finding_id)
+               SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ? FROM case_reviews WHERE case_id=?""",
+            (rid, cid, _now(), actor, action, from_status, to_status, reason, proposal_id, finding_id, cid))
         return rid
 
     def _case_for_update(self, cid: str) -> Any:
