@@ -506,8 +506,8 @@ class CaseStore:
         near: dict[str, int] = {c[1]: 0}
         if own and own[0] and not degenerate(int(own[0], 16)):
             mine = int(own[0], 16)
-            for sha, ph in self.db.execute("SELECT sha256, phash FROM images WHERE phash IS NOT NULL AND phash != ''"):
-                d = hamming(mine, int(ph, 16))
+            for sha, ph in self._phashes():
+                d = hamming(mine, ph)
                 if d <= limit:
                     near[sha] = min(near.get(sha, d), d)
         out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -534,6 +534,17 @@ class CaseStore:
             other = d.pop("_case")
             d["case_id"] = other if other in have else None
         return sorted(out.values(), key=lambda d: (d["distance"], d["site"], d["page_url"]))
+
+    def _phashes(self) -> list[tuple[str, int]]:
+        """(sha256, pHash) of every image, parsed once per connection and read again only when the
+        number of images changed (case pages ask for it on every view)."""
+        n = self.db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        cached = self.__dict__.get("_phash_cache")
+        if cached is None or cached[0] != n:
+            cached = (n, [(sha, int(ph, 16)) for sha, ph in self.db.execute(
+                "SELECT sha256, phash FROM images WHERE phash IS NOT NULL AND phash != ''")])
+            self.__dict__["_phash_cache"] = cached
+        return cached[1]
 
     # -- review ------------------------------------------------------------------------------------
     def case_reviews(self, cid: str) -> list[dict[str, Any]]:

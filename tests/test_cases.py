@@ -351,6 +351,9 @@ def test_report_has_one_section_per_case_in_chinese_only(case_packet, demo_scan)
     assert left_out and not any(x in html for x in left_out)
     for word in ("keyword pattern", "matched", "threshold", "--scan", "--include-dismissed", "finished"):
         assert word not in html, word
+    # the summer-olympiad banner is on two institutions' sites (PNG on one, JPEG on the other)
+    shared = [(c["institution"], o["institution"]) for c in doc["cases"] for o in c.get("elsewhere") or []]
+    assert ("启明星学堂", "学霸通在线") in shared and ("学霸通在线", "启明星学堂") in shared and "其他网站" in html
     for c in doc["cases"]:
         if c["source"] == "image":   # the ad image, every violation boxed
             assert c["files"]["figures"] and (d / c["files"]["figures"][0]).is_file()
