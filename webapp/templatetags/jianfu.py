@@ -1,0 +1,63 @@
+"""Template filters: Chinese labels, 北京时间 from the store's UTC stamps, and safe link targets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from django import template
+
+from webapp import labels
+
+register = template.Library()
+CHINA = ZoneInfo("Asia/Shanghai")
+
+
+@register.filter
+def category(code: str | None) -> str:
+    return labels.CATEGORY_NAMES.get(code or "", code or "")
+
+
+@register.filter
+def severity(code: str | None) -> str:
+    return labels.SEVERITY_NAMES.get(code or "", code or "")
+
+
+@register.filter
+def status(code: str | None) -> str:
+    return labels.STATUS_NAMES.get(code or "", code or "")
+
+
+@register.filter
+def source(code: str | None) -> str:
+    return labels.SOURCE_NAMES.get(code or "", code or "")
+
+
+@register.filter
+def beijing(stamp: str | datetime | None) -> str:
+    """'2026-11-28T11:18:35.201Z' (UTC) → '2026-11-28 19:18' 北京时间."""
+    if not stamp:
+        return ""
+    if isinstance(stamp, str):
+        try:
+            dt = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            return stamp[:32]
+    else:
+        dt = stamp
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+
+
+@register.filter
+def web_url(url: str | None) -> str:
+    """The URL when it is an http(s) address to link to; '' otherwise (javascript:, data:, …)."""
+    u = (url or "").strip()
+    return u if u.lower().startswith(("http://", "https://")) and len(u) < 2000 else ""
+
+
+@register.filter
+def clip(text: str | None, n: int = 120) -> str:
+    t = " ".join((text or "").split())
+    return t if len(t) <= n else t[: n - 1] + "…"
