@@ -1,13 +1,13 @@
 """Alerts: a durable outbox, delivered by e-mail (SMTP) and webhook (JSON POST).
 
 A finished run queues one outbox row per configured channel, in the same transaction that
-records the run, listing the findings that are new or came back — never dismissed ones. The
-service drains the outbox on its housekeeping tick, outside the scan path: a dead SMTP server or
-webhook costs a short timeout there, never a scan. A failed delivery is recorded (``last_error``
+records the run, listing the findings that are new or came back — never dismissed ones, nor any
+finding of a dismissed case (store/cases.py). The service drains the outbox on its housekeeping
+tick, outside the scan path: a dead SMTP server or webhook costs a short timeout there, never a scan. A failed delivery is recorded (``last_error``
 and a row in ``alert_attempts``) and retried with exponential backoff until ``max_attempts``,
 then marked ``failed``. A lease on each row keeps two drainers (the service and a
-``run-now``) from sending the same alert twice. Findings dismissed after the alert was queued are
-dropped at delivery time; an alert left with none is ``cancelled``.
+``run-now``) from sending the same alert twice. Findings dismissed (or whose case was dismissed)
+after the alert was queued are dropped at delivery time; an alert left with none is ``cancelled``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def enqueue(db: sqlite3.Connection, run_id: int, target: str, scan_id: str, find
         return 0
     marks = ",".join("?" * len(finding_ids))
     dismissed = {r[0] for r in db.execute(
-        f"SELECT id FROM findings WHERE status='dismissed' AND id IN ({marks})", finding_ids)}
+        f"""SELECT f.id FROM findings f LEFT JOIN cases c ON c.id=f.case_id
+            WHERE (f.status='dismissed' OR c.status='dismissed') AND f.id IN ({marks})""", finding_ids)}
     ids = {f: kinds[f] for f in finding_ids if f not in dismissed}
     if not ids:
         return 0
@@ -87,10 +88,12 @@ def payload(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     findings = []
     if ids:
         rows = db.execute(
-            f"""SELECT id, category, rule_id, text, severity, basis, context, url, source, image_url, institution,
-                  district, status, first_seen_at, last_seen_at FROM findings
-                WHERE id IN ({','.join('?' * len(ids))}) AND status != 'dismissed'
-                ORDER BY url, source, start""", ids).fetchall()
+            f"""SELECT f.id, f.category, f.rule_id, f.text, f.severity, f.basis, f.context, f.url, f.source,
+                  f.image_url, f.institution, f.district, f.status, f.first_seen_at, f.last_seen_at, f.case_id
+                FROM findings f LEFT JOIN cases c ON c.id=f.case_id
+                WHERE f.id IN ({','.join('?' * len(ids))}) AND f.status != 'dismissed'
+                  AND COALESCE(c.status, '') != 'dismissed'
+                ORDER BY f.url, f.source, f.start""", ids).fetchall()
         findings = [dict(r) | {"change": kinds[r["id"]]} for r in rows]
     return {"event": "jianfu.findings", "target": row["target"], "run_id": row["run_id"],
             "scan_id": row["scan_id"], "new": sum(f["change"] == "new" for f in findings),

@@ -1,4 +1,5 @@
-"""``jianfu findings`` (list what a store found) and ``jianfu review`` (confirm or dismiss)."""
+"""``jianfu findings`` (list what a store found, by finding or by case) and ``jianfu review``
+(confirm or dismiss cases or single findings)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from store.db import DB_NAME, Store
 
 JSONL_FIELDS = ("id", "url", "source", "image_url", "category", "rule_id", "text", "start", "end", "score",
                 "severity", "basis", "context", "institution", "district", "status", "boxes", "qr",
-                "explanation", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id")
+                "explanation", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id", "case_id")
+CASE_JSONL_FIELDS = ("id", "institution", "district", "source", "url", "image_url", "image_sha256", "title",
+                     "categories", "severity", "violations", "findings", "pages", "status", "proposed_status",
+                     "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,12 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scan", help="only findings seen in this scan id")
     p.add_argument("--category", choices=CATEGORIES)
     p.add_argument("--status", choices=["open", "confirmed", "dismissed"])
+    p.add_argument("--by", choices=["finding", "case"], default="finding",
+                   help="one row per finding (default) or per case: one institution × one ad × its violations")
     p.set_defaults(func=run_findings)
 
-    r = sub.add_parser("review", help="mark findings confirmed, dismissed or open again")
-    r.add_argument("ids", nargs="+", metavar="FINDING_ID")
+    r = sub.add_parser("review", help="mark cases or findings confirmed, dismissed or open again")
+    r.add_argument("ids", nargs="+", metavar="ID", help="case id or finding id (a unique prefix of ≥ 6 will do)")
     r.add_argument("--store", required=True)
     r.add_argument("--status", required=True, choices=["open", "confirmed", "dismissed"])
+    r.add_argument("--reason", help="why (kept in the case's review history)")
+    r.add_argument("--by", dest="actor", help="who decides (default: user@host)")
     r.set_defaults(func=run_review)
 
     from store import campaigns
@@ -46,6 +54,14 @@ def open_existing(path: str) -> Store:
 
 def run_findings(args: argparse.Namespace) -> int:
     with open_existing(args.store) as store:
+        if args.by == "case":
+            cases = all_cases(store, scan_id=args.scan, category=args.category, status=args.status)
+            if args.format == "jsonl":
+                for c in cases:
+                    sys.stdout.write(json.dumps({k: c[k] for k in CASE_JSONL_FIELDS}, ensure_ascii=False) + "\n")
+            else:
+                print_case_table(cases)
+            return 0
         rows = store.findings(scan_id=args.scan, category=args.category, status=args.status)
         if args.format == "jsonl":
             for row in rows:
@@ -55,16 +71,55 @@ def run_findings(args: argparse.Namespace) -> int:
     return 0
 
 
+def all_cases(store: Store, **filters: object) -> list[dict]:
+    """Every case the filters allow, by institution then most recently seen (keyset pages)."""
+    filters = {k: v for k, v in filters.items() if v is not None}
+    out: list[dict] = []
+    after = None
+    while True:
+        page = store.cases(sort="institution", limit=1000, after=after, **filters)
+        out += page
+        if len(page) < 1000:
+            return out
+        after = page[-1]["cursor"]
+
+
+def _actor(given: str | None) -> str:
+    if given:
+        return given
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
 def run_review(args: argparse.Namespace) -> int:
     from jianfu.cli import CommandError
 
     with open_existing(args.store) as store:
-        known = {r["id"] for r in store.findings(ids=args.ids)}
-        missing = [i for i in args.ids if i not in known]
+        case_ids, finding_ids, missing = [], [], []
+        for raw in args.ids:
+            cid = store.resolve_case_id(raw)
+            if cid:
+                case_ids.append(cid)
+            elif raw in {r["id"] for r in store.findings(ids=[raw])}:
+                finding_ids.append(raw)
+            else:
+                missing.append(raw)
         if missing:
-            raise CommandError(f"unknown finding id(s): {', '.join(missing)}")
-        store.set_status(args.ids, args.status)
-    print(f"{len(args.ids)} finding(s) marked {args.status}")
+            raise CommandError(f"unknown case or finding id(s): {', '.join(missing)}")
+        actor = _actor(args.actor)
+        if case_ids:
+            store.set_case_status(dict.fromkeys(case_ids), args.status, actor=actor, reason=args.reason)
+        if finding_ids:
+            store.set_status(finding_ids, args.status, actor=actor, reason=args.reason)
+    parts = [f"{len(case_ids)} case(s)"] if case_ids else []
+    parts += [f"{len(finding_ids)} finding(s)"] if finding_ids else []
+    print(f"{' and '.join(parts)} marked {args.status}")
     return 0
 
 
@@ -93,3 +148,27 @@ def print_table(rows: list[dict]) -> None:
         vals = [r["id"][:10], r["category"], r["institution"] or "", r["text"], r["source"], url]
         print("  ".join(_fit(v, w) for v, (_, w) in zip(vals, cols, strict=True)))
     print(f"{len(rows)} finding(s)")
+
+
+def print_case_table(cases: list[dict]) -> None:
+    cols = [("case", 16), ("institution", 18), ("ad", 44), ("viol", 4), ("status", 9), ("first seen", 16),
+            ("last seen", 16)]
+    print("  ".join(_fit(name, w) for name, w in cols) + "  categories")
+    print("  ".join("-" * w for _, w in cols) + "  " + "-" * 10)
+    for c in cases:
+        if c["source"] == "text":
+            ad = c["url"]
+        else:
+            pages = f" · {c['pages']} pages" if c["pages"] > 1 else ""
+            ad = f"image {(c['image_url'] or '').rsplit('/', 1)[-1]}{pages} ▸ {c['url']}"
+        status = c["status"] + ("*" if c.get("proposed_status") else "")
+        vals = [c["id"], c["institution"] or c["institution_key"], ad, str(c["violations"]), status,
+                _minute(c["first_seen_at"]), _minute(c["last_seen_at"])]
+        print("  ".join(_fit(v, w) for v, (_, w) in zip(vals, cols, strict=True)) + "  " + ",".join(c["categories"]))
+    pending = sum(1 for c in cases if c.get("proposed_status"))
+    print(f"{len(cases)} case(s), {sum(c['findings'] for c in cases)} finding(s)"
+          + (f"; * = {pending} with a proposal waiting for approval" if pending else ""))
+
+
+def _minute(iso: str | None) -> str:
+    return (iso or "")[:16].replace("T", " ")

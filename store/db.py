@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.model import Finding
+from store.cases import CaseStore, ad_of, case_id, institution_key
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 DB_NAME = "jianfu.sqlite3"
@@ -37,7 +38,7 @@ def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> s
     return text[max(0, start - width) : end + width]
 
 
-class Store:
+class Store(CaseStore):
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         try:
@@ -57,6 +58,11 @@ class Store:
     ADDED_COLUMNS = (
         ("index_outbox", "rejected", "INTEGER NOT NULL DEFAULT 0"),
         ("index_outbox", "retry_at", "REAL"),
+        ("findings", "case_id", "TEXT"),
+    )
+    # indexes on added columns (created after them): (name, table, columns)
+    ADDED_INDEXES = (
+        ("findings_case", "findings", "case_id"),
     )
 
     def _migrate(self) -> None:
@@ -66,6 +72,11 @@ class Store:
             if column not in have:
                 with self.db:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        for name, table, columns in self.ADDED_INDEXES:
+            with self.db:
+                self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table}({columns})")
+        if self.db.execute("SELECT 1 FROM findings WHERE case_id IS NULL LIMIT 1").fetchone():
+            self.rebuild_cases()  # findings saved before cases existed
 
     def close(self) -> None:
         self.db.close()
@@ -300,7 +311,14 @@ class Store:
         now = utcnow()
         ids: list[str] = []
         occurrences: dict[tuple[str, str], int] = {}
+        findings = list(findings)
+        inst_key = institution_key(institution, url)
+        ad_key = ad_of(url, source, image_sha256, image_url)
+        cid = case_id(inst_key, source, ad_key)
         with self.db:
+            case_status = self._ensure_case(
+                cid, inst_key=inst_key, institution=institution, district=district, source=source, ad_key=ad_key,
+                url=url, image_url=image_url, image_sha256=image_sha256, now=now, scan_id=scan_id) if findings else ""
             for i, f in enumerate(findings):
                 n = occurrences.get((f.rule_id, f.text), 0)
                 occurrences[(f.rule_id, f.text)] = n + 1
@@ -310,17 +328,22 @@ class Store:
                 self.db.execute(
                     """INSERT INTO findings(id, category, rule_id, text, start, "end", score, severity, basis,
                          explanation, context, url, source, image_url, image_sha256, boxes, institution,
-                         district, first_seen_at, last_seen_at, first_scan_id, last_scan_id)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                         district, status, first_seen_at, last_seen_at, first_scan_id, last_scan_id, case_id)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                        ON CONFLICT(id) DO UPDATE SET start=excluded.start, "end"=excluded."end",
                          score=excluded.score, explanation=excluded.explanation, context=excluded.context,
                          boxes=excluded.boxes, basis=excluded.basis, severity=excluded.severity,
-                         last_seen_at=excluded.last_seen_at, last_scan_id=excluded.last_scan_id""",
+                         last_seen_at=excluded.last_seen_at, last_scan_id=excluded.last_scan_id,
+                         case_id=excluded.case_id""",
                     (fid, f.category, f.rule_id, f.text, f.start, f.end, f.score, f.severity, f.basis,
                      json.dumps(list(f.explanation), ensure_ascii=False), context_of(text, f.start, f.end),
                      url, source, image_url, image_sha256, box, institution, district,
-                     now, now, scan_id, scan_id),
+                     # a new finding in a dismissed case is dismissed too: the case never alerts again
+                     "dismissed" if case_status == "dismissed" else "open",
+                     now, now, scan_id, scan_id, cid),
                 )
+            if findings:
+                self._refresh_cases([cid])
             _sight(self.db, scan_id, ids, now)
             _queue_for_index(self.db, ids, now)
         return ids
@@ -341,6 +364,7 @@ class Store:
             _sight(self.db, scan_id, ids, now)
             self.db.executemany("UPDATE findings SET last_seen_at=?, last_scan_id=? WHERE id=?",
                                 [(now, scan_id, i) for i in ids])
+            self._refresh_cases(self.case_ids_of(ids).values())
             _queue_for_index(self.db, ids, now)
         return len(ids)
 
@@ -368,13 +392,22 @@ class Store:
         for row in self.db.execute(sql, args):
             yield finding_row(row)
 
-    def set_status(self, finding_ids: Iterable[str], status: str) -> int:
+    def set_status(self, finding_ids: Iterable[str], status: str, *, actor: str | None = None,
+                   reason: str | None = None) -> int:
+        """Review single findings; each change is also written to its case's review history
+        (action ``finding``). The case's own status is decided with ``set_case_status``."""
         if status not in ("open", "confirmed", "dismissed"):
             raise ValueError(f"status must be open, confirmed or dismissed, not {status!r}")
         with self.db:
             id_list = list(finding_ids)
+            before = {r[0]: (r[1], r[2]) for r in self.db.execute(
+                f"SELECT id, status, case_id FROM findings WHERE id IN ({', '.join('?' * len(id_list))})", id_list)}
             cur = self.db.executemany("UPDATE findings SET status=? WHERE id=?",
                                       [(status, i) for i in id_list])
+            for fid, (was, cid) in before.items():
+                if cid and was != status:
+                    self._review(cid, actor=actor or "jianfu review", action="finding", from_status=was,
+                                 to_status=status, reason=reason, finding_id=fid)
             _queue_for_index(self.db, id_list, utcnow())
         return cur.rowcount
 

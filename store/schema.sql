@@ -123,7 +123,8 @@ CREATE TABLE IF NOT EXISTS findings (
   first_seen_at TEXT NOT NULL,
   last_seen_at TEXT NOT NULL,
   first_scan_id TEXT NOT NULL,
-  last_scan_id TEXT NOT NULL
+  last_scan_id TEXT NOT NULL,
+  case_id TEXT                                  -- cases.id (store/cases.py); index in Store.ADDED_INDEXES
 );
 CREATE INDEX IF NOT EXISTS findings_url ON findings(url);
 CREATE INDEX IF NOT EXISTS findings_cat ON findings(category);
@@ -149,3 +150,57 @@ CREATE TABLE IF NOT EXISTS index_outbox (
   retry_at REAL                                 -- unix time before which a rejected document is not re-sent
 );
 -- (stores made before `rejected`/`retry_at` get them from Store._migrate)
+
+-- Cases (store/cases.py): one institution × one ad (an image by its sha256, or a page's text by
+-- its canonical URL) × its violations. Summary columns are kept by save_findings/resight; the
+-- review status is the investigators' and survives re-scans. findings.case_id points here.
+CREATE TABLE IF NOT EXISTS cases (
+  id TEXT PRIMARY KEY,                          -- deterministic, see store.cases.case_id
+  institution TEXT,                             -- name as scanned (NULL when the seed had none)
+  institution_key TEXT NOT NULL,                -- the name, or the site (scheme://host) when unnamed
+  district TEXT,
+  source TEXT NOT NULL,                         -- text | image
+  ad_key TEXT NOT NULL,                         -- image sha256 | canonical page URL
+  url TEXT NOT NULL,                            -- canonical page URL (text) | a page showing the image
+  image_url TEXT,
+  image_sha256 TEXT,
+  title TEXT,                                   -- the page's title (newest capture)
+  categories TEXT NOT NULL DEFAULT '',          -- comma-separated category ids, sorted
+  severity TEXT NOT NULL DEFAULT 'low',         -- highest of its findings
+  severity_rank INTEGER NOT NULL DEFAULT 1,     -- 3 high, 2 medium, 1 low (sorting)
+  violations INTEGER NOT NULL DEFAULT 0,        -- distinct rule × matched words
+  findings INTEGER NOT NULL DEFAULT 0,          -- finding rows (one violation on 3 pages = 3)
+  pages INTEGER NOT NULL DEFAULT 0,             -- distinct page URLs showing it
+  status TEXT NOT NULL DEFAULT 'open',          -- open | confirmed | dismissed
+  proposed_status TEXT,                         -- a proposal waiting for approval
+  proposal_id TEXT,                             -- its case_reviews row
+  first_seen_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  first_scan_id TEXT NOT NULL,
+  last_scan_id TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cases_last_seen ON cases(last_seen_at, id);
+CREATE INDEX IF NOT EXISTS cases_first_seen ON cases(first_seen_at, id);
+CREATE INDEX IF NOT EXISTS cases_institution ON cases(institution_key, id);
+CREATE INDEX IF NOT EXISTS cases_district ON cases(district, last_seen_at);
+CREATE INDEX IF NOT EXISTS cases_status ON cases(status, last_seen_at);
+CREATE INDEX IF NOT EXISTS cases_severity ON cases(severity_rank, id);
+
+-- Review history of a case, append-only: who, when, from → to, why; a proposal and its approval
+-- or rejection are separate rows (proposal_id links them). action: set | propose | approve |
+-- reject | finding (a single finding reviewed with `jianfu review FINDING_ID`).
+CREATE TABLE IF NOT EXISTS case_reviews (
+  id TEXT PRIMARY KEY,
+  case_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,                         -- 1, 2, … per case
+  at TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  from_status TEXT,
+  to_status TEXT NOT NULL,
+  reason TEXT,
+  proposal_id TEXT,
+  finding_id TEXT,
+  UNIQUE (case_id, seq)
+);
