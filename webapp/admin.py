@@ -1,4 +1,4 @@
-"""The admin pages: users with their role and districts, proposals, and the (read-only) audit log."""
+"""The admin pages: users with their role and districts, and the (read-only) audit log."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from webapp.models import AuditEntry, Profile, ReviewProposal
+from webapp.models import AuditEntry, Profile
 
 
 class ProfileInline(admin.StackedInline):
@@ -36,19 +36,6 @@ class JianfuUserAdmin(UserAdmin):
 
 admin.site.unregister(get_user_model())
 admin.site.register(get_user_model(), JianfuUserAdmin)
-
-
-@admin.register(ReviewProposal)
-class ReviewProposalAdmin(admin.ModelAdmin):
-    list_display = ("case_id", "district", "decision", "state", "proposed_by", "proposed_at", "decided_by")
-    list_filter = ("state", "decision", "district")
-    readonly_fields = [f.name for f in ReviewProposal._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AuditEntry)

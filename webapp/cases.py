@@ -1,19 +1,18 @@
-"""The app's view of the store's cases: listing with filters, full-text search, one case, status.
+"""The app's view of the store's cases (``store.cases``, docs/cases.md): listing with filters and
+full-text search, one case, review, the overview and institution figures.
 
-A case is one institution × one ad (an image, or a page's text) × its violations; the store
-groups findings into cases and keeps their review status (``store``). Full-text search goes
-through the search interface (``search``: Elasticsearch when configured, the store's FTS5
-otherwise): the matching findings are mapped to their cases. District limits are applied here,
-in the query, for every caller.
+A case is one institution × one ad (an image, or a page's text) × its violations; the store keeps
+cases and their review history. Full-text search goes through the search interface (``search``:
+Elasticsearch when configured, the store's FTS5 otherwise); its hits (findings) become cases
+through ``Store.cases(finding_ids=…)``. The user's districts are a filter of every query here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,9 @@ from django.conf import settings
 from store import Store
 
 _local = threading.local()
-SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
 TREND_DAYS = 30
+MAX_SEARCH_HITS = 30_000  # findings a full-text search may turn into cases in one listing
+NO_DISTRICT = ""          # cases scanned without --district: visible to admins only
 
 
 class QueryError(Exception):
@@ -36,6 +36,8 @@ class Page:
     total: int
     page: int
     size: int
+    notes: list[str] = field(default_factory=list)
+    next_after: str | None = None
 
     @property
     def has_next(self) -> bool:
@@ -71,155 +73,172 @@ def search_backend(st: Store) -> Any:
     return SqliteBackend(st)
 
 
-def matching_findings(st: Store, q: str, allowed: list[str] | None) -> list[str]:
-    """Ids of the findings the words match, through the search interface, within the districts."""
+def _utc(day: str, end: bool = False) -> str | None:
+    """'2026-11-28' (a 北京时间 date) → the UTC ISO time of its start (or its end)."""
+    try:
+        d = date.fromisoformat(day)
+    except ValueError:
+        raise QueryError(f"日期格式不对：{day[:20]}（应为 2026-11-28）") from None
+    start = datetime(d.year, d.month, d.day, tzinfo=UTC) - timedelta(hours=8)
+    t = start + timedelta(days=1, milliseconds=-1) if end else start
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _store_filters(allowed: list[str] | None, filters: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in filters.items()
+                           if k in ("category", "district", "institution", "status", "severity", "source") and v}
+    if allowed is not None:
+        want = out.get("district")
+        out["district"] = [want] if want and want in allowed else (list(allowed) if not want else ["\x00none"])
+    if filters.get("since"):
+        out["since"] = _utc(filters["since"])
+    if filters.get("until"):
+        out["until"] = _utc(filters["until"], end=True)
+    return out
+
+
+def matching_findings(st: Store, q: str, allowed: list[str] | None) -> tuple[list[str], bool]:
+    """Ids of the findings the words match (through the search interface, within the districts),
+    and whether there were more than ``MAX_SEARCH_HITS``."""
     from search.base import SearchError, SearchQuery
 
-    filters = {"district": tuple(allowed)} if allowed is not None else {}
+    filters = {"district": tuple(allowed) or ("\x00none",)} if allowed is not None else {}
     query = SearchQuery(text=q, filters=filters, sort="newest", facets=(), highlight=False, size=1000)
+    ids: list[str] = []
     try:
         query.validate()
-        return [d["id"] for d in search_backend(st).export(query)]
+        for doc in search_backend(st).export(query):
+            ids.append(doc["id"])
+            if len(ids) >= MAX_SEARCH_HITS:
+                return ids, True
     except SearchError as e:
-        raise QueryError(f"搜索条件无法执行：{e}") from e
+        raise QueryError(f"搜索无法执行：{e}") from e
+    return ids, False
 
 
-# -- provisional grouping (until the store's case API is merged) ---------------------------------
-def _case_key(f: dict[str, Any]) -> str:
-    ad = f["image_sha256"] if f["source"] == "image" and f.get("image_sha256") else f["url"]
-    raw = "\x1f".join([f.get("institution") or "", f["source"], ad])
-    return hashlib.sha256(raw.encode()).hexdigest()[:20]
-
-
-def _all_cases(st: Store) -> dict[str, dict[str, Any]]:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for f in st.findings():
-        groups[_case_key(f)].append(f)
-    return {cid: _summary(cid, fs) for cid, fs in groups.items()}
-
-
-def _summary(cid: str, fs: list[dict[str, Any]]) -> dict[str, Any]:
-    first = fs[0]
-    statuses = {f["status"] for f in fs}
-    status = "open" if "open" in statuses else ("confirmed" if "confirmed" in statuses else "dismissed")
-    return {
-        "id": cid, "institution": first.get("institution") or "", "district": first.get("district") or "",
-        "source": first["source"], "url": first["url"], "image_url": first.get("image_url"),
-        "image_sha256": first.get("image_sha256"),
-        "categories": sorted({f["category"] for f in fs}),
-        "words": sorted({f["text"] for f in fs}),
-        "severity": max((f["severity"] for f in fs), key=lambda s: SEVERITY_RANK.get(s, 0)),
-        "status": status, "findings": fs, "finding_count": len(fs),
-        "first_seen_at": min(f["first_seen_at"] for f in fs), "last_seen_at": max(f["last_seen_at"] for f in fs),
-    }
-
-
-def _visible(c: dict[str, Any], allowed: list[str] | None) -> bool:
-    return allowed is None or (c["district"] or "") in allowed
-
-
-def query(st: Store, *, allowed: list[str] | None, q: str, filters: dict[str, str], page: int,
-          size: int) -> Page:
-    ids = set(matching_findings(st, q, allowed)) if q else None
-    rows = []
-    for c in _all_cases(st).values():
-        if not _visible(c, allowed):
-            continue
-        if ids is not None and not any(f["id"] in ids for f in c["findings"]):
-            continue
-        if not _matches(c, filters):
-            continue
-        rows.append(c)
-    rows.sort(key=lambda c: (c["last_seen_at"], c["id"]), reverse=True)
-    start = (page - 1) * size
-    return Page(rows[start:start + size], len(rows), page, size)
-
-
-def _matches(c: dict[str, Any], f: dict[str, str]) -> bool:
-    if f.get("category") and f["category"] not in c["categories"]:
-        return False
-    for k in ("district", "institution", "status", "severity", "source"):
-        if f.get(k) and (c.get(k) or "") != f[k]:
-            return False
-    if f.get("since") and c["last_seen_at"][:10] < f["since"]:
-        return False
-    return not (f.get("until") and c["last_seen_at"][:10] > f["until"])
+def query(st: Store, *, allowed: list[str] | None, q: str, filters: dict[str, str], page: int, size: int,
+          after: str | None = None) -> Page:
+    """A page of cases. ``page`` pages by offset; ``after`` (the previous page's last cursor) pages by
+    keyset, which costs the same on page 1 and page 5,000."""
+    f = _store_filters(allowed, filters)
+    notes = []
+    if q:
+        hits, more = matching_findings(st, q, allowed)
+        if more:
+            notes.append(f"匹配的违规用语超过 {MAX_SEARCH_HITS} 处，只列出最近的部分；请加上筛选条件缩小范围。")
+        f["finding_ids"] = hits
+    total = st.count_cases(**f)
+    if after:
+        rows = st.cases(limit=size, after=after, **f)
+    else:
+        rows = st.cases(limit=size, offset=(page - 1) * size, **f)
+    return Page(rows, total, page, size, notes, rows[-1]["cursor"] if rows else None)
 
 
 def facets(st: Store, allowed: list[str] | None) -> dict[str, list[str]]:
-    cs = [c for c in _all_cases(st).values() if _visible(c, allowed)]
-    return {"district": sorted({c["district"] for c in cs if c["district"]}),
-            "institution": sorted({c["institution"] for c in cs if c["institution"]})}
+    f = _store_filters(allowed, {})
+    got = st.case_facets(("district", "institution"), **f)
+    return {k: sorted(v for v in vals if v) for k, vals in got.items()}
 
 
 def get(st: Store, case_id: str) -> dict[str, Any] | None:
-    c = _all_cases(st).get(case_id)
+    """One case with everything the case page shows, plus ``figures`` to draw (see ``charts``)."""
+    c = st.case(case_id)
     if c is None:
         return None
+    boxes = [b for v in c["violations"] for b in v["boxes"]]
     figures = []
-    if c["source"] == "image" and c["image_sha256"]:
-        img = st.image(c["image_sha256"]) or {}
-        figures.append({"kind": "广告图片", "sha256": c["image_sha256"], "width": img.get("width"),
-                        "height": img.get("height"), "boxes": [b for f in c["findings"] for b in (f["boxes"] or [])]})
+    if c.get("image"):
+        img = c["image"]
+        figures.append({"kind": "广告图片", "sha256": img["sha256"], "width": img.get("width"),
+                        "height": img.get("height"), "boxes": boxes})
+    if c.get("screenshot"):
+        from PIL import Image
+
+        sha = c["screenshot"]["sha256"]
+        try:
+            with Image.open(st.blob_path(sha)) as im:
+                w, h = im.size
+        except (OSError, ValueError):
+            w = h = 0
+        figures.append({"kind": "网页截图", "sha256": sha, "width": w, "height": h, "boxes": boxes,
+                        "page_url": c["screenshot"]["page_url"]})
     c["figures"] = figures
-    c["sightings"] = []
-    c["elsewhere"] = []
-    c["history"] = []
+    c["words"] = sorted({v["text"] for v in c["violations"]})
     return c
 
 
 def blob_digests(case: dict[str, Any]) -> set[str]:
-    return {f["sha256"] for f in case.get("figures", []) if f.get("sha256")}
+    """The blobs a case may show: its image and its page screenshots."""
+    out = {f["sha256"] for f in case.get("figures", []) if f.get("sha256")}
+    out |= {p["screenshot_sha256"] for p in case.get("pages", []) if p.get("screenshot_sha256")}
+    return out
 
 
-def set_status(st: Store, case_id: str, status: str, *, by: str, reason: str) -> None:
-    c = _all_cases(st)[case_id]
-    st.set_status([f["id"] for f in c["findings"]], status)
+def pending(st: Store, allowed: list[str] | None) -> list[dict[str, Any]]:
+    f = _store_filters(allowed, {})
+    out = []
+    for c in st.pending_proposals(**f):
+        prop = next((r for r in reversed(st.case_reviews(c["id"])) if r["id"] == c["proposal_id"]), None)
+        out.append({**c, "proposal": prop})
+    return out
 
 
 def overview(st: Store, allowed: list[str] | None, since: datetime | None) -> dict[str, Any]:
-    cs = [c for c in _all_cases(st).values() if _visible(c, allowed)]
-    cutoff = since.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if since else ""
-    new = [c for c in cs if c["first_seen_at"] > cutoff]
-    open_ = [c for c in cs if c["status"] == "open"]
-    by_cat: Counter[str] = Counter(k for c in open_ for k in c["categories"])
-    days = Counter(c["first_seen_at"][:10] for c in cs)
-    today = datetime.now(UTC).date()
-    trend = [((today - timedelta(days=i)).isoformat(), days.get((today - timedelta(days=i)).isoformat(), 0))
-             for i in range(TREND_DAYS - 1, -1, -1)]
+    f = _store_filters(allowed, {})
+    cutoff = since.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if since else None
+    open_f = {**f, "status": "open"}
+    fac = st.case_facets(("category", "district", "institution"), **open_f)
     return {
-        "new": len(new), "open": len(open_), "total": len(cs),
-        "by_category": by_cat.most_common(),
-        "by_district": Counter(c["district"] or "未分区" for c in open_).most_common(),
-        "by_institution": Counter(c["institution"] or "未知机构" for c in open_).most_common(20),
-        "trend": trend,
+        "new": count_new(st, f, cutoff), "open": st.count_cases(**open_f), "total": st.count_cases(**f),
+        "by_category": list(fac["category"].items()),
+        "by_district": [(k or "未分区", n) for k, n in fac["district"].items()],
+        "by_institution": list(fac["institution"].items())[:20],
+        "trend": last_days(st.case_trend(**f)),
     }
 
 
+def count_new(st: Store, f: dict[str, Any], cutoff: str | None, cap: int = 10_000) -> int:
+    """Cases first seen at or after ``cutoff`` (all of them when None), counted up to ``cap``."""
+    if cutoff is None:
+        return st.count_cases(**f)
+    n, after = 0, None
+    while n < cap:
+        rows = st.cases(sort="first_seen", limit=1000, after=after, since=cutoff, **f)
+        fresh = [r for r in rows if r["first_seen_at"] >= cutoff]
+        n += len(fresh)
+        if len(fresh) < len(rows) or len(rows) < 1000:
+            break
+        after = rows[-1]["cursor"]
+    return min(n, cap)
+
+
+def last_days(trend: list[tuple[str, int]], days: int = TREND_DAYS) -> list[tuple[str, int]]:
+    counts = dict(trend)
+    today = datetime.now(UTC).date()
+    return [((today - timedelta(days=i)).isoformat(), counts.get((today - timedelta(days=i)).isoformat(), 0))
+            for i in range(days - 1, -1, -1)]
+
+
 def institutions(st: Store, allowed: list[str] | None) -> list[dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for c in _all_cases(st).values():
-        if not _visible(c, allowed) or not c["institution"]:
-            continue
-        r = out.setdefault(c["institution"], {"name": c["institution"], "district": c["district"], "cases": 0,
-                                              "open": 0, "last_seen_at": ""})
-        r["cases"] += 1
-        r["open"] += c["status"] == "open"
-        r["last_seen_at"] = max(r["last_seen_at"], c["last_seen_at"])
-    return sorted(out.values(), key=lambda r: (-r["open"], r["name"]))
+    f = _store_filters(allowed, {})
+    total = st.case_facets(("institution",), **f)["institution"]
+    open_ = st.case_facets(("institution",), **f, status="open")["institution"]
+    return sorted(({"name": k, "cases": n, "open": open_.get(k, 0)} for k, n in total.items() if k),
+                  key=lambda r: (-r["open"], -r["cases"], r["name"]))
 
 
 def institution(st: Store, name: str, allowed: list[str] | None) -> dict[str, Any] | None:
-    cs = [c for c in _all_cases(st).values() if c["institution"] == name and _visible(c, allowed)]
-    if not cs:
+    f = {**_store_filters(allowed, {}), "institution": name}
+    total = st.count_cases(**f)
+    if not total:
         return None
-    days = Counter(c["first_seen_at"][:10] for c in cs)
-    today = datetime.now(UTC).date()
-    trend = [((today - timedelta(days=i)).isoformat(), days.get((today - timedelta(days=i)).isoformat(), 0))
-             for i in range(TREND_DAYS - 1, -1, -1)]
-    cs.sort(key=lambda c: c["last_seen_at"], reverse=True)
-    return {"cases": cs[:200], "total": len(cs), "open": sum(c["status"] == "open" for c in cs),
-            "scans": [], "trend": trend, "district": cs[0]["district"]}
+    rows = st.cases(limit=200, **f)
+    scan_ids = {r["last_scan_id"] for r in rows} | {r["first_scan_id"] for r in rows}
+    scans = sorted((s for s in (st.scan(i) for i in scan_ids) if s), key=lambda s: s["started_at"], reverse=True)
+    return {"cases": rows, "total": total, "open": st.count_cases(**f, status="open"),
+            "districts": sorted({r["district"] or "" for r in rows}), "scans": scans,
+            "trend": last_days(st.case_trend(**f))}
 
 
 def sha256_file(path: Path) -> str:

@@ -15,3 +15,17 @@ def plan_error(stderr: str) -> str:
     """The one-line reason of a failed ``jianfu schedule add``, without the command's own prefix."""
     line = (stderr.strip().splitlines() or ["未知错误"])[-1]
     return line.split("error: ", 1)[-1][:300]
+
+
+REVIEW_ACTIONS = {"set": "直接认定", "propose": "提出意见", "approve": "批准", "reject": "驳回",
+                  "finding": "单条认定"}
+
+
+def review_history(reviews: list[dict]) -> list[dict]:
+    """The store's review rows for the case page, newest first, with Chinese words."""
+    out = []
+    for r in reversed(reviews):
+        out.append({**r, "action_name": REVIEW_ACTIONS.get(r["action"], r["action"]),
+                    "from_name": STATUS_NAMES.get(r["from_status"] or "", r["from_status"] or ""),
+                    "to_name": STATUS_NAMES.get(r["to_status"] or "", r["to_status"] or "")})
+    return out

@@ -1,7 +1,8 @@
-"""The app's own tables: user profiles (role, districts, last visit), review proposals, audit log.
+"""The app's own tables: user profiles (role, districts, last visit) and the audit log.
 
-Cases and their status live in the store; a proposal names a case by its id and, once a
-supervisor approves it, the decision is written to the store (``webapp.cases``)."""
+Cases, their review proposals, decisions and history live in the store (``store.cases``), so the
+command line and the app see one history; who may propose and who may approve is decided here
+(the permissions on ``Rights``, given to the role groups)."""
 
 from __future__ import annotations
 
@@ -27,24 +28,13 @@ class Profile(models.Model):
         return f"{self.user.username}（{ROLE_NAMES.get(self.role, self.role)}）"
 
 
-class ReviewProposal(models.Model):
-    case_id = models.CharField("线索编号", max_length=64, db_index=True)
-    district = models.CharField("区县", max_length=200, blank=True, default="")
-    decision = models.CharField("处理意见", max_length=20, choices=DECISIONS)
-    reason = models.TextField("理由")
-    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                                    related_name="proposals", verbose_name="提出人")
-    proposed_at = models.DateTimeField("提出时间", auto_now_add=True)
-    state = models.CharField("状态", max_length=20, default="pending",
-                             choices=(("pending", "待审批"), ("approved", "已批准"), ("rejected", "已驳回")))
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                   related_name="decisions", verbose_name="审批人")
-    decided_at = models.DateTimeField("审批时间", null=True, blank=True)
-    decision_note = models.TextField("审批意见", blank=True, default="")
+class Rights(models.Model):
+    """Holds the app's permissions (no table): the role groups are given these."""
 
     class Meta:
-        verbose_name = verbose_name_plural = "核查意见"
-        ordering = ["-proposed_at"]
+        managed = False
+        default_permissions = ()
+        verbose_name = verbose_name_plural = "权限"
         permissions = [
             ("propose_review", "可提出核查意见"),
             ("approve_review", "可审批核查意见"),

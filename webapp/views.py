@@ -17,15 +17,15 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from detectors.model import CATEGORIES
+from store.cases import CaseError
 from webapp import access, audit, cases, charts, labels
-from webapp.models import DECISION_NAMES, AuditEntry, ReviewProposal
+from webapp.models import DECISION_NAMES, AuditEntry
 
 PAGE_SIZE = 50
 
@@ -88,11 +88,13 @@ def case_list(request: HttpRequest) -> HttpResponse:
         page = max(1, int(request.GET.get("page", "1")))
     except ValueError:
         page = 1
+    after = request.GET.get("after", "").strip()[:500] or None
     error = None
     try:
-        result = cases.query(store, allowed=allowed, q=q, filters=f, page=page, size=PAGE_SIZE)
-    except cases.QueryError as e:
-        error, result = str(e), cases.Page([], 0, page, PAGE_SIZE)
+        result = cases.query(store, allowed=allowed, q=q, filters=f, page=page, size=PAGE_SIZE, after=after)
+    except (cases.QueryError, CaseError) as e:
+        error = str(e) if isinstance(e, cases.QueryError) else "翻页位置无效，请从第一页重新开始。"
+        result = cases.Page([], 0, page, PAGE_SIZE)
     base = {k: v for k, v in {"q": q, **f}.items() if v}
     facets = cases.facets(store, allowed)
     return render(request, "webapp/cases.html", {
@@ -101,13 +103,17 @@ def case_list(request: HttpRequest) -> HttpResponse:
         "statuses": labels.STATUS_NAMES.items(), "severities": labels.SEVERITY_NAMES.items(),
         "sources": labels.SOURCE_NAMES.items(),
         "prev_url": "?" + urlencode({**base, "page": page - 1}) if page > 1 else None,
-        "next_url": "?" + urlencode({**base, "page": page + 1}) if result.has_next else None,
+        # the next page by keyset (the last row's cursor): page 500 costs what page 1 does
+        "next_url": "?" + urlencode({**base, "page": page + 1, "after": result.next_after}) if result.has_next
+        else None,
         "query_string": urlencode(base),
     })
 
 
-def _visible_case(request: HttpRequest, case_id: str) -> dict[str, Any]:
-    case = cases.get(cases.store(), case_id)
+def _visible_case(request: HttpRequest, case_id: str, *, detail: bool = False) -> dict[str, Any]:
+    """The case (its summary, or with ``detail`` everything its page shows), or 404; 403 when it lies
+    outside the user's districts."""
+    case = cases.get(cases.store(), case_id) if detail else cases.store().case(case_id, detail=False)
     if case is None:
         raise Http404
     if not access.may_see_district(request.user, case.get("district")):
@@ -117,13 +123,11 @@ def _visible_case(request: HttpRequest, case_id: str) -> dict[str, Any]:
 
 @require_GET
 def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
-    case = _visible_case(request, case_id)
+    case = _visible_case(request, case_id, detail=True)
     audit.log(request, "case_view", case_id)
-    proposals = ReviewProposal.objects.filter(case_id=case_id).select_related("proposed_by", "decided_by")
     return render(request, "webapp/case.html", {
-        "case": case, "proposals": proposals, "decisions": DECISION_NAMES.items(),
-        "pending": [p for p in proposals if p.state == "pending"],
-        "figures": charts.figures(case),
+        "case": case, "decisions": DECISION_NAMES.items(), "figures": charts.figures(case),
+        "history": labels.review_history(case["reviews"]),
     })
 
 
@@ -145,7 +149,7 @@ def sniff_image(head: bytes) -> str | None:
 def case_image(request: HttpRequest, case_id: str, sha256: str) -> HttpResponse:
     """A screenshot or ad image of a case the user may see, with its real type. Anything that is not
     a raster image (an SVG with script, an HTML page posing as a .png) is only offered as a download."""
-    case = _visible_case(request, case_id)
+    case = _visible_case(request, case_id, detail=True)
     if sha256 not in cases.blob_digests(case):
         raise Http404
     path = cases.store().blob_path(sha256)
@@ -166,15 +170,14 @@ def case_image(request: HttpRequest, case_id: str, sha256: str) -> HttpResponse:
 @require_POST
 @access.require_perm("propose_review")
 def propose(request: HttpRequest, case_id: str) -> HttpResponse:
-    case = _visible_case(request, case_id)
+    _visible_case(request, case_id)
     decision = request.POST.get("decision", "")
-    reason = request.POST.get("reason", "").strip()
+    reason = request.POST.get("reason", "").strip()[:4000]
     if decision not in DECISION_NAMES or not reason:
         messages.error(request, "请选择处理意见并填写理由。")
         return redirect("case", case_id=case_id)
-    p = ReviewProposal.objects.create(case_id=case_id, district=case.get("district") or "", decision=decision,
-                                      reason=reason[:4000], proposed_by=request.user)
-    audit.log(request, "review_proposed", case_id, proposal=p.pk, decision=decision, reason=p.reason)
+    rid = cases.store().propose_case_status(case_id, decision, actor=request.user.get_username(), reason=reason)
+    audit.log(request, "review_proposed", case_id, proposal=rid, decision=decision, reason=reason)
     messages.success(request, f"已提交“{DECISION_NAMES[decision]}”意见，等待督导审批。")
     return redirect("case", case_id=case_id)
 
@@ -182,35 +185,29 @@ def propose(request: HttpRequest, case_id: str) -> HttpResponse:
 @require_GET
 @access.require_perm("approve_review")
 def review_queue(request: HttpRequest) -> HttpResponse:
-    allowed = access.districts(request.user)
-    pending = ReviewProposal.objects.filter(state="pending").select_related("proposed_by")
-    if allowed is not None:
-        pending = pending.filter(district__in=allowed)
-    return render(request, "webapp/reviews.html", {"pending": pending[:500]})
+    rows = cases.pending(cases.store(), access.districts(request.user))
+    return render(request, "webapp/reviews.html", {"pending": rows[:500], "total": len(rows)})
 
 
 @require_POST
 @access.require_perm("approve_review")
-def decide(request: HttpRequest, pk: int) -> HttpResponse:
-    proposal = get_object_or_404(ReviewProposal, pk=pk)
-    case = _visible_case(request, proposal.case_id)
+def decide(request: HttpRequest, case_id: str) -> HttpResponse:
+    from store.cases import CaseError
+
+    case = _visible_case(request, case_id)
     approve = request.POST.get("action") == "approve"
-    note = request.POST.get("note", "").strip()[:4000]
-    with transaction.atomic():
-        proposal = ReviewProposal.objects.select_for_update().get(pk=pk)
-        if proposal.state != "pending":
-            messages.error(request, "这条意见已经处理过了。")
-            return redirect("case", case_id=proposal.case_id)
-        proposal.state = "approved" if approve else "rejected"
-        proposal.decided_by, proposal.decided_at, proposal.decision_note = request.user, timezone.now(), note
-        proposal.save()
-    if approve:
-        cases.set_status(cases.store(), case["id"], proposal.decision, by=request.user.get_username(),
-                         reason=proposal.reason)
-    audit.log(request, "review_approved" if approve else "review_rejected", proposal.case_id,
-              proposal=proposal.pk, decision=proposal.decision, note=note)
+    note = request.POST.get("note", "").strip()[:4000] or None
+    proposal = request.POST.get("proposal", "")
+    try:
+        cases.store().decide_case_proposal(case_id, approve=approve, actor=request.user.get_username(),
+                                           reason=note, proposal_id=proposal or None)
+    except CaseError:
+        messages.error(request, "这条意见已经处理过或已被新的意见取代。")
+        return redirect("case", case_id=case_id)
+    audit.log(request, "review_approved" if approve else "review_rejected", case_id, proposal=proposal,
+              decision=case.get("proposed_status") or "", note=note or "")
     messages.success(request, "已批准，线索状态已更新。" if approve else "已驳回该意见。")
-    return redirect("case", case_id=proposal.case_id)
+    return redirect("case", case_id=case_id)
 
 
 # -- evidence -----------------------------------------------------------------------------------
@@ -225,8 +222,8 @@ def export_cases(request: HttpRequest) -> HttpResponse:
         return redirect(request.POST.get("back") or "cases")
     finding_ids: list[str] = []
     for cid in ids:
-        case = _visible_case(request, cid)
-        finding_ids += [f["id"] for f in case["findings"]]
+        _visible_case(request, cid)
+        finding_ids += [f["id"] for f in cases.store().case_findings(cid)]
     tmp = Path(tempfile.mkdtemp(prefix="jianfu-export-"))
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
     out = tmp / f"证据包-{stamp}.zip"

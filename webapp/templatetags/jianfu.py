@@ -61,3 +61,18 @@ def web_url(url: str | None) -> str:
 def clip(text: str | None, n: int = 120) -> str:
     t = " ".join((text or "").split())
     return t if len(t) <= n else t[: n - 1] + "…"
+
+
+RUN_STATUS = {"running": "运行中", "finished": "完成", "failed": "失败", "timeout": "超时", "interrupted": "中断",
+              "skipped": "跳过"}
+RUN_TRIGGER = {"schedule": "定时", "run-now": "手动", "rerun": "重跑"}
+
+
+@register.filter
+def run_status(code: str | None) -> str:
+    return RUN_STATUS.get(code or "", code or "")
+
+
+@register.filter
+def run_trigger(code: str | None) -> str:
+    return RUN_TRIGGER.get(code or "", code or "")
