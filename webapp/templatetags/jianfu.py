@@ -76,3 +76,8 @@ def run_status(code: str | None) -> str:
 @register.filter
 def run_trigger(code: str | None) -> str:
     return RUN_TRIGGER.get(code or "", code or "")
+
+
+@register.filter
+def explain_zh(explanation: list[str] | None) -> list[str]:
+    return labels.explain_zh(explanation)
