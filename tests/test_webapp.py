@@ -407,3 +407,29 @@ def test_every_detector_reason_reads_in_chinese():
     assert seen > 300 and untranslated == 0
     zh = explain_zh(["rule preschool.x: 学前班", "context “数学” (学科) in the sentence raised the score by 0.30"])
     assert zh == ["命中规则：学前班（preschool.x）", "同句出现“数学”（学科），分值 +0.30"]
+
+
+def test_supervisor_adds_a_scan_target_and_runs_it_now(server, web_store, demo_sites):
+    sup, inv = login(server, "sup"), login(server, "inv")
+    url = demo_sites.urls["qiming"]
+    form = {"name": "web-added", "institution": "网页添加的机构", "url": url, "district": "示范区", "every": "1d"}
+    assert post(inv, server, "/scans/add/", form).status_code == 403
+    assert post(sup, server, "/scans/add/", {**form, "district": "远方区"}).status_code == 403
+    r = post(sup, server, "/scans/add/", form)
+    assert r.status_code == 302
+    page = sup.get(server + "/scans/").text
+    assert "web-added" in page and "已添加扫描目标" in page
+    assert post(sup, server, "/scans/run/", {"name": "web-added"}).status_code == 302
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        page = sup.get(server + "/scans/").text
+        row = re.search(r"<tr><td>web-added</td><td>手动</td>.*?</tr>", page, re.S)
+        if row and ("完成" in row.group(0) or "失败" in row.group(0)):
+            break
+        time.sleep(2)
+    assert row and "完成" in row.group(0), page[-2000:]
+    runs = [json.loads(x) for x in jianfu("runs", "--store", str(web_store), "--json").stdout.splitlines()]
+    run = next(r for r in runs if r["target"] == "web-added")
+    assert run["status"] == "finished" and run["pages"] > 0 and run["findings"] > 0
+    actions = _audit_actions(web_store)
+    assert "scan_target_added" in actions and "scan_run_now" in actions

@@ -22,6 +22,7 @@ from store import Store
 
 _local = threading.local()
 TREND_DAYS = 30
+CACHE_SECONDS = 60
 MAX_SEARCH_HITS = 30_000  # findings a full-text search may turn into cases in one listing
 NO_DISTRICT = ""          # cases scanned without --district: visible to admins only
 
@@ -126,7 +127,7 @@ def query(st: Store, *, allowed: list[str] | None, q: str, filters: dict[str, st
         hits, more = matching_findings(st, q, allowed)
         if more:
             notes.append(f"匹配的违规用语超过 {MAX_SEARCH_HITS} 处，只列出最近的部分；请加上筛选条件缩小范围。")
-        f["finding_ids"] = hits
+        f["ids"] = sorted(set(st.case_ids_of(hits).values())) or ["\x00none"]
     total = st.count_cases(**f)
     if after:
         rows = st.cases(limit=size, after=after, **f)
@@ -135,10 +136,29 @@ def query(st: Store, *, allowed: list[str] | None, q: str, filters: dict[str, st
     return Page(rows, total, page, size, notes, rows[-1]["cursor"] if rows else None)
 
 
+def _cached(key: str, compute: Any, seconds: int = CACHE_SECONDS) -> Any:
+    """Figures over all of a user's cases change only when a scan or a review lands: kept for a
+    minute per district set, so a page of the list does not recount 100,000 findings."""
+    from django.core.cache import cache
+
+    full = "jianfu:" + hashlib.sha256(f"{settings.STORE_DIR}|{key}".encode()).hexdigest()
+    got = cache.get(full)
+    if got is None:
+        got = compute()
+        cache.set(full, got, seconds)
+    return got
+
+
+def _scope(allowed: list[str] | None) -> str:
+    return "*" if allowed is None else "\x1f".join(sorted(allowed))
+
+
 def facets(st: Store, allowed: list[str] | None) -> dict[str, list[str]]:
-    f = _store_filters(allowed, {})
-    got = st.case_facets(("district", "institution"), **f)
-    return {k: sorted(v for v in vals if v) for k, vals in got.items()}
+    def compute() -> dict[str, list[str]]:
+        got = st.case_facets(("district", "institution"), **_store_filters(allowed, {}))
+        return {k: sorted(v for v in vals if v) for k, vals in got.items()}
+
+    return _cached("facets|" + _scope(allowed), compute)
 
 
 def get(st: Store, case_id: str) -> dict[str, Any] | None:
@@ -187,30 +207,38 @@ def pending(st: Store, allowed: list[str] | None) -> list[dict[str, Any]]:
 def overview(st: Store, allowed: list[str] | None, since: datetime | None) -> dict[str, Any]:
     f = _store_filters(allowed, {})
     cutoff = since.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if since else None
-    open_f = {**f, "status": "open"}
-    fac = st.case_facets(("category", "district", "institution"), **open_f)
-    return {
-        "new": count_new(st, f, cutoff), "open": st.count_cases(**open_f), "total": st.count_cases(**f),
-        "by_category": list(fac["category"].items()),
-        "by_district": [(k or "未分区", n) for k, n in fac["district"].items()],
-        "by_institution": list(fac["institution"].items())[:20],
-        "trend": last_days(st.case_trend(**f)),
-    }
+
+    def compute() -> dict[str, Any]:
+        open_f = {**f, "status": "open"}
+        fac = st.case_facets(("category", "district", "institution"), **open_f)
+        return {
+            "open": st.count_cases(**open_f), "total": st.count_cases(**f),
+            "by_category": list(fac["category"].items()),
+            "by_district": [(k or "未分区", n) for k, n in fac["district"].items()],
+            "by_institution": list(fac["institution"].items())[:20],
+            "trend_all": st.case_trend(**f),
+        }
+
+    data = dict(_cached("overview|" + _scope(allowed), compute))
+    data["new"] = count_new(st, f, cutoff, data["trend_all"])
+    data["trend"] = last_days(data.pop("trend_all"))
+    return data
 
 
-def count_new(st: Store, f: dict[str, Any], cutoff: str | None, cap: int = 10_000) -> int:
-    """Cases first seen at or after ``cutoff`` (all of them when None), counted up to ``cap``."""
+def count_new(st: Store, f: dict[str, Any], cutoff: str | None, trend: list[tuple[str, int]]) -> int:
+    """Cases first seen at or after ``cutoff`` (all when None): whole UTC days after the cutoff's
+    day from the trend, the cutoff's own day case by case."""
     if cutoff is None:
-        return st.count_cases(**f)
-    n, after = 0, None
-    while n < cap:
-        rows = st.cases(sort="first_seen", limit=1000, after=after, since=cutoff, **f)
-        fresh = [r for r in rows if r["first_seen_at"] >= cutoff]
-        n += len(fresh)
-        if len(fresh) < len(rows) or len(rows) < 1000:
-            break
+        return sum(n for _, n in trend)
+    day = cutoff[:10]
+    n = sum(k for d, k in trend if d > day)
+    after = None
+    while True:
+        rows = st.cases(sort="first_seen", limit=1000, after=after, since=cutoff, until=day + "T23:59:59.999Z", **f)
+        n += sum(1 for r in rows if r["first_seen_at"] >= cutoff)
+        if len(rows) < 1000 or rows[-1]["first_seen_at"] < cutoff:
+            return n
         after = rows[-1]["cursor"]
-    return min(n, cap)
 
 
 def last_days(trend: list[tuple[str, int]], days: int = TREND_DAYS) -> list[tuple[str, int]]:
