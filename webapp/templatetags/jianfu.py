@@ -81,3 +81,15 @@ def run_trigger(code: str | None) -> str:
 @register.filter
 def explain_zh(explanation: list[str] | None) -> list[str]:
     return labels.explain_zh(explanation)
+
+
+@register.filter
+def schedule_zh(target) -> str:
+    """A plan target's schedule in Chinese: 每 6 小时 / 定时（cron 0 3 * * *，时区 Asia/Shanghai）."""
+    if getattr(target, "cron", None):
+        return f"定时（cron {target.cron}，{target.timezone}）"
+    s = int(getattr(target, "every", 0) or 0)
+    for unit, name in ((86400, "天"), (3600, "小时"), (60, "分钟")):
+        if s and s % unit == 0:
+            return f"每 {s // unit} {name}"
+    return f"每 {s} 秒"
