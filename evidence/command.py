@@ -12,6 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Export findings and their captures as one signed evidence packet (.zip).")
     p.add_argument("--store", required=True, help="store directory")
     which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--case", nargs="+", action="extend", metavar="ID",
+                       help="case id(s) (`jianfu findings --by case`; a unique prefix of ≥ 6 characters will do)")
     which.add_argument("--finding", nargs="+", action="extend", metavar="ID",
                        help="finding id(s) (a unique prefix of ≥ 6 characters will do)")
     which.add_argument("--institution", metavar="NAME", help="every finding of this institution (latest capture)")
@@ -38,7 +40,7 @@ def run_export(args: argparse.Namespace) -> int:
     from evidence.packet import ExportError, ExportRequest, export
     from jianfu.cli import CommandError
 
-    req = ExportRequest(finding_ids=args.finding or [], institution=args.institution, scan_id=args.scan,
+    req = ExportRequest(finding_ids=args.finding or [], case_ids=args.case or [], institution=args.institution, scan_id=args.scan,
                         examiner=args.examiner, tsa_url=timestamp.configured_url(args.tsa_url),
                         skip_missing=args.skip_missing, include_dismissed=args.include_dismissed,
                         pdf=not args.no_pdf)
@@ -51,7 +53,8 @@ def run_export(args: argparse.Namespace) -> int:
         return 0
     for w in summary["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"wrote {summary['out']}: {summary['findings']} finding(s), {summary['files']} files, "
+    print(f"wrote {summary['out']}: {summary['cases']} case(s), {summary['findings']} finding(s), "
+          f"{summary['files']} files, "
           f"{summary['size'] / 1e6:.2f} MB in {summary['timings']['total']:.1f}s")
     print(f"  signed with Ed25519 key {summary['key_fingerprint']}")
     print("  timestamp: " + ("RFC 3161 token stored (manifest.tsr)" if summary["timestamped"]

@@ -42,6 +42,9 @@ UNSIGNED = ("manifest.json", "manifest.sig", "manifest.tsr")   # the only files 
 SIG_CONTEXT = b"jianfu-evidence-packet/1\n"
 
 
+SCAN_STATUS_ZH = {"finished": "完成", "failed": "失败", "interrupted": "中断", "running": "进行中"}
+
+
 class ExportError(RuntimeError):
     pass
 
@@ -49,6 +52,7 @@ class ExportError(RuntimeError):
 @dataclass
 class ExportRequest:
     finding_ids: list[str] = field(default_factory=list)
+    case_ids: list[str] = field(default_factory=list)
     institution: str | None = None
     scan_id: str | None = None
     examiner: str | None = None
@@ -123,6 +127,7 @@ class Exporter:
         self.files: dict[str, bytes] = {}          # packet path → bytes (everything but the WACZ)
         self.custody = Custody()
         self.warnings: list[str] = []
+        self.notes: list[str] = []                 # the warnings in Chinese, for the report
         self.indexes: dict[str, WarcIndex] = {}
         self.timings: dict[str, float] = {}
         self.tool = f"jianfu {__version__}"
@@ -140,7 +145,7 @@ class Exporter:
             self.store = store
             findings = self.select()
             self.custody.add(started, "export.start", self.exporter,
-                             f"导出开始：{self.tool}，选择条件 {self.selection_text()}，共 {len(findings)} 条问题线索",
+                             f"导出开始：{self.tool}，导出范围：{self.selection_zh()}，共 {len(findings)} 条问题线索",
                              host=socket.gethostname(), python=platform.python_version())
             if created:
                 self.custody.add(now_utc(), "export.key", self.tool, "首次使用：在存储目录 keys/ 下生成 Ed25519 签名密钥对")
@@ -149,11 +154,12 @@ class Exporter:
                 work = Path(tmp)
                 wacz_path = self.build_archive(findings, captures, work)
                 entries = self.build_findings(findings, captures)
+                cases = self.build_cases(entries, captures)
                 self.add_scan_history(findings, captures)
-                self.build_report(entries, work)
+                self.build_report(cases, entries, work)
                 packet_size = self.seal(key, wacz_path)
         self.timings["total"] = time.perf_counter() - t0
-        return {"out": str(self.out), "findings": len(findings), "size": packet_size,
+        return {"out": str(self.out), "findings": len(findings), "cases": len(cases), "size": packet_size,
                 "files": len(self.files) + 1, "warnings": self.warnings, "timings": self.timings,
                 "key_fingerprint": signing.fingerprint(key.public_key()), "timestamped": bool(self.req.tsa_url)}
 
@@ -165,11 +171,28 @@ class Exporter:
 
     def selection_text(self) -> str:
         r = self.req
+        if r.case_ids:
+            return "--case " + " ".join(r.case_ids)
         if r.finding_ids:
             return "--finding " + " ".join(r.finding_ids)
         if r.institution:
             return f"--institution {r.institution}"
         return f"--scan {r.scan_id}"
+
+    def selection_zh(self) -> str:
+        """The selection as the report states it (no command-line flags)."""
+        r = self.req
+        if r.case_ids:
+            return "指定案件 " + "、".join(r.case_ids)
+        if r.finding_ids:
+            return "指定问题线索 " + "、".join(r.finding_ids)
+        if r.institution:
+            return f"机构“{r.institution}”的全部问题线索（最近一次抓取）"
+        return f"扫描 {r.scan_id} 发现的全部问题线索"
+
+    def warn(self, english: str, chinese: str) -> None:
+        self.warnings.append(english)
+        self.notes.append(chinese)
 
     # -- select ------------------------------------------------------------------------------
     def select(self) -> list[dict[str, Any]]:
@@ -178,7 +201,15 @@ class Exporter:
             ids = [self._resolve_id(i) for i in r.finding_ids]
             ids = list(dict.fromkeys(ids))
             return list(store.findings(ids=ids))
-        if r.scan_id:
+        if r.case_ids:
+            rows = []
+            for raw in r.case_ids:
+                cid = store.resolve_case_id(raw)
+                if cid is None:
+                    raise ExportError(f"unknown case id {raw!r} (list cases with `jianfu findings --store "
+                                      f"{self.store_dir} --by case`)")
+                rows += [f for f in store.case_findings(cid) if f["id"] not in {x["id"] for x in rows}]
+        elif r.scan_id:
             if not store.scan(r.scan_id):
                 known = ", ".join(s["id"] for s in store.scans()[-5:]) or "none"
                 raise ExportError(f"unknown scan id {r.scan_id} (recent scans: {known})")
@@ -193,7 +224,8 @@ class Exporter:
         if not r.include_dismissed:
             dismissed = [f for f in rows if f["status"] == "dismissed"]
             if dismissed:
-                self.warnings.append(f"{len(dismissed)} dismissed finding(s) left out (--include-dismissed)")
+                self.warn(f"{len(dismissed)} dismissed finding(s) left out (--include-dismissed)",
+                          f"已排除的问题线索 {len(dismissed)} 条未导出")
             rows = [f for f in rows if f["status"] != "dismissed"]
         if not rows and not r.scan_id:
             raise ExportError("nothing to export: every selected finding was dismissed")
@@ -271,7 +303,7 @@ class Exporter:
                 raise ExportError("capture missing for finding " + "; ".join(missing[:3]) + more +
                                   " — re-scan, or pass --skip-missing to export the rest")
             for m in missing:
-                self.warnings.append(f"skipped finding {m}")
+                self.warn(f"skipped finding {m}", f"因原始抓取记录缺失而跳过问题线索 {m.split(':')[0]}")
                 self.custody.add(now_utc(), "export.skip", self.tool, f"因原始抓取记录缺失而跳过：{m}")
             findings[:] = [f for f in findings if f["id"] in captures]
             if not findings:
@@ -387,7 +419,8 @@ class Exporter:
                     raise ExportError(f"screenshot blob {shot[:12]}… of {url} does not match its hash")
                 self.screenshots[url] = info
             else:
-                self.warnings.append(f"screenshot {shot[:12]}… of {url} is missing from the store blobs")
+                self.warn(f"screenshot {shot[:12]}… of {url} is missing from the store blobs",
+                          f"页面 {url} 的截图 {shot[:12]}… 在存储中缺失")
 
         # write the packet WARC: each source file's warcinfo, then its records in file order
         warc_path = work / "data.warc.gz"
@@ -466,7 +499,8 @@ class Exporter:
             resp: RecordRef = cap["response"]
             captured = fetch.get("fetched_at") or cap["page"]["fetched_at"]
             e: dict[str, Any] = {
-                "no": n, "id": f["id"], "category": f["category"], "category_zh": CATEGORY_ZH.get(f["category"], ""),
+                "no": n, "id": f["id"], "case_id": f.get("case_id"), "category": f["category"],
+                "category_zh": CATEGORY_ZH.get(f["category"], ""),
                 "rule_id": f["rule_id"], "severity": f["severity"], "score": f["score"],
                 "text": f["text"], "context": f["context"], "start": f["start"], "end": f["end"],
                 "basis": f["basis"], "explanation": f["explanation"], "source": f["source"],
@@ -507,7 +541,8 @@ class Exporter:
                                                 fill=25, labels=[str(i + 1) for i in range(len(lines))])
                         self.files[f"images/{sha}.ocr.png"] = png
                     except OSError as err:
-                        self.warnings.append(f"cannot draw OCR boxes on {f['image_url']}: {err}")
+                        self.warn(f"cannot draw OCR boxes on {f['image_url']}: {err}",
+                                  f"无法在图片 {f['image_url']} 上绘制 OCR 文字框")
                 e["files"] |= {"image": orig, "image_ocr": f"images/{sha}.ocr.json"}
                 if f"images/{sha}.ocr.png" in self.files:
                     e["files"]["image_ocr_boxes"] = f"images/{sha}.ocr.png"
@@ -518,7 +553,7 @@ class Exporter:
                         e["files"]["highlight"] = f"highlights/{f['id']}.png"
                         e["highlight_from"] = "OCR 文字框"
                     except OSError as err:
-                        self.warnings.append(f"cannot draw boxes for {f['id']}: {err}")
+                        self.warn(f"cannot draw boxes for {f['id']}: {err}", f"无法为问题线索 {f['id']} 绘制标注框")
             shot = self.screenshots.get(f["url"])
             if shot and "bytes" in shot:
                 sname = f"screenshots/{shot['sha256']}.png"
@@ -545,14 +580,113 @@ class Exporter:
                 e["highlight_note"] = ("页面抓取时未渲染截图，匹配文字以上下文标出" if not shot
                                        else "截图中未找到匹配文字的位置，匹配文字以上下文标出")
             entries.append(e)
-        self.files["findings.json"] = _json({"format": FORMAT, "selection": self.selection_text(),
-                                             "exported_at": now_utc(), "count": len(entries),
-                                             "findings": entries})
-        self.custody.add(now_utc(), "export.findings", self.tool,
-                         f"写入 findings.json（{len(entries)} 条）与高亮截图 "
-                         f"{sum(1 for e in entries if 'highlight' in e['files'])} 张")
         self.timings["findings"] = time.perf_counter() - t0
         return entries
+
+    def build_cases(self, entries: list[dict[str, Any]], captures: dict[str, dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+        """Group the exported findings by case (one institution × one ad): per case its violations
+        (rule × matched words, numbered), the pages and image it was captured from, and one figure
+        — the ad image, or the page screenshot (cropped where tall) — with every violation boxed
+        and numbered. Writes findings.json with both lists."""
+        from evidence.report import CATEGORY_ZH, SEVERITY_RANK, explanation_zh, rule_title_zh
+        t0 = time.perf_counter()
+        by_case: dict[str, list[dict[str, Any]]] = {}
+        for e in entries:
+            by_case.setdefault(e["case_id"] or f"finding-{e['id']}", []).append(e)
+        cases = []
+        for cid, members in by_case.items():
+            info = self.store.case(cid, detail=False) or {}
+            first = members[0]
+            source = first["source"]
+            violations: dict[tuple[str, str], dict[str, Any]] = {}
+            for e in sorted(members, key=lambda e: (e["page"]["url"], e["start"])):
+                v = violations.setdefault((e["rule_id"], e["text"]), {
+                    "category": e["category"], "category_zh": CATEGORY_ZH.get(e["category"], e["category"]),
+                    "rule_id": e["rule_id"], "rule_title": rule_title_zh(e["rule_id"], e), "text": e["text"],
+                    "explanation_zh": explanation_zh(e["explanation"]),
+                    "severity": e["severity"], "score": e["score"], "basis": e["basis"], "context": e["context"],
+                    "start": e["start"], "status": e["status"], "finding_ids": [], "urls": [], "boxes": []})
+                v["finding_ids"].append(e["id"])
+                if e["page"]["url"] not in v["urls"]:
+                    v["urls"].append(e["page"]["url"])
+            ordered = sorted(violations.values(), key=lambda v: (-SEVERITY_RANK.get(v["severity"], 1), v["start"]))
+            for k, v in enumerate(ordered, 1):
+                v["no"] = k
+            pages: dict[str, dict[str, Any]] = {}
+            for e in members:
+                rec = e["records"]["page_response"] or {}
+                pages.setdefault(e["page"]["url"], {
+                    "url": e["page"]["url"], "title": e["page"].get("title"), "captured_at": e["captured_at"],
+                    "server_ip": e.get("server_ip"), "scan_id": e["scan_id"], "record_id": rec.get("record_id"),
+                    "record_sha256": rec.get("record_sha256"), "packet_offset": (rec.get("packet") or {}).get("offset"),
+                    "screenshot": e["files"].get("screenshot")})
+            case: dict[str, Any] = {
+                "no": 0, "id": cid, "institution": first["institution"], "district": first["district"],
+                "source": source, "url": info.get("url") or first["page"]["url"],
+                "title": info.get("title") or first["page"].get("title"),
+                "image_url": first.get("image_url"), "image_sha256": first.get("image_sha256"),
+                "status": info.get("status") or first["status"],
+                "first_seen_at": min(e["first_seen_at"] for e in members),
+                "last_seen_at": max(e["last_seen_at"] for e in members),
+                "categories": sorted({e["category"] for e in members}),
+                "severity": max((e["severity"] for e in members), key=lambda s: SEVERITY_RANK.get(s, 1)),
+                "finding_ids": [e["id"] for e in members], "violations": ordered,
+                "pages": sorted(pages.values(), key=lambda p: p["url"]), "image": None, "files": {"figures": []},
+            }
+            if source == "image":
+                case["elsewhere"] = self.store.same_ad_elsewhere(cid) if info else []
+                e = first
+                case["image"] = {"url": e["image_url"], "sha256": e["image_sha256"], "file": e["files"].get("image"),
+                                 "captured_at": e.get("image_captured_at"), "server_ip": e.get("image_server_ip"),
+                                 "record_id": (e["records"].get("image_response") or {}).get("record_id")}
+            cases.append(case)
+        cases.sort(key=lambda c: (c["institution"] or "", c["url"], c["source"] != "text", c["image_url"] or ""))
+        for n, case in enumerate(cases, 1):
+            case["no"] = n
+            self._case_figure(case, by_case[case["id"]], captures)
+        self.files["findings.json"] = _json({"format": FORMAT, "selection": self.selection_text(),
+                                             "exported_at": now_utc(), "count": len(entries),
+                                             "findings": entries, "cases": cases})
+        self.custody.add(now_utc(), "export.findings", self.tool,
+                         f"写入 findings.json（{len(entries)} 条问题线索，归为 {len(cases)} 个案件）与标注图 "
+                         f"{sum(len(c['files']['figures']) for c in cases)} 张")
+        self.timings["cases"] = time.perf_counter() - t0
+        return cases
+
+    def _case_figure(self, case: dict[str, Any], members: list[dict[str, Any]],
+                     captures: dict[str, dict[str, Any]]) -> None:
+        """The case's figure(s): its ad image, or its page's screenshot, every violation boxed."""
+        by_words = {(v["rule_id"], v["text"]): v for v in case["violations"]}
+        if case["source"] == "image":
+            page = min(e["page"]["url"] for e in members)     # the boxes are the same on every page
+            data = captures[members[0]["id"]]["image_bytes"]
+            boxes_from = [e for e in members if e["page"]["url"] == page]
+        else:
+            shot_page = next((p for p in case["pages"] if p["screenshot"]), None)
+            shot = self.screenshots.get(shot_page["url"]) if shot_page else None
+            data = shot.get("bytes") if shot else None
+            boxes_from = [e for e in members if shot_page and e["page"]["url"] == shot_page["url"]]
+        for e in boxes_from:
+            by_words[(e["rule_id"], e["text"])]["boxes"].extend(e.get("boxes") or [])
+        groups = [(str(v["no"]), v["boxes"]) for v in case["violations"] if v["boxes"]]
+        if data is None or not groups:
+            case["figure_note"] = ("页面抓取时未渲染截图，违规文字在下表“上下文”中标出" if case["source"] == "text"
+                                   and data is None else "图中未找到违规文字的位置，违规文字在下表“上下文”中标出")
+            return
+        try:
+            png, _ = highlight.draw_numbered(data, groups)
+        except OSError as err:
+            self.warn(f"cannot draw the boxes of case {case['id']}: {err}", f"无法为案件 {case['id']} 绘制标注框")
+            return
+        name = f"cases/{case['id']}.png"
+        self.files[name] = png
+        case["files"]["annotated"] = name
+        parts = highlight.crops(png, [b for _, boxes in groups for b in boxes])
+        for k, crop in enumerate(parts, 1):
+            self.files[f"cases/{case['id']}-{k}.png"] = crop
+        case["files"]["figures"] = ([f"cases/{case['id']}-{k}.png" for k in range(1, len(parts) + 1)]
+                                    if parts else [name])
 
     def add_scan_history(self, findings: list[dict[str, Any]], captures: dict[str, dict[str, Any]]) -> None:
         """Custody events before export: scans, captures, OCR and detection, from the store."""
@@ -565,7 +699,7 @@ class Exporter:
                   f"扫描开始，起始网址 {', '.join(json.loads(s.get('seeds') or '[]'))}",
                   scan_id=scan_id, settings=settings, target=s.get("target"))
             c.add(s.get("finished_at"), "scan.finish", f"jianfu crawler (scan {scan_id})",
-                  f"扫描结束（{s.get('status')}）：页面 {s.get('pages')}，图片 {s.get('images')}，错误 {s.get('errors')}",
+                  f"扫描结束（{SCAN_STATUS_ZH.get(s.get('status') or '', s.get('status'))}）：页面 {s.get('pages')}，图片 {s.get('images')}，错误 {s.get('errors')}",
                   scan_id=scan_id)
         seen: set[tuple[str, int]] = set()
         for f in findings:
@@ -600,15 +734,15 @@ class Exporter:
         self.custody.events[:0] = before
 
     # -- report ------------------------------------------------------------------------------
-    def build_report(self, entries: list[dict[str, Any]], work: Path) -> None:
+    def build_report(self, cases: list[dict[str, Any]], entries: list[dict[str, Any]], work: Path) -> None:
         from evidence import report
         t0 = time.perf_counter()
         key_pub = self.key_fingerprint
-        meta = {"selection": self.selection_text(), "exported_at": now_utc(), "exporter": self.exporter,
+        meta = {"selection": self.selection_zh(), "exported_at": now_utc(), "exporter": self.exporter,
                 "tool": self.tool, "key_fingerprint": key_pub, "tsa_url": self.req.tsa_url,
-                "warnings": self.warnings}
+                "warnings": self.notes}
         meta["exported_china"] = china_time(meta["exported_at"])
-        html = report.render_html(entries, meta, self.custody.events)
+        html = report.render_html(cases, entries, meta, self.custody.events)
         self.files["report.html"] = html.encode("utf-8")
         self.custody.add(now_utc(), "export.report", self.tool, "生成中文报告 report.html")
         if self.req.pdf:

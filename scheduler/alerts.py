@@ -95,9 +95,16 @@ def payload(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
                   AND COALESCE(c.status, '') != 'dismissed'
                 ORDER BY f.url, f.source, f.start""", ids).fetchall()
         findings = [dict(r) | {"change": kinds[r["id"]]} for r in rows]
+    cases: dict[str, dict[str, Any]] = {}
+    for f in findings:   # the cases they belong to (store/cases.py): what an investigator opens
+        c = cases.setdefault(f["case_id"] or f["id"], {"id": f["case_id"], "institution": f["institution"],
+                                                        "source": f["source"], "url": f["url"],
+                                                        "image_url": f["image_url"], "findings": []})
+        c["findings"].append(f["id"])
     return {"event": "jianfu.findings", "target": row["target"], "run_id": row["run_id"],
             "scan_id": row["scan_id"], "new": sum(f["change"] == "new" for f in findings),
-            "returned": sum(f["change"] == "returned" for f in findings), "findings": findings}
+            "returned": sum(f["change"] == "returned" for f in findings), "findings": findings,
+            "cases": list(cases.values())}
 
 
 class AlertConfigError(RuntimeError):

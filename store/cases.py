@@ -35,10 +35,11 @@ SORTS = {  # name → (column, default descending)
     "institution": ("institution_key", False),
 }
 MAX_PAGE = 1000
-INDEX_PAGES = {"index.html", "index.htm", "index.shtml", "index.php", "index.asp", "index.aspx", "index.jsp",
-               "default.html", "default.htm", "default.asp", "default.aspx"}
-TRACKING = ("utm_", "gclid", "fbclid", "msclkid", "yclid")
-DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_LISTED = 500     # ids bound as parameters; more go through a temporary table
+# the same rule as the crawler's canonical page URL (store.db.canonical_page_url, engineer i12)
+INDEX_PAGES = ("index.html", "index.htm", "index.shtml", "index.php", "default.htm", "default.html",
+               "default.asp", "default.aspx")
+TRACKING = ("gclid", "fbclid", "msclkid", "yclid", "bd_vid", "spm")
 
 
 class CaseError(ValueError):
@@ -47,31 +48,26 @@ class CaseError(ValueError):
 
 # -- keys ----------------------------------------------------------------------------------------
 def canonical_url(url: str) -> str:
-    """The one URL of a page that answers under several: scheme and host in lower case, no default
-    port, no fragment, no tracking parameters (``utm_*``, ``gclid``, …), ``index.html``-style file
-    names and a trailing slash dropped. Conservative on purpose: the path's case and the order of
-    the other parameters are kept. (The crawler's own canonical URLs replace this when they land.)"""
+    """The one address a page is known by: ``/`` and ``/index.html`` (``default.aspx`` …),
+    ``/news/`` and ``/news``, and the page with ``utm_…`` or click-id parameters are one page;
+    scheme and host lower-cased, the fragment dropped, the other query parameters
+    sorted (w3lib ``canonicalize_url``). The crawler's ``store.db.canonical_page_url`` (i12) is the
+    same rule, so a finding's page URL from a crawler that already canonicalises is kept as is."""
+    from w3lib.url import canonicalize_url
+
     try:
-        s = urlsplit(url.strip())
-        port = s.port
+        parts = urlsplit(canonicalize_url(url.strip()))
     except ValueError:
         return url
-    scheme = s.scheme.lower()
-    host = (s.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
-    if s.username or s.password:
-        netloc = s.netloc.rsplit("@", 1)[0] + "@" + netloc
-    path = s.path or "/"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not (k.lower().startswith("utm_") or k.lower() in TRACKING)]
+    path = parts.path or "/"
     head, _, last = path.rpartition("/")
     if last.lower() in INDEX_PAGES:
         path = head + "/"
-    if len(path) > 1 and path.endswith("/"):
+    if len(path) > 1:
         path = path.rstrip("/") or "/"
-    query = [(k, v) for k, v in parse_qsl(s.query, keep_blank_values=True)
-             if not k.lower().startswith(TRACKING)]
-    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
+    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
 
 
 def site_of(url: str) -> str:
@@ -217,13 +213,14 @@ class CaseStore:
             if row:
                 self.db.execute("UPDATE cases SET title=? WHERE id=?", (row[0], cid))
 
-    def rebuild_cases(self) -> int:
+    def rebuild_cases(self, *, only_missing: bool = False) -> int:
         """Give every finding its case (stores made before cases, or after the canonical URL rule
         changed), carrying a review decision over to the new case when all of an old case's findings
-        land in one new case. Returns how many findings changed case."""
+        land in one new case. ``only_missing``: just the findings without a case (what opening an
+        older store does). Returns how many findings changed case."""
         rows = self.db.execute(
             """SELECT id, url, source, image_sha256, image_url, institution, district, case_id, first_seen_at,
-                 first_scan_id FROM findings""").fetchall()
+                 first_scan_id FROM findings""" + (" WHERE case_id IS NULL" if only_missing else "")).fetchall()
         moves: list[tuple[str, str]] = []
         moved_from: dict[str, set[str]] = defaultdict(set)
         with self.db:
@@ -240,6 +237,10 @@ class CaseStore:
                 if r["case_id"]:
                     moved_from[r["case_id"]].add(cid)
             self.db.executemany("UPDATE findings SET case_id=? WHERE id=?", moves)
+            # a finding that joins a dismissed case is dismissed too (it must not alert)
+            self.db.executemany(
+                "UPDATE findings SET status='dismissed' WHERE id=? AND status='open' AND "
+                "(SELECT status FROM cases WHERE id=?)='dismissed'", [(fid, cid) for cid, fid in moves])
             for old, new in moved_from.items():
                 left = self.db.execute("SELECT COUNT(*) FROM findings WHERE case_id=?", (old,)).fetchone()[0]
                 prev = self.db.execute("SELECT status FROM cases WHERE id=?", (old,)).fetchone()
@@ -259,6 +260,7 @@ class CaseStore:
                       severity: str | Iterable[str] | None = None,
                       source: str | Iterable[str] | None = None,
                       since: str | None = None, until: str | None = None,
+                      new_since: str | None = None,
                       ids: Iterable[str] | None = None,
                       finding_ids: Iterable[str] | None = None,
                       scan_id: str | None = None) -> tuple[list[str], list[Any]]:
@@ -278,30 +280,55 @@ class CaseStore:
             marks = ",".join("?" * len(names))
             where.append(f"(c.institution IN ({marks}) OR c.institution_key IN ({marks}))")
             args.extend(names + names)
-        if category is not None:
+        if category is not None:   # the case's summary column: no join with findings
             cats = _values(category) or [""]
-            where.append(f"EXISTS (SELECT 1 FROM findings f WHERE f.case_id=c.id AND f.category IN "
-                         f"({','.join('?' * len(cats))}))")
-            args.extend(cats)
+            where.append("(" + " OR ".join("(',' || c.categories || ',') LIKE ?" for _ in cats) + ")")
+            args.extend(f"%,{c},%" for c in cats)
         if since:
             where.append("c.last_seen_at >= ?")
             args.append(since)
         if until:
             where.append("c.first_seen_at <= ?")
             args.append(until)
+        if new_since:
+            where.append("c.first_seen_at >= ?")
+            args.append(new_since)
         if scan_id:
             where.append("EXISTS (SELECT 1 FROM findings f JOIN sightings s ON s.finding_id=f.id "
                          "WHERE f.case_id=c.id AND s.scan_id=?)")
             args.append(scan_id)
-        id_set: set[str] | None = None
         if ids is not None:
-            id_set = set(ids)
+            listed = sorted(set(ids))
+            if len(listed) <= MAX_LISTED:
+                one_of("c.id", listed or [""])
+            else:
+                where.append(f"c.id IN (SELECT id FROM {self._id_table('case', listed)})")
         if finding_ids is not None:
-            of = set(self.case_ids_of(finding_ids).values())
-            id_set = of if id_set is None else id_set & of
-        if id_set is not None:
-            one_of("c.id", sorted(id_set) or [""])
+            listed = sorted(set(finding_ids))
+            if len(listed) <= MAX_LISTED:
+                where.append(f"c.id IN (SELECT f.case_id FROM findings f WHERE f.id IN "
+                             f"({','.join('?' * len(listed))}))")
+                args.extend(listed or [""])
+            else:   # a full-text search's many hits: one join instead of thousands of parameters
+                # the listed ids drive the join (CROSS JOIN keeps that order in SQLite): each is one
+                # primary-key lookup in findings, never a scan of it
+                where.append(f"c.id IN (SELECT f.case_id FROM {self._id_table('finding', listed)} t "
+                             f"CROSS JOIN findings f WHERE f.id=t.id)")
         return where, args
+
+    def _id_table(self, kind: str, ids: list[str]) -> str:
+        """A temporary table (this connection's own) holding ``ids``; refilled only when they change,
+        so a count and a page over the same search hits fill it once."""
+        name = f"case_filter_{kind}_ids"
+        key = hashlib.sha256("\x1f".join(ids).encode("utf-8")).hexdigest()
+        cache = self.__dict__.setdefault("_id_tables", {})
+        if cache.get(name) != key:
+            with self.db:
+                self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} (id TEXT PRIMARY KEY)")
+                self.db.execute(f"DELETE FROM {name}")
+                self.db.executemany(f"INSERT INTO {name}(id) VALUES (?)", [(i,) for i in ids])
+            cache[name] = key
+        return name
 
     def cases(self, *, sort: str = "last_seen", descending: bool | None = None, limit: int = 50,
               offset: int = 0, after: str | None = None, **filters: Any) -> list[dict[str, Any]]:
@@ -309,7 +336,8 @@ class CaseStore:
 
         Filters (each optional; a list means any of them): ``category``, ``district``,
         ``institution`` (name, or site for unnamed ones), ``status``, ``severity``, ``source``
-        (``text``/``image``), ``since``/``until`` (ISO time: seen in that period), ``ids`` (case
+        (``text``/``image``), ``since``/``until`` (ISO time: seen in that period), ``new_since``
+        (first seen at or after that time: new since the user's last visit), ``ids`` (case
         ids), ``finding_ids`` (cases holding any of these findings, e.g. a full-text search's hits),
         ``scan_id`` (seen in that scan). ``sort``: last_seen | first_seen | severity | violations |
         institution, ties broken by id. Paging: ``offset``, or keyset with ``after`` = the
@@ -341,23 +369,25 @@ class CaseStore:
 
     def case_facets(self, fields: Sequence[str] = ("category", "district", "institution", "status", "severity",
                                                    "source"), **filters: Any) -> dict[str, dict[str, int]]:
-        """Counts of the filtered cases by each field (a case counts once under each of its categories)."""
+        """Counts of the filtered cases by each field, most first (a case counts once under each of
+        its categories; ``institution`` counts by name, or by site for unnamed ones)."""
+        columns = {"category": "categories", "district": "district", "institution": "institution_key",
+                   "status": "status", "severity": "severity", "source": "source"}
+        unknown = [f for f in fields if f not in columns]
+        if unknown:
+            raise CaseError(f"unknown facet {unknown[0]!r} (one of {', '.join(columns)})")
         where, args = self._case_filters(**filters)
-        cond = " AND ".join(where)
-        out: dict[str, dict[str, int]] = {}
-        for name in fields:
-            if name == "category":
-                sql = (f"SELECT f.category, COUNT(DISTINCT c.id) FROM cases c JOIN findings f ON f.case_id=c.id "
-                       f"WHERE {cond} GROUP BY f.category")
-            elif name in ("district", "status", "severity", "source"):
-                sql = f"SELECT c.{name}, COUNT(*) FROM cases c WHERE {cond} GROUP BY c.{name}"
-            elif name == "institution":
-                sql = f"SELECT c.institution_key, COUNT(*) FROM cases c WHERE {cond} GROUP BY c.institution_key"
-            else:
-                raise CaseError(f"unknown facet {name!r}")
-            counts = {(k if k is not None else ""): n for k, n in self.db.execute(sql, args)}
-            out[name] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-        return out
+        counts: dict[str, dict[str, int]] = {name: defaultdict(int) for name in fields}
+        sql = f"SELECT {', '.join('c.' + columns[f] for f in fields)} FROM cases c WHERE {' AND '.join(where)}"
+        for row in self.db.execute(sql, args):
+            for name, value in zip(fields, row, strict=True):
+                if name == "category":
+                    for cat in (value or "").split(","):
+                        if cat:
+                            counts[name][cat] += 1
+                else:
+                    counts[name][value if value is not None else ""] += 1
+        return {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for name, c in counts.items()}
 
     def case_trend(self, *, bucket: str = "day", **filters: Any) -> list[tuple[str, int]]:
         """How many of the filtered cases were first seen per day (``bucket='day'``) or month, in UTC."""
@@ -476,8 +506,8 @@ class CaseStore:
         near: dict[str, int] = {c[1]: 0}
         if own and own[0] and not degenerate(int(own[0], 16)):
             mine = int(own[0], 16)
-            for sha, ph in self.db.execute("SELECT sha256, phash FROM images WHERE phash IS NOT NULL AND phash != ''"):
-                d = hamming(mine, int(ph, 16))
+            for sha, ph in self._phashes():
+                d = hamming(mine, ph)
                 if d <= limit:
                     near[sha] = min(near.get(sha, d), d)
         out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -505,6 +535,17 @@ class CaseStore:
             d["case_id"] = other if other in have else None
         return sorted(out.values(), key=lambda d: (d["distance"], d["site"], d["page_url"]))
 
+    def _phashes(self) -> list[tuple[str, int]]:
+        """(sha256, pHash) of every image, parsed once per connection and read again only when the
+        number of images changed (case pages ask for it on every view)."""
+        n = self.db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        cached = self.__dict__.get("_phash_cache")
+        if cached is None or cached[0] != n:
+            cached = (n, [(sha, int(ph, 16)) for sha, ph in self.db.execute(
+                "SELECT sha256, phash FROM images WHERE phash IS NOT NULL AND phash != ''")])
+            self.__dict__["_phash_cache"] = cached
+        return cached[1]
+
     # -- review ------------------------------------------------------------------------------------
     def case_reviews(self, cid: str) -> list[dict[str, Any]]:
         """The case's review history, oldest first: seq, at, actor, action (set | propose | approve |
@@ -515,12 +556,12 @@ class CaseStore:
     def _review(self, cid: str, *, actor: str, action: str, from_status: str | None, to_status: str,
                 reason: str | None, proposal_id: str | None = None, finding_id: str | None = None) -> str:
         rid = uuid.uuid4().hex
-        seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_reviews WHERE case_id=?",
-                              (cid,)).fetchone()[0]
+        # the next number in one statement, so two writers never take the same one
         self.db.execute(
             """INSERT INTO case_reviews(id, case_id, seq, at, actor, action, from_status, to_status, reason,
-                 proposal_id, finding_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
-            (rid, cid, seq, _now(), actor, action, from_status, to_status, reason, proposal_id, finding_id))
+                 proposal_id, finding_id)
+               SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ? FROM case_reviews WHERE case_id=?""",
+            (rid, cid, _now(), actor, action, from_status, to_status, reason, proposal_id, finding_id, cid))
         return rid
 
     def _case_for_update(self, cid: str) -> Any:

@@ -76,7 +76,7 @@ class Store(CaseStore):
             with self.db:
                 self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table}({columns})")
         if self.db.execute("SELECT 1 FROM findings WHERE case_id IS NULL LIMIT 1").fetchone():
-            self.rebuild_cases()  # findings saved before cases existed
+            self.rebuild_cases(only_missing=True)  # findings saved before cases existed (or by older code)
 
     def close(self) -> None:
         self.db.close()

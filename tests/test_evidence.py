@@ -145,7 +145,8 @@ def test_report_pdf_renders_chinese_pages(unpacked, tmp_path):
     html = (unpacked / "report.html").read_text()
     assert "校外培训违规线索证据报告" in html and "未配置可信时间戳服务" in html
     doc = json.loads((unpacked / "findings.json").read_text())
-    assert html.count('<section class=finding id="f-') == len(doc["findings"])
+    assert html.count('<section class=case id="c-') == len(doc["cases"])          # one section per case
+    assert sorted(i for c in doc["cases"] for i in c["finding_ids"]) == sorted(f["id"] for f in doc["findings"])
     subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "2", str(unpacked / "report.pdf"),
                     str(tmp_path / "pg")], check=True, timeout=120)
     pages = sorted(tmp_path.glob("pg*.png"))
