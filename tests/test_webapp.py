@@ -258,6 +258,9 @@ def test_hostile_content_never_runs(server, browser, web_store):
         assert "onerror" in body or "javascript:" in body or "恶意机构" in body
         assert page.locator("a[href^='javascript:'], a[href^='data:'], script:not([src])").count() == 0
         assert page.evaluate("() => window.__pwned === undefined")
+        # an RTL override is shown as a mark, not obeyed; a 10,000-character line does not widen the page
+        assert "⟨方向控制符⟩" in page.inner_text("h1") and "exe.png" not in page.inner_text("h1")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= page.viewport_size["width"] + 20
     page.goto(server + "/institutions/")
     page.locator("a[href^='/institutions/%3Cscript']").first.click()
     page.wait_for_load_state()
@@ -433,3 +436,78 @@ def test_supervisor_adds_a_scan_target_and_runs_it_now(server, web_store, demo_s
     assert run["status"] == "finished" and run["pages"] > 0 and run["findings"] > 0
     actions = _audit_actions(web_store)
     assert "scan_target_added" in actions and "scan_run_now" in actions
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A real PostgreSQL (Debian's) on a free port, as the unprivileged ``postgres`` user when the
+    tests run as root (initdb refuses root)."""
+    import glob
+    import pwd
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.fail("PostgreSQL is not installed (Debian package postgresql)")
+    bindir = Path(bins[-1]).parent
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="jianfu-web-pg-"))  # not under pytest's root-only folder
+    user = None
+    if os.geteuid() == 0:
+        user = "postgres"
+        pw = pwd.getpwnam(user)
+        os.chown(tmp, pw.pw_uid, pw.pw_gid)
+    port = free_port()
+
+    def run(*cmd: str) -> None:
+        subprocess.run(cmd, user=user, cwd=tmp, check=True, capture_output=True, timeout=120)
+
+    run(str(bindir / "initdb"), "-D", str(tmp / "data"), "-U", "jianfu", "--auth=trust", "-E", "UTF8",
+        "--locale=C.UTF-8", "--no-sync")
+    run(str(bindir / "pg_ctl"), "-D", str(tmp / "data"), "-o", f"-p {port} -h 127.0.0.1 -k {tmp} -c fsync=off",
+        "-l", str(tmp / "log"), "-w", "start")
+    yield f"postgresql://jianfu@127.0.0.1:{port}/postgres"
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(tmp / "data"), "-m", "immediate", "stop"], user=user,
+                   cwd=tmp, capture_output=True, timeout=60)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_app_tables_in_postgresql(postgres_url, demo_scan, tmp_path):
+    """JIANFU_WEB_DB puts users, sessions and the audit log in PostgreSQL; the app works the same."""
+    store = tmp_path / "store"
+    shutil.copytree(demo_scan[0], store, ignore=shutil.ignore_patterns("webapp.*"))
+    env = {**os.environ, "JIANFU_WEB_DB": postgres_url}
+
+    def cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "jianfu", *args], cwd=ROOT, env=env, input=input, text=True,
+                              capture_output=True, timeout=300)
+
+    assert cli("users", "add", "pgadmin", "--role", "admin", "--store", str(store),
+               input="Pg-admin-2026\n").returncode == 0
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "jianfu", "serve", "--store", str(store), "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                requests.get(base + "/login/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        s = login(base, "pgadmin", "Pg-admin-2026")
+        ids = cases_of(s, base, q="幼小衔接")
+        assert ids and s.get(f"{base}/cases/{ids[0]}/").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert not (store / "webapp.sqlite3").exists()
+    ok = cli("audit", "verify", "--store", str(store))
+    assert ok.returncode == 0 and "完整" in ok.stdout
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        actions = [r[0] for r in db.execute("SELECT action FROM webapp_auditentry ORDER BY seq")]
+        assert {"user_added", "login", "case_view"} <= set(actions)
+        db.execute("UPDATE webapp_auditentry SET target='x' WHERE seq=2")
+    assert cli("audit", "verify", "--store", str(store)).returncode == 1

@@ -183,9 +183,33 @@ def get(st: Store, case_id: str) -> dict[str, Any] | None:
             w = h = 0
         figures.append({"kind": "网页截图", "sha256": sha, "width": w, "height": h, "boxes": boxes,
                         "page_url": c["screenshot"]["page_url"]})
+    for fig in figures:
+        fig["raster"] = _blob_type(st, fig["sha256"]) is not None
     c["figures"] = figures
     c["words"] = sorted({v["text"] for v in c["violations"]})
     return c
+
+
+IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF87a": "image/gif",
+               b"GIF89a": "image/gif"}
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The real type of a raster image from its first bytes; None for anything else (SVG, HTML…)."""
+    for magic, ctype in IMAGE_TYPES.items():
+        if head.startswith(magic):
+            return ctype
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _blob_type(st: Store, sha256: str) -> str | None:
+    try:
+        with st.blob_path(sha256).open("rb") as fh:
+            return sniff_image(fh.read(16))
+    except OSError:
+        return None
 
 
 def blob_digests(case: dict[str, Any]) -> set[str]:
@@ -226,19 +250,10 @@ def overview(st: Store, allowed: list[str] | None, since: datetime | None) -> di
 
 
 def count_new(st: Store, f: dict[str, Any], cutoff: str | None, trend: list[tuple[str, int]]) -> int:
-    """Cases first seen at or after ``cutoff`` (all when None): whole UTC days after the cutoff's
-    day from the trend, the cutoff's own day case by case."""
+    """Cases first seen at or after ``cutoff`` (all when None)."""
     if cutoff is None:
         return sum(n for _, n in trend)
-    day = cutoff[:10]
-    n = sum(k for d, k in trend if d > day)
-    after = None
-    while True:
-        rows = st.cases(sort="first_seen", limit=1000, after=after, since=cutoff, until=day + "T23:59:59.999Z", **f)
-        n += sum(1 for r in rows if r["first_seen_at"] >= cutoff)
-        if len(rows) < 1000 or rows[-1]["first_seen_at"] < cutoff:
-            return n
-        after = rows[-1]["cursor"]
+    return st.count_cases(new_since=cutoff, **f)
 
 
 def last_days(trend: list[tuple[str, int]], days: int = TREND_DAYS) -> list[tuple[str, int]]:

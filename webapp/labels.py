@@ -72,10 +72,15 @@ _SCOPE = {"sentence": "句", "clause": "分句", "line": "行", "text": "文"}
 
 
 def explain_zh(explanation: list[str] | None) -> list[str]:
+    """The detector's reasons in Chinese: a Chinese step as written, an English one translated."""
+    from evidence.report import explanation_zh as chinese_steps
+
     out = []
     for line in explanation or []:
         for rx, make in _EXPLAIN_ZH:
             if m := rx.match(line):
                 out.append(make(m))
                 break
+        else:
+            out += chinese_steps([line])
     return out

@@ -131,20 +131,6 @@ def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     })
 
 
-IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF87a": "image/gif",
-               b"GIF89a": "image/gif"}
-
-
-def sniff_image(head: bytes) -> str | None:
-    """The real type of a raster image from its first bytes; None for anything else (SVG, HTML…)."""
-    for magic, ctype in IMAGE_TYPES.items():
-        if head.startswith(magic):
-            return ctype
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 @require_GET
 def case_image(request: HttpRequest, case_id: str, sha256: str) -> HttpResponse:
     """A screenshot or ad image of a case the user may see, with its real type. Anything that is not
@@ -156,7 +142,7 @@ def case_image(request: HttpRequest, case_id: str, sha256: str) -> HttpResponse:
     if not path.is_file():
         raise Http404
     with path.open("rb") as fh:
-        ctype = sniff_image(fh.read(16))
+        ctype = cases.sniff_image(fh.read(16))
     resp = FileResponse(path.open("rb"), content_type=ctype or "application/octet-stream")
     disposition = "inline" if ctype else "attachment"
     ext = (ctype or "application/octet-stream").rsplit("/", 1)[-1].replace("octet-stream", "bin")

@@ -57,10 +57,23 @@ def web_url(url: str | None) -> str:
     return u if u.lower().startswith(("http://", "https://")) and len(u) < 2000 else ""
 
 
+# bidirectional controls (LRE … RLO, LRI … PDI, LRM/RLM/ALM): shown as a visible mark, so a crawled
+# "恶意机构\u202egnp.exe" reads as what it is instead of "恶意机构exe.png"
+_BIDI = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C], "⟨方向控制符⟩")
+
+
 @register.filter
 def clip(text: str | None, n: int = 120) -> str:
-    t = " ".join((text or "").split())
+    """Text from the crawled web for display: one line, bidi controls made visible, at most n
+    characters (auto-escaping still applies)."""
+    t = " ".join(str(text or "").translate(_BIDI).split())
     return t if len(t) <= n else t[: n - 1] + "…"
+
+
+@register.filter
+def shown(text: str | None) -> str:
+    """``clip`` without a length limit."""
+    return clip(text, 100_000)
 
 
 RUN_STATUS = {"running": "运行中", "finished": "完成", "failed": "失败", "timeout": "超时", "interrupted": "中断",
