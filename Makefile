@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 PADDLE_STAMP := $(VENV)/.installed-paddle
 DEMO_STORE ?= var/demo
 DEMO_PORT ?= 8801
+DEMO_WEB_PORT ?= 8000
+DEMO_USER ?= demo
+DEMO_PASSWORD ?= jianfu-demo-2026
 
 .PHONY: demo test bench lint system install clean
 
@@ -35,7 +38,14 @@ demo: install
 	  启明星学堂=http://127.0.0.1:$(DEMO_PORT)/ 学霸通在线=http://127.0.0.1:$$(($(DEMO_PORT)+1))/ \
 	  彩虹艺术中心=http://127.0.0.1:$$(($(DEMO_PORT)+2))/ 飞跃体育编程俱乐部=http://127.0.0.1:$$(($(DEMO_PORT)+3))/ \
 	  --store $(DEMO_STORE) --district 示范区 && \
-	$(BIN)/jianfu findings --store $(DEMO_STORE) --format table
+	$(BIN)/jianfu findings --store $(DEMO_STORE) --format table && \
+	printf '%s\n' '$(DEMO_PASSWORD)' | $(BIN)/jianfu users add $(DEMO_USER) --role supervisor --district 示范区 \
+	  --store $(DEMO_STORE) --update > /dev/null && \
+	echo && echo "网页端（调查人员使用）：" && \
+	echo "  1. 启动：$(BIN)/jianfu serve --store $(DEMO_STORE) --port $(DEMO_WEB_PORT)" && \
+	echo "  2. 在浏览器打开 http://127.0.0.1:$(DEMO_WEB_PORT)/" && \
+	echo "  3. 用户名 $(DEMO_USER)，密码 $(DEMO_PASSWORD)（督导，负责 示范区；可审批、导出证据包）" && \
+	echo "  添加账号：$(BIN)/jianfu users add 姓名 --role investigator --district 示范区 --store $(DEMO_STORE)"
 
 test: install $(PADDLE_STAMP)
 	$(BIN)/ruff check .

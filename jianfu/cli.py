@@ -38,6 +38,7 @@ COMMANDS = [
     "evidence.command",
     "search.command",
     "scheduler.command",
+    "webapp.command",
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 70, 130

@@ -1,0 +1,55 @@
+"""The admin pages: users with their role and districts, and the (read-only) audit log."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+
+from webapp.models import AuditEntry, Profile
+
+
+class ProfileInline(admin.StackedInline):
+    model = Profile
+    can_delete = False
+    fields = ("role", "districts")
+    verbose_name_plural = "角色与负责区县"
+
+
+class JianfuUserAdmin(UserAdmin):
+    inlines = [ProfileInline]
+    list_display = ("username", "is_active", "is_superuser", "last_login")
+
+    def save_model(self, request, obj, form, change):
+        obj._changed_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        for f in formset.forms:
+            f.instance._changed_by = request.user.get_username()
+        super().save_formset(request, form, formset, change)
+
+    def delete_model(self, request, obj):
+        obj._changed_by = request.user.get_username()
+        super().delete_model(request, obj)
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), JianfuUserAdmin)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("seq", "at", "actor", "action", "target", "ip")
+    list_filter = ("action",)
+    search_fields = ("actor", "target")
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
