@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.model import Finding
+from store.ledger import LedgerTables
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 DB_NAME = "jianfu.sqlite3"
@@ -37,7 +38,7 @@ def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> s
     return text[max(0, start - width) : end + width]
 
 
-class Store:
+class Store(LedgerTables):
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         try:
@@ -57,6 +58,8 @@ class Store:
     ADDED_COLUMNS = (
         ("index_outbox", "rejected", "INTEGER NOT NULL DEFAULT 0"),
         ("index_outbox", "retry_at", "REAL"),
+        ("findings", "credit_code", "TEXT"),             # the institution in the ledger (ledger/scan.py)
+        ("findings", "ledger", "TEXT"),                  # JSON: its ledger record when the scan checked it
     )
 
     def _migrate(self) -> None:
@@ -402,4 +405,6 @@ def finding_row(row: sqlite3.Row) -> dict[str, Any]:
     d["boxes"] = json.loads(d["boxes"]) if d.get("boxes") else None
     if "qr" in d:  # QR payloads of the image a finding was read from (None for page text)
         d["qr"] = (json.loads(d["qr"]) or None) if d["qr"] else None
+    if "ledger" in d:  # the institution's ledger record (None when the site matched no ledger entry)
+        d["ledger"] = json.loads(d["ledger"]) if d["ledger"] else None
     return d
