@@ -81,7 +81,7 @@ _CODE_RE = re.compile(r"(?<![0-9A-Za-z])([0-9A-Za-z]{2}\d{6}[0-9A-Za-z]{10})(?![
 _CODE_LABEL_RE = re.compile(r"(?:统一)?社会信用代码|信用代码")
 _LICENCE_RE = re.compile(
     r"(?:办学许可证(?:号|编号)?|许可证(?:号|编号))[\s:：为是（(）)]*([0-9A-Za-z\u4e00-\u9fff\-]{4,32}?号|[0-9A-Za-z\-]{6,32})"
-    r"|(教[民社]?\d{10,20}号?)")
+    r"|(教[民社]?\s?\d{10,20}\s?号?)")
 
 
 @dataclass(frozen=True, slots=True)
