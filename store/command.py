@@ -13,7 +13,8 @@ from store.db import DB_NAME, Store
 
 JSONL_FIELDS = ("id", "url", "source", "image_url", "category", "rule_id", "text", "start", "end", "score",
                 "severity", "basis", "context", "institution", "district", "status", "boxes", "qr",
-                "explanation", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id")
+                "explanation", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id",
+                "credit_code", "ledger")  # the institution in the ledger and its record (ledger/scan.py)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
