@@ -14,8 +14,11 @@ WEIGHTS = tuple(pow(3, i, 31) for i in range(17))  # 1, 3, 9, 27, 19, 26, 16, 17
 _HALF = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
+_FULLWIDTH = re.compile("[\uff01-\uff5e\u3000]")
+
+
 def halfwidth(text: str) -> str:
-    return text.translate(_HALF)
+    return text.translate(_HALF) if _FULLWIDTH.search(text) else text
 
 
 def check_char(first17: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,8 +101,7 @@ class Institution:
 
     def values(self) -> dict[str, Any]:
         """The stored fields (lists as lists), credit code first."""
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return {f: list(v) if isinstance(v := getattr(self, f), tuple) else v for f in FIELD_ORDER}
 
     def digest(self) -> str:
         return record_digest(self.values())
@@ -122,6 +121,9 @@ class Institution:
             v = d.get(k) or ()
             kw[k] = tuple(json.loads(v) if isinstance(v, str) else v)
         return cls(**kw)
+
+
+FIELD_ORDER = tuple(f.name for f in fields(Institution))
 
 
 def record_digest(values: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ledger.codes import halfwidth, licence_key
-from ledger.records import LIST_FIELDS, RECORD_FIELDS, Institution, ParsedRow, record_digest
+from ledger.records import LIST_FIELDS, RECORD_FIELDS, ParsedRow, record_digest
 
 BATCH = 500
 _NAME_NOISE = re.compile(r"[\s·•,，.。()（）\[\]【】\"“”'‘’\-—_]")
@@ -38,14 +38,15 @@ def phone_key(phone: str) -> str:
     return re.sub(r"\D", "", phone or "")
 
 
-def key_values(inst: Institution) -> set[tuple[str, str]]:
-    keys = {("name", name_key(inst.name))}
-    if inst.licence_no:
-        keys.add(("licence", licence_key(inst.licence_no)))
-    keys |= {("host", host_key(u)) for u in inst.sites}
-    keys |= {("wechat", w.lower()) for w in inst.wechat}
-    keys |= {("mini_program", m.lower()) for m in inst.mini_programs}
-    keys |= {("phone", p) for p in map(phone_key, inst.phones) if len(p) >= 7}
+def key_values(values: dict[str, Any]) -> set[tuple[str, str]]:
+    """The lookup keys of an institution (its fields as ``Institution.values()`` gives them)."""
+    keys = {("name", name_key(values["name"]))}
+    if values.get("licence_no"):
+        keys.add(("licence", licence_key(values["licence_no"])))
+    keys |= {("host", host_key(u)) for u in values.get("sites") or ()}
+    keys |= {("wechat", w.lower()) for w in values.get("wechat") or ()}
+    keys |= {("mini_program", m.lower()) for m in values.get("mini_programs") or ()}
+    keys |= {("phone", p) for p in map(phone_key, values.get("phones") or ()) if len(p) >= 7}
     return {k for k in keys if k[1]}
 
 
@@ -115,6 +116,11 @@ class LedgerTables:
                     if f not in parsed.present:
                         values[f] = json.loads(old[f]) if f in LIST_FIELDS else old[f]
             digest = record_digest(values)
+            if old is not None and digest == old["digest"]:
+                touches.append((import_id, line, code))
+                counts["unchanged"] += 1
+                existing[code] = {**old, "last_import_id": import_id, "last_import_line": line}
+                continue
             stored = {f: json.dumps(values[f], ensure_ascii=False) if f in LIST_FIELDS else values[f]
                       for f in RECORD_FIELDS}
             if old is None:
@@ -122,18 +128,15 @@ class LedgerTables:
                 history.append((code, import_id, now, "added", json.dumps(
                     {f: [None, values[f]] for f in RECORD_FIELDS if values[f] not in (None, [])},
                     ensure_ascii=False)))
-                new_keys += [(k, v, code) for k, v in key_values(Institution.from_values(values))]
+                new_keys += [(k, v, code) for k, v in key_values(values)]
                 counts["added"] += 1
-            elif digest == old["digest"]:
-                touches.append((import_id, line, code))
-                counts["unchanged"] += 1
             else:
                 before = institution_row(old)
                 diff = {f: [before[f], values[f]] for f in RECORD_FIELDS if before[f] != values[f]}
                 updates.append((*stored.values(), digest, now, import_id, line, code))
                 history.append((code, import_id, now, "changed", json.dumps(diff, ensure_ascii=False)))
                 stale_keys.append((code,))
-                new_keys += [(k, v, code) for k, v in key_values(Institution.from_values(values))]
+                new_keys += [(k, v, code) for k, v in key_values(values)]
                 counts["changed"] += 1
             existing[code] = {**(old or {}), **stored, "digest": digest, "last_import_id": import_id,
                               "last_import_line": line}
