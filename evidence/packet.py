@@ -471,6 +471,7 @@ class Exporter:
                 "text": f["text"], "context": f["context"], "start": f["start"], "end": f["end"],
                 "basis": f["basis"], "explanation": f["explanation"], "source": f["source"],
                 "status": f["status"], "institution": f["institution"], "district": f["district"],
+                "ledger": f.get("ledger"),  # the institution's ledger (台账) record when the scan checked it
                 "page": {"url": f["url"], "final_url": cap["page"].get("final_url"),
                          "title": cap["page"].get("title"), "http_status": cap["page"].get("status")},
                 "image_url": f["image_url"], "image_sha256": f["image_sha256"],

@@ -65,12 +65,19 @@ def _figure(path: str | None, caption: str) -> str:
     return f'<figure><img src="{e(path)}" alt="{e(caption)}"><figcaption>{e(caption)}</figcaption></figure>'
 
 
+def ledger_text(rec: dict[str, Any]) -> str:
+    """The institution's ledger (台账) record as the scan found it (ledger.records.Institution.snapshot)."""
+    return e(f"{rec['name']}，统一社会信用代码 {rec['credit_code']}，办学许可证号 {rec.get('licence_no') or '无'}，"
+             f"{rec['type_label']}，{rec['status_label']}" + (f"，{rec['district']}" if rec.get("district") else ""))
+
+
 def finding_section(f: dict[str, Any]) -> str:
     rec = f["records"]["page_response"] or {}
     files = f["files"]
     rows = [
         _row("线索编号", f"<code>{e(f['id'])}</code>"),
         _row("机构", e(f.get("institution") or "（未命名）") + (f"（{e(f['district'])}）" if f.get("district") else "")),
+        *([_row("台账记录", ledger_text(f["ledger"]))] if f.get("ledger") else []),
         _row("问题类别", f"{e(f['category_zh'])}<br><small><code>{e(f['category'])}</code></small>"),
         _row("命中规则", f"<code>{e(f['rule_id'])}</code>，严重程度 {e(SEVERITY_ZH.get(f['severity'], f['severity']))}，"
                          f"置信分 {f['score']:.2f}"),

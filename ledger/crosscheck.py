@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from detectors.model import Finding
+from evidence.report import CATEGORY_ZH
 from ledger.codes import Printed, licence_key
 from ledger.records import BARRED, Institution
 
@@ -37,10 +38,6 @@ SUBJECT_CATEGORIES = ("preschool_subject", "advance_teaching", "off_hours_schedu
                       "competition_ranking")
 AD_WORDS = ("招生", "报名", "试听", "开班", "开课", "招募", "优惠", "咨询热线", "课程", "预约")
 SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
-CATEGORY_LABELS = {"preschool_subject": "学前学科类培训", "photo_search": "拍照搜题", "competition_ranking": "竞赛排名",
-                   "advance_teaching": "超前超标培训", "off_hours_schedule": "违规时段培训", "prepaid_fees": "超期预收费",
-                   "teacher_qualification": "师资违规", "guarantee_promise": "效果承诺", "false_claim": "虚假宣传",
-                   "unlicensed_subject": "无证或变相学科类培训"}
 LINK_LABELS = {"seed": "扫描目标所填机构名称", "domain": "网站域名", "credit_code": "网页公示的统一社会信用代码",
                "licence": "网页公示的办学许可证号", "qr": "广告二维码指向的网站或公众号"}
 
@@ -219,7 +216,8 @@ def _barred(ev: SiteEvidence, link: Link, anchor: Anchor, top: dict[str, Any] | 
     assert inst is not None
     lines = [f"该机构在台账中的状态为“{inst.status_label}”，已不得开展校外培训，网站仍在招生宣传。"]
     if top is not None:
-        lines.append(f"本次扫描在该网站发现{n}处违规宣传，例如“{_cut(top['text'], 40)}”（{CATEGORY_LABELS.get(top['category'], top['category'])}）。")
+        label = CATEGORY_ZH.get(top["category"], top["category"])
+        lines.append(f"本次扫描在该网站发现{n}处违规宣传，例如“{_cut(top['text'], 40)}”（{label}）。")
     lines += [ledger_line(inst), link.description + "。"]
     return _finding("ledger.barred_still_advertising", anchor, lines)
 

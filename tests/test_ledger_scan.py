@@ -97,6 +97,21 @@ def test_institution_view_and_recheck_are_stable(ledger_scan) -> None:
     assert sorted(f["id"] for f in findings(store)) == before  # nothing duplicated
 
 
+def test_evidence_packet_carries_the_ledger_record(ledger_scan, tmp_path: Path) -> None:
+    import zipfile
+
+    store, _ = ledger_scan
+    out = tmp_path / "case.zip"
+    proc = jianfu("export", "--store", str(store), "--institution", "学霸通在线", "--out", str(out), "--no-pdf")
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        entries = json.loads(z.read(next(n for n in names if n.endswith("findings.json"))))["findings"]
+        report = z.read(next(n for n in names if n.endswith("report.html"))).decode()
+    assert entries and all(e["ledger"]["credit_code"] == XUEBATONG_CODE for e in entries)
+    assert "台账记录" in report and "已吊销" in report
+
+
 def test_sites_linked_by_domain_printed_code_and_qr(demo_sites, tmp_path: Path) -> None:
     urls = demo_sites.urls
     rows = demo_rows(urls)
