@@ -192,7 +192,7 @@ def institution_view(store, key: str) -> dict[str, Any] | list[dict[str, Any]] |
     """Everything about one institution (record, history, scans, findings) — or the candidates
     when a name matches several."""
     from ledger.codes import normalize_credit_code
-    from store.ledger import name_key
+    from ledger.records import name_key
 
     row = store.institution(normalize_credit_code(key))
     if row is None:

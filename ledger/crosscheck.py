@@ -30,7 +30,7 @@ import yaml
 from detectors.model import Finding
 from evidence.report import CATEGORY_ZH
 from ledger.codes import Printed, licence_key
-from ledger.records import BARRED, Institution
+from ledger.records import BARRED, Institution, host_key
 
 CHECKS_FILE = Path(__file__).with_name("checks.yaml")
 # detector categories that mean "subject training is offered here" (rules.md §1, §4, §5, §10)
@@ -81,8 +81,6 @@ class SiteEvidence:
 
     @property
     def hosts(self) -> list[str]:
-        from store.ledger import host_key
-
         return sorted({host_key(p.url) for p in self.pages})
 
 
@@ -143,8 +141,6 @@ def _link_detail(how: str, inst: Institution, ev: SiteEvidence) -> str:
     if how == "seed":
         return ev.site
     if how == "domain":
-        from store.ledger import host_key
-
         own = {host_key(u) for u in inst.sites}
         return "、".join(h for h in ev.hosts if h in own) or "、".join(ev.hosts)
     if how == "credit_code":

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from ledger.codes import credit_code_problem, halfwidth, normalize_credit_code, normalize_licence
+from ledger.codes import credit_code_problem, halfwidth, licence_key, normalize_credit_code, normalize_licence
 
 TYPES = {"subject": "学科类", "non_subject": "非学科类"}
 STATUSES = {"approved": "白名单（已审批）", "pending": "待审批", "blacklisted": "黑名单",
@@ -127,8 +127,14 @@ FIELD_ORDER = tuple(f.name for f in fields(Institution))
 
 
 def record_digest(values: dict[str, Any]) -> str:
-    canon = json.dumps([values.get(k) or None for k in ("credit_code", *RECORD_FIELDS)], ensure_ascii=False)
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
+    parts = (("\x1e".join(v) if isinstance(v := values.get(k), list | tuple) else (v or ""))
+             for k in ("credit_code", *RECORD_FIELDS))
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def list_json(values: list[str] | tuple[str, ...]) -> str:
+    """A list field as the store keeps it (a JSON array)."""
+    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
 
 
 class RowRejected(ValueError):
@@ -142,7 +148,7 @@ class ParsedRow:
 
 
 def cell_text(v: Any) -> str:
-    if v is None:
+    if v is None or v == "":
         return ""
     if isinstance(v, float) and v.is_integer():
         v = int(v)
@@ -234,3 +240,33 @@ def export_row(values: dict[str, Any]) -> list[str]:
 
 def export_headers() -> list[str]:
     return [canon for canon, _, _ in COLUMNS.values()]
+
+
+# -- what links a site to its institution (store table institution_keys) ---------------------------
+_NAME_NOISE = re.compile(r"[\s·•,，.。()（）\[\]【】\"“”'‘’\-—_]")
+
+
+def host_key(url: str) -> str:
+    """What two URLs of one site share: the host (and port), lower case, without ``www.``."""
+    netloc = (urlsplit(url if "://" in url else "http://" + url).netloc or "").lower()
+    return netloc.rsplit("@", 1)[-1].removeprefix("www.")
+
+
+def name_key(name: str) -> str:
+    return _NAME_NOISE.sub("", halfwidth(name or "")).lower()
+
+
+def phone_key(phone: str) -> str:
+    return re.sub(r"\D", "", phone or "")
+
+
+def key_values(values: dict[str, Any]) -> set[tuple[str, str]]:
+    """The lookup keys of an institution (its fields as ``Institution.values()`` gives them)."""
+    keys = {("name", name_key(values["name"]))}
+    if values.get("licence_no"):
+        keys.add(("licence", licence_key(values["licence_no"])))
+    keys |= {("host", host_key(u)) for u in values.get("sites") or ()}
+    keys |= {("wechat", w.lower()) for w in values.get("wechat") or ()}
+    keys |= {("mini_program", m.lower()) for m in values.get("mini_programs") or ()}
+    keys |= {("phone", p) for p in map(phone_key, values.get("phones") or ()) if len(p) >= 7}
+    return {k for k in keys if k[1]}

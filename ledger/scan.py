@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 
 from ledger.codes import licence_key, printed_identifiers
 from ledger.crosscheck import Page, SiteEvidence, cross_check, link_site
-from ledger.records import Institution
+from ledger.records import Institution, host_key, name_key
 from store import Store
-from store.ledger import host_key, name_key
 
 
 def _insts(rows: list[dict[str, Any]]) -> list[Institution]:
@@ -98,8 +97,9 @@ def check_scan(store: Store, scan_id: str) -> list[dict[str, Any]] | None:
     out = []
     for ev in site_evidence(store, scan_id):
         link = link_site(ev, candidates(store, ev))
-        similar = [] if link.institution else _insts(list(store.institutions(name=ev.site, limit=3))) \
-            if ev.named and len(ev.site) >= 2 else []
+        similar = []  # ledger names containing the site's name: hints for an unregistered site
+        if link.institution is None and ev.named and len(ev.site) >= 2:
+            similar = _insts(list(store.institutions(name=ev.site, limit=3)))
         found = cross_check(ev, link, owners_of(store, ev), similar)
         district = next((f["district"] for f in ev.findings if f.get("district")), None)
         ids = [f["id"] for f in ev.findings]

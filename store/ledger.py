@@ -9,45 +9,15 @@ twice in one file is caught by the ``last_import_id`` the first row wrote, not b
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from ledger.codes import halfwidth, licence_key
-from ledger.records import LIST_FIELDS, RECORD_FIELDS, ParsedRow, record_digest
+from ledger.records import LIST_FIELDS, RECORD_FIELDS, ParsedRow, key_values, list_json, record_digest
 
 BATCH = 500
-_NAME_NOISE = re.compile(r"[\s·•,，.。()（）\[\]【】\"“”'‘’\-—_]")
-
-
-def host_key(url: str) -> str:
-    """What two URLs of one site share: the host (and port), lower case, without ``www.``."""
-    netloc = (urlsplit(url if "://" in url else "http://" + url).netloc or "").lower()
-    return netloc.rsplit("@", 1)[-1].removeprefix("www.")
-
-
-def name_key(name: str) -> str:
-    return _NAME_NOISE.sub("", halfwidth(name or "")).lower()
-
-
-def phone_key(phone: str) -> str:
-    return re.sub(r"\D", "", phone or "")
-
-
-def key_values(values: dict[str, Any]) -> set[tuple[str, str]]:
-    """The lookup keys of an institution (its fields as ``Institution.values()`` gives them)."""
-    keys = {("name", name_key(values["name"]))}
-    if values.get("licence_no"):
-        keys.add(("licence", licence_key(values["licence_no"])))
-    keys |= {("host", host_key(u)) for u in values.get("sites") or ()}
-    keys |= {("wechat", w.lower()) for w in values.get("wechat") or ()}
-    keys |= {("mini_program", m.lower()) for m in values.get("mini_programs") or ()}
-    keys |= {("phone", p) for p in map(phone_key, values.get("phones") or ()) if len(p) >= 7}
-    return {k for k in keys if k[1]}
 
 
 def _now() -> str:
@@ -121,8 +91,7 @@ class LedgerTables:
                 counts["unchanged"] += 1
                 existing[code] = {**old, "last_import_id": import_id, "last_import_line": line}
                 continue
-            stored = {f: json.dumps(values[f], ensure_ascii=False) if f in LIST_FIELDS else values[f]
-                      for f in RECORD_FIELDS}
+            stored = {f: list_json(values[f]) if f in LIST_FIELDS else values[f] for f in RECORD_FIELDS}
             if old is None:
                 inserts.append((code, *stored.values(), digest, now, now, import_id, line))
                 history.append((code, import_id, now, "added", json.dumps(
@@ -133,11 +102,15 @@ class LedgerTables:
             else:
                 before = institution_row(old)
                 diff = {f: [before[f], values[f]] for f in RECORD_FIELDS if before[f] != values[f]}
-                updates.append((*stored.values(), digest, now, import_id, line, code))
-                history.append((code, import_id, now, "changed", json.dumps(diff, ensure_ascii=False)))
-                stale_keys.append((code,))
-                new_keys += [(k, v, code) for k, v in key_values(values)]
-                counts["changed"] += 1
+                if not diff:  # same values under a digest an older version computed: refresh it only
+                    updates.append((*stored.values(), digest, old["updated_at"], import_id, line, code))
+                    counts["unchanged"] += 1
+                else:
+                    updates.append((*stored.values(), digest, now, import_id, line, code))
+                    history.append((code, import_id, now, "changed", json.dumps(diff, ensure_ascii=False)))
+                    stale_keys.append((code,))
+                    new_keys += [(k, v, code) for k, v in key_values(values)]
+                    counts["changed"] += 1
             existing[code] = {**(old or {}), **stored, "digest": digest, "last_import_id": import_id,
                               "last_import_line": line}
         cols = ", ".join(RECORD_FIELDS)

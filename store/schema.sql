@@ -172,7 +172,6 @@ CREATE TABLE IF NOT EXISTS institutions (
   last_import_line INTEGER                      -- … and on which line
 );
 CREATE INDEX IF NOT EXISTS institutions_district ON institutions(district, status);
-CREATE INDEX IF NOT EXISTS institutions_name ON institutions(name);
 
 -- What links a site to its institution: host of each web site, licence, WeChat ids, phones, name.
 CREATE TABLE IF NOT EXISTS institution_keys (
