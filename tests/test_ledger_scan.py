@@ -176,3 +176,12 @@ def jianfu_scan_seeds(store: Path, scan_id: str) -> str:
         return db.execute("SELECT seeds FROM scans WHERE id=?", (scan_id,)).fetchone()[0]
     finally:
         db.close()
+
+
+def test_rescan_sights_the_same_cross_check_findings(ledger_scan, demo_sites) -> None:
+    store, first = ledger_scan
+    before = {f["id"] for f in findings(store) if f["rule_id"] in LEDGER_RULES}
+    second = scan(store, *(f"{INSTITUTIONS[n]}={demo_sites.urls[n]}" for n in INSTITUTIONS))
+    after = [f for f in findings(store) if f["rule_id"] in LEDGER_RULES]
+    assert {f["id"] for f in after} == before and len(after) == 4
+    assert all(f["last_scan_id"] == second["scan_id"] and f["first_scan_id"] == first["scan_id"] for f in after)
