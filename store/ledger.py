@@ -196,7 +196,7 @@ class LedgerTables:
     def institution_history(self, credit_code: str) -> list[dict[str, Any]]:
         return [{**dict(r), "fields": json.loads(r["fields"])} for r in self.db.execute(
             """SELECT h.*, l.file FROM institution_history h LEFT JOIN ledger_imports l ON l.id=h.import_id
-               WHERE h.credit_code=? ORDER BY h.changed_at, h.rowid""", (credit_code,))]
+               WHERE h.credit_code=? ORDER BY h.changed_at, h.import_id""", (credit_code,))]
 
     def ledger_imports(self) -> list[dict[str, Any]]:
         return [{**dict(r), "rejections": json.loads(r["rejections"])} for r in self.db.execute(
