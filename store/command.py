@@ -86,11 +86,12 @@ def _fit(s: str, width: int) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = [("id", 10), ("category", 21), ("institution", 18), ("matched", 24), ("source", 6), ("url", 44)]
+    cols = [("id", 10), ("category", 25), ("institution", 18), ("matched", 24), ("source", 6), ("url", 44)]
     print("  ".join(_fit(name, w) for name, w in cols))
     print("  ".join("-" * w for _, w in cols))
     for r in rows:
         url = r["url"] if r["source"] == "text" else f"{r['url']} ▸ {r['image_url'].rsplit('/', 1)[-1]}"
-        vals = [r["id"][:10], r["category"], r["institution"] or "", r["text"], r["source"], url]
+        category = r["category"] + (" ·台账" if r["rule_id"].startswith("ledger.") else "")  # a ledger cross-check
+        vals = [r["id"][:10], category, r["institution"] or "", r["text"], r["source"], url]
         print("  ".join(_fit(v, w) for v, (_, w) in zip(vals, cols, strict=True)))
     print(f"{len(rows)} finding(s)")
