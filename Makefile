@@ -34,6 +34,8 @@ demo: install
 	@$(BIN)/python -m demo_site.server --port-base $(DEMO_PORT) > var/demo-site.log 2>&1 & echo $$! > var/demo-site.pid; \
 	trap 'kill $$(cat var/demo-site.pid) 2>/dev/null; rm -f var/demo-site.pid' EXIT; \
 	for i in $$(seq 50); do curl -sf -o /dev/null http://127.0.0.1:$(DEMO_PORT)/ && break; sleep 0.2; done; \
+	$(BIN)/python -m demo_site.ledger --port-base $(DEMO_PORT) --out var/demo-ledger.csv && \
+	$(BIN)/jianfu institutions import var/demo-ledger.csv --store $(DEMO_STORE) && \
 	$(BIN)/jianfu scan \
 	  启明星学堂=http://127.0.0.1:$(DEMO_PORT)/ 学霸通在线=http://127.0.0.1:$$(($(DEMO_PORT)+1))/ \
 	  彩虹艺术中心=http://127.0.0.1:$$(($(DEMO_PORT)+2))/ 飞跃体育编程俱乐部=http://127.0.0.1:$$(($(DEMO_PORT)+3))/ \

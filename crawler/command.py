@@ -86,6 +86,11 @@ def print_summary(s: dict, out=sys.stdout) -> None:
           f"({s['new_findings']} new)", file=out)
     for cat, n in s["by_category"].items():
         print(f"    {cat:<22} {n}", file=out)
+    for site in s.get("ledger") or []:  # the store has an institution ledger (ledger/scan.py)
+        who = f"{site['name']} {site['credit_code']} (linked by {site['linked_by']})" if site["credit_code"] \
+            else "not in the ledger"
+        print(f"  ledger: {site['site']} → {who}" + (f"; cross-checks: {', '.join(site['checks'])}"
+                                                     if site["checks"] else ""), file=out)
     if s["failures"]:
         print("  failures:", file=out)
         for f in s["failures"]:

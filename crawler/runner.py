@@ -91,6 +91,19 @@ class FaultLines(logging.Handler):
             print(f"jianfu scan: 内部错误：{first}…（完整记录见 {self.log_path}）", file=sys.stderr, flush=True)
 
 
+def cross_check_ledger(store: Store, scan_id: str) -> list[dict[str, Any]] | None:
+    """Link the scanned sites to the store's institution ledger and save the cross-check findings
+    (ledger/scan.py); a failure there is reported and leaves the scan's own findings as they are."""
+    from ledger.scan import check_scan
+
+    try:
+        return check_scan(store, scan_id)
+    except Exception as e:  # noqa: BLE001 - the crawl's results are already stored
+        logging.getLogger(__name__).exception("ledger cross-check failed")
+        print(f"jianfu: 台账核对失败（{type(e).__name__}: {e}），本次扫描的其他结果不受影响", file=sys.stderr)
+        return None
+
+
 def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = None) -> dict[str, Any]:
     """Crawl ``seeds`` into the store at ``store_dir``; returns the scan summary."""
     options = options or ScanOptions()
@@ -116,6 +129,7 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
                       settings=options.to_record())
     CONTEXTS[scan_id] = ctx
     status = "failed"
+    ledger_sites = None
     if options.log_level != "INFO":  # every failure is in the summary; don't repeat retries on stderr
         for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -133,6 +147,7 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         process.crawl(SiteSpider)
         process.start()
         status = "interrupted" if ctx.stats["close_reason:shutdown"] else "finished"
+        ledger_sites = cross_check_ledger(store, scan_id)
     finally:
         if faults:
             logging.getLogger().removeHandler(faults)
@@ -140,6 +155,8 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         summary = store.finish_scan(scan_id, status)
         summary["ocr_runs"] = ctx.stats["ocr_runs"]
         summary["ocr_cached"] = ctx.stats["ocr_cached"]
+        if ledger_sites is not None:  # the store has an institution ledger: each site's institution
+            summary["ledger"] = ledger_sites
         if "index_pending" in ctx.stats:  # Elasticsearch configured: what still waits for the node
             summary["index_pending"] = ctx.stats["index_pending"]
         CONTEXTS.pop(scan_id, None)

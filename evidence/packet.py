@@ -506,6 +506,7 @@ class Exporter:
                 "text": f["text"], "context": f["context"], "start": f["start"], "end": f["end"],
                 "basis": f["basis"], "explanation": f["explanation"], "source": f["source"],
                 "status": f["status"], "institution": f["institution"], "district": f["district"],
+                "ledger": f.get("ledger"),  # the institution's ledger (台账) record when the scan checked it
                 "page": {"url": f["url"], "final_url": cap["page"].get("final_url"),
                          "title": cap["page"].get("title"), "http_status": cap["page"].get("status")},
                 "image_url": f["image_url"], "image_sha256": f["image_sha256"],
@@ -624,6 +625,7 @@ class Exporter:
                     "screenshot": e["files"].get("screenshot")})
             case: dict[str, Any] = {
                 "no": 0, "id": cid, "institution": first["institution"], "district": first["district"],
+                "ledger": first.get("ledger"),
                 "source": source, "url": info.get("url") or first["page"]["url"],
                 "title": info.get("title") or first["page"].get("title"),
                 "image_url": first.get("image_url"), "image_sha256": first.get("image_sha256"),

@@ -146,6 +146,12 @@ def _figure(path: str, caption: str) -> str:
     return f'<figure><img src="{e(path)}" alt="{e(caption)}"><figcaption>{e(caption)}</figcaption></figure>'
 
 
+def ledger_text(rec: dict[str, Any]) -> str:
+    """The institution's ledger (台账) record as the scan found it (ledger.records.Institution.snapshot)."""
+    return e(f"{rec['name']}，统一社会信用代码 {rec['credit_code']}，办学许可证号 {rec.get('licence_no') or '无'}，"
+             f"{rec['type_label']}，{rec['status_label']}" + (f"，{rec['district']}" if rec.get("district") else ""))
+
+
 def _ad(c: dict[str, Any]) -> str:
     """The ad in a few words: 图片广告 name · 3 个页面, or 网页文字 title."""
     if c["source"] == "image":
@@ -168,6 +174,7 @@ def case_section(c: dict[str, Any]) -> str:
     rows = [
         _row("案件编号", f"<code>{e(c['id'])}</code>"),
         _row("机构", _institution(c)),
+        *([_row("台账记录", ledger_text(c["ledger"]))] if c.get("ledger") else []),
         _row("广告", ("图片广告（文字经 OCR 识别）" if c["source"] == "image" else "网页文字")
              + f"，出现在 {len(c['pages'])} 个页面：<ul class=pages>{pages}</ul>"),
     ]

@@ -39,6 +39,7 @@ COMMANDS = [
     "search.command",
     "scheduler.command",
     "webapp.command",
+    "ledger.command",
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 70, 130

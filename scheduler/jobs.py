@@ -14,13 +14,13 @@ import sys
 from typing import Any
 
 from scheduler import runs
-from scheduler.plans import Plan, Target, load_plan
+from scheduler.plans import Plan, PlanError, Target, load_plan, target_seeds
 
 log = logging.getLogger(__name__)
 
 
 def scan_command(plan: Plan, t: Target) -> list[str]:
-    cmd = [sys.executable, "-P", "-m", "jianfu", "scan", *t.seeds, "--store", str(plan.store), "--target", t.name,
+    cmd = [sys.executable, "-P", "-m", "jianfu", "scan", *target_seeds(plan, t), "--store", str(plan.store), "--target", t.name,
            "--json", "--quiet", "--depth", str(t.depth), "--max-pages", str(t.max_pages),
            "--concurrency", str(t.concurrency)]
     if t.district:
@@ -53,7 +53,11 @@ def run_target(plan: str, target: str, trigger: str = "schedule", **_: Any) -> d
 def _run(db: Any, p: Plan, t: Target, run_id: int) -> dict[str, Any]:
     status, summary, error, scan_id = "failed", None, None, None
     try:
-        proc = subprocess.Popen(scan_command(p, t), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cmd = scan_command(p, t)  # a ledger target's seeds are read from the ledger now
+    except PlanError as e:
+        return runs.finish_run(db, run_id, "failed", None, None, str(e), [])
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, start_new_session=True, text=True)
     except OSError as e:
         return runs.finish_run(db, run_id, "failed", None, None, f"cannot start the crawl: {e}", [])

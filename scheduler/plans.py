@@ -64,6 +64,21 @@ def timezone(name: Any, where: str) -> ZoneInfo:
 
 
 @dataclass(frozen=True)
+class LedgerSelection:
+    """``ledger = {district = "东城区", status = "approved", type = "subject"}`` in a target: every web
+    site of the institutions the ledger selects, looked up at each run (``target_seeds``)."""
+
+    district: tuple[str, ...] = ()      # any district when empty
+    status: tuple[str, ...] = ()        # approved | pending | blacklisted | revoked | cancelled; any when empty
+    type: str | None = None             # subject | non_subject; any when None
+
+    def describe(self) -> str:
+        parts = [f"district={'/'.join(self.district)}" if self.district else "",
+                 f"status={'/'.join(self.status)}" if self.status else "", f"type={self.type}" if self.type else ""]
+        return "ledger(" + ", ".join(p for p in parts if p) + ")"
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     seeds: tuple[str, ...]
@@ -76,6 +91,7 @@ class Target:
     concurrency: int = 16
     district: str | None = None
     timeout: float = 2 * 3600           # seconds a crawl may run before it is killed
+    ledger: LedgerSelection | None = None   # also scan the ledger's institutions (target_seeds)
 
     @property
     def job_id(self) -> str:
@@ -216,9 +232,11 @@ def _target(name: str, data: Any, defaults: dict[str, Any], plan_tz: str) -> Tar
         raise PlanError(f"{where}: a target name is 1-64 letters, digits, '_' or '-'")
     t = _Table(data, where)
     merged = _Table({**defaults, **t.data}, where)
-    seeds = t.get("seeds", list)
-    if not seeds:
-        raise PlanError(f"{where}.seeds: at least one seed URL is required")
+    seeds = t.get("seeds", list) or []
+    ledger = _ledger_selection(t.get("ledger", dict), f"{where}.ledger")
+    if not seeds and ledger is None:
+        raise PlanError(f"{where}.seeds: at least one seed URL is required (or ledger = {{…}} to scan the "
+                        "institution ledger's web sites)")
     seeds = tuple(parse_seed(s, f"{where}.seeds[{i}]") for i, s in enumerate(seeds))
     cron = t.get("cron", str)
     every = t.raw("every")
@@ -241,13 +259,62 @@ def _target(name: str, data: Any, defaults: dict[str, Any], plan_tz: str) -> Tar
     target = Target(
         name=name, seeds=seeds, cron=cron, every=every_s, timezone=tz_name, render=render,
         depth=merged.int("depth", 3, 0, 100), max_pages=merged.int("max_pages", 500, 1, 1_000_000),
-        concurrency=merged.int("concurrency", 16, 1, 256), district=merged.get("district", str),
-        timeout=_duration(merged, "timeout", 2 * 3600),
+        concurrency=merged.int("concurrency", 16, 1, 256),
+        district=merged.get("district", str) or (ledger.district[0] if ledger and len(ledger.district) == 1 else None),
+        timeout=_duration(merged, "timeout", 2 * 3600), ledger=ledger,
     )
     for key in ("render", "depth", "max_pages", "concurrency", "district", "timeout"):
         t.used.add(key)
     t.done()
     return target
+
+
+def _ledger_selection(data: Any, where: str) -> LedgerSelection | None:
+    if data is None:
+        return None
+    from ledger.records import STATUS_OF
+
+    t = _Table(data, where)
+
+    def strings(key: str) -> tuple[str, ...]:
+        v = t.get(key, (str, list), [])
+        v = [v] if isinstance(v, str) else v
+        if not all(isinstance(x, str) and x.strip() for x in v):
+            raise PlanError(f"{where}.{key}: expected a string or a list of strings")
+        return tuple(x.strip() for x in v)
+
+    districts = strings("district")
+    statuses = []
+    for raw in strings("status"):
+        if raw not in STATUS_OF:
+            raise PlanError(f"{where}.status: unknown status {raw!r} (approved/白名单, pending/待审批, "
+                            "blacklisted/黑名单, revoked/已吊销, cancelled/已注销)")
+        statuses.append(STATUS_OF[raw])
+    typ = t.get("type", str)
+    types = {"subject": "subject", "学科类": "subject", "non_subject": "non_subject", "非学科类": "non_subject"}
+    if typ is not None and typ not in types:
+        raise PlanError(f"{where}.type: must be subject/学科类 or non_subject/非学科类, not {typ!r}")
+    t.done()
+    return LedgerSelection(district=districts, status=tuple(dict.fromkeys(statuses)),
+                           type=types[typ] if typ else None)
+
+
+def target_seeds(plan: Plan, t: Target) -> tuple[str, ...]:
+    """The seeds of one run of ``t``: its own, plus — for a ``ledger`` target — every web site of the
+    institutions the ledger selects *now* (``机构名=URL``), so institutions imported since the last
+    run are in the next one. Raises ``PlanError`` when there is nothing to scan."""
+    seeds = list(t.seeds)
+    if t.ledger is not None:
+        from store import Store
+
+        with Store(plan.store) as store:
+            found = store.ledger_seeds(district=t.ledger.district, status=t.ledger.status, type=t.ledger.type)
+        seeds += [f"{name.replace('=', '＝')}={url}" for name, url, _ in found]
+    if not seeds:
+        raise PlanError(f"targets.{t.name}.ledger: no institution with a web site in the ledger matches "
+                        f"{t.ledger.describe() if t.ledger else 'the target'} (import one with `jianfu "
+                        "institutions import`)")
+    return tuple(dict.fromkeys(seeds))
 
 
 def _alerts(data: Any) -> Alerts:

@@ -15,7 +15,8 @@ from store.db import DB_NAME, Store
 JSONL_FIELDS = ("id", "url", "source", "image_url", "category", "rule_id", "text", "start", "end", "score",
                 "severity", "basis", "context", "institution", "district", "status", "boxes", "qr",
                 "explanation", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id", "tier",
-                "precedent", "case_id")
+                "precedent", "case_id",
+                "credit_code", "ledger")  # the institution in the ledger and its record (ledger/scan.py)
 TIERS = {"rule": "规则", "suspected": "疑似"}
 CASE_JSONL_FIELDS = ("id", "institution", "district", "source", "url", "image_url", "image_sha256", "title",
                      "categories", "severity", "violations", "findings", "pages", "status", "proposed_status",
@@ -143,13 +144,14 @@ def _fit(s: str, width: int) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = [("id", 10), ("tier", 4), ("category", 21), ("institution", 18), ("matched", 24), ("source", 6),
+    cols = [("id", 10), ("tier", 4), ("category", 25), ("institution", 18), ("matched", 24), ("source", 6),
             ("url", 44), ("precedent", 60)]
     print("  ".join(_fit(name, w) for name, w in cols))
     print("  ".join("-" * w for _, w in cols))
     for r in rows:
         url = r["url"] if r["source"] == "text" else f"{r['url']} ▸ {r['image_url'].rsplit('/', 1)[-1]}"
-        vals = [r["id"][:10], TIERS.get(r.get("tier") or "rule", r.get("tier") or ""), r["category"],
+        category = r["category"] + (" ·台账" if r["rule_id"].startswith("ledger.") else "")  # a ledger cross-check
+        vals = [r["id"][:10], TIERS.get(r.get("tier") or "rule", r.get("tier") or ""), category,
                 r["institution"] or "", r["text"], r["source"], url, r.get("precedent") or ""]
         print("  ".join(_fit(v, w) for v, (_, w) in zip(vals, cols, strict=True)))
     print(f"{len(rows)} finding(s)")

@@ -15,6 +15,7 @@ from typing import Any
 
 from detectors.model import Finding
 from store.cases import CaseStore, ad_of, case_id, institution_key
+from store.ledger import LedgerTables
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 DB_NAME = "jianfu.sqlite3"
@@ -93,7 +94,7 @@ def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> s
     return text[max(0, start - width) : end + width]
 
 
-class Store(CaseStore):
+class Store(CaseStore, LedgerTables):
     """A store directory. ``read_only=True`` (the listing commands) never writes to it: the
     database must exist and is opened with SQLite's ``mode=ro``, nothing is created, no schema is
     applied; a file that is not a jianfu database (random bytes, cut short) is a ``StoreError``."""
@@ -161,6 +162,8 @@ class Store(CaseStore):
         ("findings", "tier", "TEXT NOT NULL DEFAULT 'rule'"),
         ("findings", "precedent", "TEXT"),
         ("findings", "case_id", "TEXT"),
+        ("findings", "credit_code", "TEXT"),             # the institution in the ledger (ledger/scan.py)
+        ("findings", "ledger", "TEXT"),                  # JSON: its ledger record when the scan checked it
     )
     # indexes on added columns (created after them): (name, table, columns)
     ADDED_INDEXES = (
@@ -608,4 +611,6 @@ def finding_row(row: sqlite3.Row) -> dict[str, Any]:
     d["boxes"] = json.loads(d["boxes"]) if d.get("boxes") else None
     if "qr" in d:  # QR payloads of the image a finding was read from (None for page text)
         d["qr"] = (json.loads(d["qr"]) or None) if d["qr"] else None
+    if "ledger" in d:  # the institution's ledger record (None when the site matched no ledger entry)
+        d["ledger"] = json.loads(d["ledger"]) if d["ledger"] else None
     return d

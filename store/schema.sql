@@ -219,3 +219,67 @@ CREATE TABLE IF NOT EXISTS case_reviews (
   finding_id TEXT,
   UNIQUE (case_id, seq)
 );
+-- ── institution ledger (台账; ledger/, SQL in store/ledger.py) ─────────────────────────────────
+-- One row per institution, keyed on its unified social credit code; list fields are JSON arrays.
+CREATE TABLE IF NOT EXISTS institutions (
+  credit_code TEXT PRIMARY KEY,                 -- 统一社会信用代码 (GB 32100-2015, check character valid)
+  name TEXT NOT NULL,
+  licence_no TEXT,                              -- 办学许可证号
+  type TEXT NOT NULL,                           -- subject (学科类) | non_subject (非学科类)
+  field TEXT,                                   -- 非学科类: 体育 | 文化艺术 | 科技 | …
+  status TEXT NOT NULL,                         -- approved (白名单) | pending | blacklisted | revoked | cancelled
+  district TEXT,
+  address TEXT,
+  sites TEXT NOT NULL DEFAULT '[]',             -- web site URLs
+  wechat TEXT NOT NULL DEFAULT '[]',            -- WeChat official accounts
+  mini_programs TEXT NOT NULL DEFAULT '[]',
+  phones TEXT NOT NULL DEFAULT '[]',
+  digest TEXT NOT NULL,                         -- hash of the fields above: an unchanged row is not rewritten
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  last_import_id TEXT,                          -- the last import whose file had this row …
+  last_import_line INTEGER                      -- … and on which line
+);
+CREATE INDEX IF NOT EXISTS institutions_district ON institutions(district, status);
+
+-- What links a site to its institution: host of each web site, licence, WeChat ids, phones, name.
+CREATE TABLE IF NOT EXISTS institution_keys (
+  kind TEXT NOT NULL,                           -- host | licence | wechat | mini_program | phone | name
+  value TEXT NOT NULL,                          -- normalised (ledger.codes / store.ledger.key_values)
+  credit_code TEXT NOT NULL,
+  PRIMARY KEY (kind, value, credit_code)
+);
+CREATE INDEX IF NOT EXISTS institution_keys_code ON institution_keys(credit_code);
+
+-- Every change an import made to an institution: {field: [old, new]}.
+CREATE TABLE IF NOT EXISTS institution_history (
+  credit_code TEXT NOT NULL,
+  import_id TEXT NOT NULL,
+  changed_at TEXT NOT NULL,
+  change TEXT NOT NULL,                         -- added | changed
+  fields TEXT NOT NULL                          -- JSON
+);
+CREATE INDEX IF NOT EXISTS institution_history_code ON institution_history(credit_code);
+
+CREATE TABLE IF NOT EXISTS ledger_imports (
+  id TEXT PRIMARY KEY,
+  file TEXT NOT NULL,
+  sha256 TEXT,
+  imported_at TEXT NOT NULL,
+  added INTEGER NOT NULL DEFAULT 0,
+  changed INTEGER NOT NULL DEFAULT 0,
+  unchanged INTEGER NOT NULL DEFAULT 0,
+  rejected INTEGER NOT NULL DEFAULT 0,
+  rejections TEXT NOT NULL DEFAULT '[]'         -- JSON [{line, reason}]
+);
+
+-- Which institution each scanned site was linked to, and how (ledger/scan.py).
+CREATE TABLE IF NOT EXISTS scan_sites (
+  scan_id TEXT NOT NULL,
+  site TEXT NOT NULL,                           -- the seed's institution name (or host when unnamed)
+  credit_code TEXT,                             -- NULL: no ledger entry found
+  linked_by TEXT,                               -- seed | domain | credit_code | licence | qr
+  detail TEXT,
+  PRIMARY KEY (scan_id, site)
+);
+CREATE INDEX IF NOT EXISTS scan_sites_code ON scan_sites(credit_code);
