@@ -435,11 +435,13 @@ class PrecedentDetector:
         if not self.matcher.precedents:
             return found
         out = [self._cite(text, f) for f in found]
-        covered = sorted((f.start, f.end) for f in found)
+        covered = np.zeros(len(text) + 1, dtype=bool)  # characters a rule finding holds
+        for f in found:
+            covered[f.start : max(f.end, f.start + 1)] = True
         folded = char_fold(text)
         best: dict[tuple[int, int], Match] = {}  # per sentence, its best window
         for s, e in candidate_windows(self.matcher, folded, self.suspect_at):
-            if any(x < e and y > s for x, y in covered):
+            if covered[s:e].any():
                 continue
             match = self.suspect(folded[s:e], folded=True)
             if match is None:
