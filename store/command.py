@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scan", help="only findings seen in this scan id")
     p.add_argument("--category", choices=CATEGORIES)
     p.add_argument("--status", choices=["open", "confirmed", "dismissed"])
+    p.add_argument("--tier", choices=list(TIERS), help="rule findings, or suspected (疑似) ones only")
     p.set_defaults(func=run_findings)
 
     r = sub.add_parser("review", help="mark findings confirmed, dismissed or open again")
@@ -48,7 +49,7 @@ def open_existing(path: str) -> Store:
 
 def run_findings(args: argparse.Namespace) -> int:
     with open_existing(args.store) as store:
-        rows = store.findings(scan_id=args.scan, category=args.category, status=args.status)
+        rows = store.findings(scan_id=args.scan, category=args.category, status=args.status, tier=args.tier)
         if args.format == "jsonl":
             for row in rows:
                 sys.stdout.write(json.dumps({k: row[k] for k in JSONL_FIELDS}, ensure_ascii=False) + "\n")
