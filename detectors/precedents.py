@@ -12,10 +12,10 @@ case, every number as ``0``), compared by cosine similarity. With it:
 
 * every rule finding cites its closest violation precedent of the same category (“与……查处的案例
   相似”);
-* a sentence on which no rule fired but which is close to a violation precedent (similarity ≥
-  ``SUSPECT_AT``) and closer to it than to every counter-example becomes a finding of tier
-  ``suspected``, with the precedent as its explanation: an investigator checks it, and confirming
-  or dismissing it teaches the matcher.
+* a sentence on which no rule fired but which is close to a violation precedent of at least
+  ``MIN_CASE_CHARS`` letters (similarity ≥ ``SUSPECT_AT``) and closer to it than to every
+  counter-example (by ``MARGIN``) becomes a finding of tier ``suspected``, with the precedent as
+  its explanation: an investigator checks it, and confirming or dismissing it teaches the matcher.
 
 Pure: texts and precedents in, findings out (the library file is read once, at construction).
 """
@@ -42,13 +42,12 @@ LIBRARY_DIR = Path(__file__).with_name("precedents")
 NGRAMS = (2, 3)
 SUSPECT_AT = 0.2  # similarity to a violation precedent from which a sentence is suspected
 MARGIN = 0.05  # ... if no counter-example is within this of it
-CITE_AT = 0.15  # below this a rule finding's citation says "同类案例" rather than "相似"
+CITE_AT = 0.15  # below this a rule finding cites a case of its kind ("同类：…") rather than a similar one
 MIN_CHARS = 6  # a sentence with fewer letters is not compared (menus, labels)
 MIN_CASE_CHARS = 8  # a shorter precedent ("一对一辅导") is a keyword, the rules' job: it makes no suspect
 MAX_WINDOW = 60  # a longer sentence is also compared clause by clause
 CHUNK_CHARS = 1 << 20  # candidate_windows works on at most this many characters at once
 SUSPECTED = "suspected"
-RULE = "rule"
 
 CATEGORY_NAMES = {
     "preschool_subject": "学前学科类培训",
@@ -63,8 +62,7 @@ CATEGORY_NAMES = {
     "unlicensed_subject": "违规学科类培训",
 }
 
-_SENTENCE = re.compile(r"[^。！？!?；;\n]+")
-_CLAUSE = re.compile(r"[^。！？!?；;\n，,、：:]+")
+_SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 _NOT_WORD = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff]+")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -224,7 +222,6 @@ class Matcher:
         self.gram_codes = np.array(sorted(codes), dtype=np.int64)
         self.gram_idf = np.array([codes[c][0] for c in self.gram_codes.tolist()], dtype=np.float64)
         self.gram_top = np.array([codes[c][1] for c in self.gram_codes.tolist()], dtype=np.float64)
-        self.ids = {p.id: i for i, p in enumerate(self.precedents)}
         self._masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def similarities(self, text: str, *, folded: bool = False) -> np.ndarray:
@@ -435,11 +432,13 @@ class PrecedentDetector:
         if not self.matcher.precedents:
             return found
         out = [self._cite(text, f) for f in found]
-        covered = sorted((f.start, f.end) for f in found)
+        covered = np.zeros(len(text) + 1, dtype=bool)  # characters a rule finding holds
+        for f in found:
+            covered[f.start : max(f.end, f.start + 1)] = True
         folded = char_fold(text)
         best: dict[tuple[int, int], Match] = {}  # per sentence, its best window
         for s, e in candidate_windows(self.matcher, folded, self.suspect_at):
-            if any(x < e and y > s for x, y in covered):
+            if covered[s:e].any():
                 continue
             match = self.suspect(folded[s:e], folded=True)
             if match is None:
@@ -498,9 +497,9 @@ class PrecedentDetector:
 
 def _sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
     lo = max(0, start - MAX_WINDOW)
-    cuts = [m.end() for m in re.finditer(r"[。！？!?；;\n]", text[lo:start])]
-    a = lo + cuts[-1] if cuts else lo
-    m2 = re.search(r"[。！？!?；;\n]", text[end : end + MAX_WINDOW])
+    cuts = [m.end() for m in _SENTENCE_END.finditer(text, lo, start)]
+    a = cuts[-1] if cuts else lo
+    m2 = _SENTENCE_END.search(text[end : end + MAX_WINDOW])
     b = end + m2.start() if m2 else min(len(text), end + MAX_WINDOW)
     return a, b
 

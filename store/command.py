@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--status", choices=["open", "confirmed", "dismissed"])
     p.add_argument("--by", choices=["finding", "case"], default="finding",
                    help="one row per finding (default) or per case: one institution × one ad × its violations")
+    p.add_argument("--tier", choices=list(TIERS), help="rule findings, or suspected (疑似) ones only")
     p.set_defaults(func=run_findings)
 
     r = sub.add_parser("review", help="mark cases or findings confirmed, dismissed or open again")
@@ -66,7 +67,7 @@ def run_findings(args: argparse.Namespace) -> int:
             else:
                 print_case_table(cases)
             return 0
-        rows = store.findings(scan_id=args.scan, category=args.category, status=args.status)
+        rows = store.findings(scan_id=args.scan, category=args.category, status=args.status, tier=args.tier)
         if args.format == "jsonl":
             for row in rows:
                 sys.stdout.write(json.dumps({k: row[k] for k in JSONL_FIELDS}, ensure_ascii=False) + "\n")

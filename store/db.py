@@ -537,7 +537,8 @@ class Store(CaseStore, LedgerTables):
         return len(ids)
 
     def findings(self, *, scan_id: str | None = None, category: str | None = None,
-                 ids: Iterable[str] | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
+                 ids: Iterable[str] | None = None, status: str | None = None,
+                 tier: str | None = None) -> Iterator[dict[str, Any]]:
         sql = "SELECT f.*, i.qr AS qr FROM findings f LEFT JOIN images i ON i.sha256 = f.image_sha256"
         where, args = [], []
         if scan_id:
@@ -550,6 +551,9 @@ class Store(CaseStore, LedgerTables):
         if status:
             where.append("f.status=?")
             args.append(status)
+        if tier:
+            where.append("f.tier=?")
+            args.append(tier)
         if ids is not None:
             id_list = list(ids)
             where.append(f"f.id IN ({', '.join('?' * len(id_list))})")

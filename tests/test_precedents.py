@@ -127,7 +127,7 @@ def test_a_confirmed_finding_becomes_a_precedent(tmp_path, no_rules):
     store.close()
 
 
-def test_review_then_detect_and_findings_on_the_command_line(tmp_path):
+def test_review_then_detect_and_findings_on_the_command_line(tmp_path, no_rules):
     page = "首页\n秋季新课：本中心独家押题，期末不进前三免费重读一学期\n联系我们"
     words = "独家押题"
     store = Store(tmp_path)
@@ -147,12 +147,16 @@ def test_review_then_detect_and_findings_on_the_command_line(tmp_path):
     store = Store(tmp_path)
     suspected = [Finding(**{k: v for k, v in x.items() if k != "explanation"}) for x in found]
     store.save_findings(scan, "http://127.0.0.1/b", "text", json.loads(line)["text"], suspected)
+    store.save_findings(scan, "http://127.0.0.1/c", "text", UNSEEN, PrecedentDetector(no_rules, OWN).detect(UNSEEN))
     store.close()
     rows = [json.loads(x) for x in jianfu("findings", "--store", str(tmp_path), "--format", "jsonl").stdout.splitlines()]
     assert {r["tier"] for r in rows} >= {"rule"}
     assert any(r["precedent"] and "调查人员已确认" in r["precedent"] for r in rows)
     table = jianfu("findings", "--store", str(tmp_path)).stdout
     assert "调查人员已确认" in table
+    suspected_only = jianfu("findings", "--store", str(tmp_path), "--tier", "suspected", "--format", "jsonl").stdout
+    assert [json.loads(x)["url"] for x in suspected_only.splitlines()] == ["http://127.0.0.1/c"]
+    assert "疑似" in table and "与某区市场监管局查处的案例相似" in table
 
 
 def test_the_shipped_library_holds_only_the_tuning_part():
