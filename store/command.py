@@ -72,7 +72,7 @@ def run_findings(args: argparse.Namespace) -> int:
 
 
 def all_cases(store: Store, **filters: object) -> list[dict]:
-    """Every case the filters allow, by institution then most recently seen (keyset pages)."""
+    """Every case the filters allow (keyset pages), by institution, page, then text before images."""
     filters = {k: v for k, v in filters.items() if v is not None}
     out: list[dict] = []
     after = None
@@ -80,8 +80,9 @@ def all_cases(store: Store, **filters: object) -> list[dict]:
         page = store.cases(sort="institution", limit=1000, after=after, **filters)
         out += page
         if len(page) < 1000:
-            return out
+            break
         after = page[-1]["cursor"]
+    return sorted(out, key=lambda c: (c["institution_key"], c["url"], c["source"] != "text", c["image_url"] or ""))
 
 
 def _actor(given: str | None) -> str:
