@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["jsonl", "table"], default="table")
     p.add_argument("--scan", help="only findings seen in this scan id")
     p.add_argument("--category", choices=CATEGORIES)
-    p.add_argument("--status", choices=["open", "confirmed", "dismissed"])
+    p.add_argument("--status", choices=["open", "confirmed", "dismissed"],
+                   help="review status (of each finding; with --by case, of the case)")
     p.add_argument("--by", choices=["finding", "case"], default="finding",
                    help="one row per finding (default) or per case: one institution × one ad × its violations")
     p.set_defaults(func=run_findings)
