@@ -368,7 +368,9 @@ def test_report_pdf_is_short_and_its_tables_fit(case_packet, tmp_path):
     info = subprocess.run(["pdfinfo", str(d / "report.pdf")], capture_output=True, text=True, check=True).stdout
     pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
     n = len(doc["cases"])
-    assert n + 2 <= pages <= 2 * n + 6, (pages, n)       # was 149 pages for the 97 findings of this scan
+    # about a page per case (one section each, a long one spills over), not per finding: the 97
+    # findings of this scan printed as 149 pages with one section per finding, as 30 by case
+    assert n + 2 <= pages <= min(3 * n + 6, len(doc["findings"])), (pages, n)
     # the summary table keeps each institution's name on one line (not one character per line)
     text = subprocess.run(["pdftotext", "-layout", "-f", "1", "-l", "2", str(d / "report.pdf"), "-"],
                           capture_output=True, text=True, check=True).stdout
