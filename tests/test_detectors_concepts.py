@@ -66,7 +66,7 @@ POSITIVE = [
     ("39元8节课，再送价值299元的教辅", "false_claim"),
     # competitions by cover names and what they come with
     ("少儿英语风采展示活动报名中，设一二三等奖", "competition_ranking"),
-    ("“启航”杯小学数学挑战赛初赛考场安排", "competition_ranking"),
+    ("“启航”杯小学数学挑战赛初赛准考证下载", "competition_ranking"),
     ("HBS冲刺营开课，带你刷透历年真题", "competition_ranking"),
     # teacher claims
     ("主讲老师是省中考英语出题人", "teacher_qualification"),
