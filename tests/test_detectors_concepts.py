@@ -81,6 +81,11 @@ POSITIVE = [
     # advance teaching and off-hours by date
     ("七年级数学先修课，暑假把下册学完", "advance_teaching"),
     ("高一化学衔接班8月5日开课", "off_hours_schedule"),
+    ("寒假让孩子先学初一数学，开学不慌", "off_hours_schedule"),
+    ("五年级就学完初中数学，升学更从容", "advance_teaching"),
+    ("交300元订金即可锁定暑期班优惠价", "prepaid_fees"),
+    ("某老师所在学校的班主任周末在家开小灶补英语", "teacher_qualification"),
+    ("小区民宅里开了个初中物理补习小班", "unlicensed_subject"),
 ]
 
 NEGATIVE = [
@@ -108,6 +113,10 @@ NEGATIVE = [
     "这家超市的会员卡可以积分换购",
     "该校今年的高考本科上线率为全县最高",
     "球队从积分榜倒数一跃冲进前三",
+    # adult and university training: not 双减 training of school pupils
+    "成人英语一对一口语陪练，职场提升",
+    "考研数学暑期集训营，每天8小时",
+    "暑假带孩子去西藏旅游，提前适应高原气候",
 ]
 
 
