@@ -86,7 +86,7 @@ POSITIVE = [
     ("交300元订金即可锁定暑期班优惠价", "prepaid_fees"),
     ("某老师所在学校的班主任周末在家开小灶补英语", "teacher_qualification"),
     ("小区民宅里开了个初中物理补习小班", "unlicensed_subject"),
-    # a second round, written without looking at which rules exist
+    # a second round of own wordings, across every family
     ("大班下学期的孩子都来我们这学拼音了，一年级开学轻轻松松", "preschool_subject"),
     ("学前儿童数学思维启蒙，20以内口算天天练", "preschool_subject"),
     ("K3宝宝英语自然拼读班报名中", "preschool_subject"),
