@@ -449,16 +449,7 @@ def _after_quotes(t: str, qe: int, se: int) -> str:
             i = j + 1
             continue
         break
-    return t[i : i + 4]
-
-
-def _starts(words: _Words, region: str) -> str | None:
-    if region.startswith("的"):  # “…”的说法
-        region = region[1:]
-    for w in words.words:
-        if region.startswith(w):
-            return w
-    return None
+    return t[i : i + 6]
 
 
 class _Words:
@@ -691,9 +682,14 @@ class Detector:
         """Shared negation/reporting cues around the anchor ``t[a:b]`` in its sentence ``t[ss:se]``."""
         before = t[ss:a]
         cues = self._cues
+        # every cue only lowers the score: once it is below the threshold the candidate is dropped,
+        # so the remaining cues need not be read
+        low = self.threshold - 1e-9
         if a > ss and t[a - 1] in NEGATORS:
             score -= 0.6
             notes.append(f"该词前紧接否定词“{t[a - 1]}”，减分 0.60")
+        if score < low:
+            return score
         cs, ce = _sentence(t, a, b, True)  # the clause around the term
         if "negation_after" in cues:
             words, delta = cues["negation_after"]
@@ -701,12 +697,16 @@ class Detector:
             if w:
                 score += delta
                 notes.append(f"同一分句中该词之后有禁止性用语“{w}”，减分 {-delta:.2f}")
+        if score < low:
+            return score
         if "negation_sentence" in cues:
             words, delta = cues["negation_sentence"]
             w = words.first(before)
             if w:
                 score += delta
                 notes.append(f"同一句中该词之前有否定或禁止用语“{w}”，减分 {-delta:.2f}")
+        if score < low:
+            return score
         if "negation_clause" in cues or "negation_verb" in self._cue_patterns:
             # an enumeration ("不组织任何竞赛、排名活动") stays under the verb before it: the clause
             # for a negation reaches back over 、 to the last comma
@@ -725,24 +725,35 @@ class Detector:
                 if m:
                     score += delta
                     notes.append(f"同一分句中否定动词“{m.group()}”支配该词，减分 {-delta:.2f}")
+        if score < low:
+            return score
         if "negation_list" in cues:
             words, delta = cues["negation_list"]
             w = words.first(t[b:se])
             if w:
                 score += delta
                 notes.append(f"句中其后的概括性禁止用语“{w}”涵盖该词，减分 {-delta:.2f}")
+        if score < low:
+            return score
         quoted = _quoted(t, a, b, ss, se)
         if quoted is not None:
             qs, qe = quoted
             for name, region, label in (("mention_after", _after_quotes(t, qe, se), "之后"),
                                         ("mention_before", t[max(ss, qs - 4) : qs], "之前")):
+                w = None
                 if name in cues:
                     words, delta = cues[name]
-                    w = words.first(region) if name == "mention_before" else _starts(words, region)
-                    if w:
-                        score += delta
-                        notes.append(f"该词在引号中被引述（引号{label}为“{w}”），属提及而非宣传，减分 {-delta:.2f}")
-                        break
+                    w = words.first(region)
+                elif name in self._cue_patterns:
+                    rx, delta = self._cue_patterns[name]
+                    m = rx.match(region)
+                    w = m.group() if m else None
+                if w:
+                    score += delta
+                    notes.append(f"该词在引号中被引述（引号{label}为“{w}”），属提及而非宣传，减分 {-delta:.2f}")
+                    break
+        if score < low:
+            return score
         if "mention_frame" in self._cue_patterns:
             rx, delta = self._cue_patterns["mention_frame"]
             for m in rx.finditer(t, ss, se):
@@ -752,6 +763,8 @@ class Detector:
                     break
                 if m.start() > a:
                     break
+        if score < low:
+            return score
         rest = before + "|" + t[b:se]
         for name, label in (("reporting", "通报、执法用语"), ("commentary", "评论、批评用语"),
                             ("register", "政策文件或新闻报道用语")):
