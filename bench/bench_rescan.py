@@ -81,7 +81,7 @@ def main() -> None:
         url = sites.urls["generated"]
         store = Path(tmp) / "s"
         scan = ["-m", "jianfu", "scan", f"生成站={url}", "--store", str(store), "--target", "generated",
-                "--depth", "50", "--max-pages", str(GENERATED_PAGES), "--quiet", "--json"]
+                "--depth", "50", "--max-pages", str(GENERATED_PAGES + 1), "--quiet", "--json"]  # + the home page
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", BARE_SPIDER, url], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
