@@ -70,8 +70,10 @@ def run_findings(args: argparse.Namespace) -> int:
             return 0
         rows = store.findings(scan_id=args.scan, category=args.category, status=args.status, tier=args.tier)
         if args.format == "jsonl":
+            alternates = store.alternate_url_map()  # the other addresses each page was reached at
             for row in rows:
-                sys.stdout.write(json.dumps({k: row[k] for k in JSONL_FIELDS}, ensure_ascii=False) + "\n")
+                out = {k: row[k] for k in JSONL_FIELDS} | {"alternate_urls": alternates.get(row["url"], [])}
+                sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         else:
             print_table(list(rows))
     return 0

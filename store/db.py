@@ -354,6 +354,14 @@ class Store(CaseStore, LedgerTables):
             "SELECT DISTINCT fetched_url FROM page_addresses WHERE url=? AND fetched_url != ? ORDER BY fetched_url",
             (url, url))]
 
+    def alternate_url_map(self) -> dict[str, list[str]]:
+        """canonical page URL → the other addresses it was seen at (any scan), for every page."""
+        out: dict[str, list[str]] = {}
+        for url, fetched in self.db.execute(
+                "SELECT DISTINCT url, fetched_url FROM page_addresses WHERE fetched_url != url ORDER BY url, fetched_url"):
+            out.setdefault(url, []).append(fetched)
+        return out
+
     def page(self, scan_id: str, url: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM pages WHERE scan_id=? AND url=?", (scan_id, url)).fetchone()
         return dict(row) if row else None

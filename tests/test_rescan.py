@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import demo_site.server as demo
-from tests.conftest import ROOT
+from tests.conftest import ROOT, jianfu
 
 JIANFU = [sys.executable, "-m", "jianfu"]  # run from the repository root (cwd=ROOT): this checkout's code
 
@@ -129,6 +129,11 @@ def test_page_reached_at_another_address_keeps_its_finding_ids(tmp_path: Path) -
             assert db.execute("SELECT COUNT(*) FROM pages WHERE url=?", (url,)).fetchone()[0] == 1
         db.close()
     assert ids[0] and ids[0] == ids[1]
+    # the investigator's list: each finding once, with the page's other addresses beside it
+    proc = jianfu("findings", "--store", str(tmp_path / "b"), "--format", "jsonl")
+    home = [json.loads(line) for line in proc.stdout.splitlines() if json.loads(line)["url"] == url]
+    assert home and all(f["alternate_urls"] == [url + "index.html"] for f in home)
+    assert len({f["id"] for f in home}) == len(home)
 
 
 def test_page_budget_that_runs_out_is_a_failure_and_changes_nothing(tmp_path: Path) -> None:
