@@ -30,7 +30,7 @@ import yaml
 from detectors.model import Finding
 from evidence.report import CATEGORY_ZH
 from ledger.codes import Printed, licence_key
-from ledger.records import BARRED, Institution, host_key
+from ledger.records import BARRED, Institution, host_key, name_key
 
 CHECKS_FILE = Path(__file__).with_name("checks.yaml")
 # detector categories that mean "subject training is offered here" (rules.md §1, §4, §5, §10)
@@ -224,11 +224,20 @@ def _mismatches(ev: SiteEvidence, link: Link, owners: dict[tuple[str, str], Inst
     out: list[CrossFinding] = []
     seen: set[tuple[str, str]] = set()
     texts = {p.url: p.text for p in ev.pages}
+    # linked only through a number it prints, under another name: the number may be borrowed
+    borrowed = link.how in ("credit_code", "licence") and ev.named and name_key(ev.site) != name_key(inst.name)
     for url, p in ev.printed:
         key = (p.kind, p.value if p.kind == "credit_code" else licence_key(p.value))
         if key in seen or url not in texts:
             continue
         seen.add(key)
+        if borrowed and owners.get(key) == inst:
+            what = "统一社会信用代码" if p.kind == "credit_code" else "办学许可证号"
+            lines = [f"网站所示机构“{ev.site}”公示的{what}“{p.value}”在台账中属于另一机构“{inst.name}”，"
+                     "疑似冒用他人资质。", ledger_line(inst),
+                     f"台账中没有名为“{ev.site}”的机构；该网站仅凭所公示的{what}关联到上述机构。"]
+            out.append(_finding("ledger.identifier_mismatch", Anchor(url, "text", texts[url], p.start, p.end), lines))
+            continue
         if p.kind == "credit_code":
             if p.value == inst.credit_code:
                 continue

@@ -91,19 +91,18 @@ class LedgerFile:
 
     def _csv_rows(self) -> Iterator[tuple[int, list[Any]]]:
         assert self.encoding
+        start = 1  # the line the next row starts on
         try:
             with self.path.open("r", encoding=self.encoding, newline="") as f:
                 first = f.readline()
                 f.seek(0)
                 delimiter = "\t" if first.count("\t") > first.count(",") else ","
                 reader = csv.reader(f, delimiter=delimiter)
-                start = 1
                 for row in reader:
                     yield start, row
                     start = reader.line_num + 1
         except UnicodeDecodeError as e:
-            line = locals().get("start", "?")
-            raise LedgerFileError(f"第{line}行附近的内容不是{_enc_name(self.encoding)}编码，无法读取"
+            raise LedgerFileError(f"第{start}行附近的内容不是{_enc_name(self.encoding)}编码，无法读取"
                                   f"（{e.reason}）；整个文件未导入") from None
         except csv.Error as e:
             raise LedgerFileError(f"CSV格式错误：{e}；整个文件未导入") from None

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -155,6 +156,7 @@ def cell_text(v: Any) -> str:
     return " ".join(halfwidth(str(v)).split())
 
 
+@lru_cache(maxsize=1024)  # an export repeats a handful of spellings
 def parse_type(raw: str) -> tuple[str, str | None]:
     t = re.sub(r"[\s()（）\-—_/·:：]", "", halfwidth(raw))
     if not t:
@@ -173,6 +175,7 @@ def parse_type(raw: str) -> tuple[str, str | None]:
     raise RowRejected(f"类型无法识别：“{raw}”（应为 学科类，或 非学科类（体育、文化艺术、科技……））")
 
 
+@lru_cache(maxsize=1024)
 def parse_status(raw: str) -> str:
     s = re.sub(r"[\s()（）]", "", halfwidth(raw))
     if not s:

@@ -269,6 +269,20 @@ def test_identifiers_on_the_site_against_the_ledger() -> None:
     assert "不是有效的统一社会信用代码" in out[0].finding.explanation[1]
 
 
+def test_a_number_borrowed_under_another_name_is_a_mismatch() -> None:
+    from ledger.codes import licence_key
+
+    ev = site("丁培优工作室", f"办学许可证号：{A.licence_no}")
+    owners = {("licence", licence_key(A.licence_no)): A}
+    link = link_site(ev, {"licence": [A]})
+    assert link.institution == A and link.how == "licence"
+    out = cross_check(ev, link, owners)
+    assert [c.finding.rule_id for c in out] == ["ledger.identifier_mismatch"]
+    assert "属于另一机构“甲学科培训学校”" in out[0].finding.explanation[0]
+    same = site(A.name, f"办学许可证号：{A.licence_no}")  # its own number under its own name: fine
+    assert cross_check(same, link_site(same, {"licence": [A]}), owners) == []
+
+
 def test_linking_prefers_the_seed_then_the_domain_and_tells_twins_apart() -> None:
     twin = inst("甲学科培训学校", make_credit_code("5", "2", "110102", "MA0000037"))
     ev = site()

@@ -133,6 +133,8 @@ def test_ledger_target_validation(tmp_path: Path) -> None:
                     tmp_path / "p.toml")
     t = ok.targets["t"]
     assert t.ledger.status == ("approved",) and t.district == "东城区" and t.seeds == ()
+    every_site = parse_plan('store="s"\n[targets.t]\nledger={}\nevery="1d"\n', tmp_path / "p.toml").targets["t"]
+    assert every_site.ledger.status == () and every_site.ledger.district == () and every_site.district is None
     for body, message in (('ledger={status="暂停"}', "targets.t.ledger.status: unknown status '暂停'"),
                           ('ledger={kind="x"}', "targets.t.ledger.kind: unknown key"),
                           ("", "targets.t.seeds: at least one seed URL is required (or ledger")):
