@@ -97,7 +97,8 @@ class App:
                "--threads", "4"]
         if es:
             cmd += ["--es", es]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
         self.base = f"http://127.0.0.1:{self.port}"
         import requests
 
@@ -107,7 +108,11 @@ class App:
                     return
             except requests.ConnectionError:
                 time.sleep(0.1)
-        raise RuntimeError("jianfu serve did not start: " + (self.proc.stderr.read() if self.proc.poll() else ""))
+        raise RuntimeError("jianfu serve did not start: " + self.log_tail())
+
+    def log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read()[-1500:]
 
     def session(self, name: str) -> Any:
         import requests
@@ -122,6 +127,7 @@ class App:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+        self.log.close()
 
 
 def timed(fn, items: list[Any]) -> list[float]:
@@ -170,9 +176,9 @@ def run(store: Path, info: dict[str, Any], es: str | None, rows: list[list[str]]
             def bare_search(w: str) -> None:
                 q = SearchQuery(text=w, filters={"district": tuple(districts)}, sort="newest", facets=(),
                                 highlight=False)
-                ids = [d["id"] for d in backend.export(q)]
-                st.count_cases(district=districts, finding_ids=ids)
-                st.cases(district=districts, finding_ids=ids, limit=50)
+                case_ids = sorted(set(st.case_ids_of(backend.ids(q)).values()))
+                st.count_cases(district=districts, ids=case_ids)
+                st.cases(district=districts, ids=case_ids, limit=50)
 
             get_ok(inv, app.base + "/cases/", q=words[0])  # warm up (FTS catch-up, caches)
             bare_search(words[0])
@@ -217,6 +223,8 @@ def run(store: Path, info: dict[str, Any], es: str | None, rows: list[list[str]]
             rows.append(["case detail, investigator", f"{p(web, 50):.0f}", f"{p(web, 95):.0f}", f"{p(bare, 95):.0f}"])
             web = timed(lambda _: get_ok(inv, app.base + "/"), range(20))
             rows.append(["总览 (overview), investigator", f"{p(web, 50):.0f}", f"{p(web, 95):.0f}", "–"])
+    except RuntimeError as e:
+        raise RuntimeError(f"{e}; server log: {app.log_tail()}") from None
     finally:
         app.close()
 

@@ -258,6 +258,10 @@ class SearchBackend(Protocol):
     def export(self, query: SearchQuery) -> Iterator[dict[str, Any]]:
         """Every match in ``query.sort`` order, streamed; no row cap."""
 
+    def ids(self, query: SearchQuery, limit: int | None = None) -> list[str]:
+        """The ids of every match (at most ``limit``), in no particular order: what a caller that
+        only needs to know *which* findings match (the web app's case list) asks for."""
+
     def refresh(self) -> None: ...
 
     def close(self) -> None: ...

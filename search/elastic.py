@@ -534,5 +534,37 @@ class ElasticBackend:
             except Exception:
                 pass
 
+    def ids(self, query: SearchQuery, limit: int | None = None, page: int = 10_000) -> list[str]:
+        """Every matching id (no source, index order), through a point in time with search_after."""
+        parsed = query.validate()
+        target = self._read_target()
+        q = self.build_query(query, parsed)
+        try:
+            pit = self._call(self.es.open_point_in_time, index=target, keep_alive="1m")["id"]
+        except ApiError as e:
+            raise SearchError(f"cannot open a point in time: {self._reason(e)}") from None
+        out: list[str] = []
+        try:
+            after = None
+            while limit is None or len(out) < limit:
+                size = page if limit is None else min(page, limit - len(out))
+                kw: dict[str, Any] = {"pit": {"id": pit, "keep_alive": "1m"}, "query": q, "size": size,
+                                      "sort": ["_shard_doc"], "source": False, "track_total_hits": False}
+                if after is not None:
+                    kw["search_after"] = after
+                body = self._search(**kw)
+                pit = body.get("pit_id", pit)
+                hits = body["hits"]["hits"]
+                out += [h["_id"] for h in hits]
+                if len(hits) < size:
+                    break
+                after = hits[-1]["sort"]
+        finally:
+            try:
+                self.es.close_point_in_time(id=pit)
+            except Exception:
+                pass
+        return out
+
     def close(self) -> None:
         self.es.close()

@@ -333,6 +333,15 @@ class SqliteBackend:
             for r in rows:
                 yield result_doc(dict(r))
 
+    def ids(self, query: SearchQuery, limit: int | None = None) -> list[str]:
+        parsed = query.validate()
+        self.catch_up()
+        where, args, _ = self._where(query, parsed)
+        sql = f"SELECT f.id FROM findings f WHERE {where}"
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", [*args, int(limit)]
+        return [r[0] for r in self._run(sql, args)]
+
     def _run(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
         try:
             return self.db.execute(sql, args)

@@ -224,6 +224,14 @@ def test_cursor_paging_and_export(backend, sort):
     assert set(exported[0]) >= {"id", "category", "text", "context", "institution", "url", "last_seen_at"}
 
 
+@pytest.mark.parametrize("text,filters", CASES)
+def test_ids_are_the_matches(backend, text, filters):
+    q = SearchQuery(text=text, filters=filters, sort="newest")
+    expected = sorted(d["id"] for d in oracle(q))
+    assert sorted(backend.ids(q)) == expected
+    assert len(backend.ids(q, limit=2)) == min(2, len(expected))
+
+
 def test_highlights(backend):
     r = backend.search(SearchQuery(text="幼小衔接 OR 包过", sort="newest"))
     assert r.total == 3
@@ -310,6 +318,7 @@ def test_paging_past_10000(big_backend):
     assert len(seen) == len(set(seen)) == 10_600
     exported = [d["id"] for d in big_backend.export(SearchQuery(text="", filters=q.filters, sort="newest"))]
     assert exported == seen
+    assert sorted(big_backend.ids(SearchQuery(text="", filters=q.filters))) == sorted(seen)
 
 
 def test_sqlite_index_follows_other_writers(tmp_path):

@@ -511,3 +511,27 @@ def test_app_tables_in_postgresql(postgres_url, demo_scan, tmp_path):
         assert {"user_added", "login", "case_view"} <= set(actions)
         db.execute("UPDATE webapp_auditentry SET target='x' WHERE seq=2")
     assert cli("audit", "verify", "--store", str(store)).returncode == 1
+
+
+def test_supervisor_exports_several_cases_in_one_signed_packet(server, web_store, tmp_path):
+    sup = login(server, "sup")
+    ids = cases_of(sup, server, institution="学霸通在线")[:2]
+    assert len(ids) == 2
+    r = post(sup, server, "/cases/export/", {"case": ids})
+    assert r.status_code == 200, r.text[:500]
+    assert r.headers["Content-Type"] == "application/zip" and "attachment" in r.headers["Content-Disposition"]
+    packet = tmp_path / "two.zip"
+    packet.write_bytes(r.content)
+    proc = jianfu("verify", str(packet), "--pubkey", str(_pubkey(web_store)), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import hashlib
+    import zipfile
+
+    with zipfile.ZipFile(packet) as z:
+        findings = json.loads(z.read("findings.json"))
+    assert {c["id"] for c in findings["cases"]} == set(ids)
+    db = sqlite3.connect(web_store / "webapp.sqlite3")
+    detail = db.execute("SELECT detail FROM webapp_auditentry WHERE action='evidence_export' ORDER BY seq DESC "
+                        "LIMIT 1").fetchone()[0]
+    db.close()
+    assert hashlib.sha256(r.content).hexdigest() in detail

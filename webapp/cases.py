@@ -104,17 +104,12 @@ def matching_findings(st: Store, q: str, allowed: list[str] | None) -> tuple[lis
     from search.base import SearchError, SearchQuery
 
     filters = {"district": tuple(allowed) or ("\x00none",)} if allowed is not None else {}
-    query = SearchQuery(text=q, filters=filters, sort="newest", facets=(), highlight=False, size=1000)
-    ids: list[str] = []
+    query = SearchQuery(text=q, filters=filters, sort="newest", facets=(), highlight=False)
     try:
-        query.validate()
-        for doc in search_backend(st).export(query):
-            ids.append(doc["id"])
-            if len(ids) >= MAX_SEARCH_HITS:
-                return ids, True
+        ids = search_backend(st).ids(query, limit=MAX_SEARCH_HITS + 1)
     except SearchError as e:
         raise QueryError(f"搜索无法执行：{e}") from e
-    return ids, False
+    return ids[:MAX_SEARCH_HITS], len(ids) > MAX_SEARCH_HITS
 
 
 def query(st: Store, *, allowed: list[str] | None, q: str, filters: dict[str, str], page: int, size: int,

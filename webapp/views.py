@@ -206,14 +206,13 @@ def export_cases(request: HttpRequest) -> HttpResponse:
     if not ids:
         messages.error(request, "请先选择要导出的线索。")
         return redirect(request.POST.get("back") or "cases")
-    finding_ids: list[str] = []
     for cid in ids:
         _visible_case(request, cid)
-        finding_ids += [f["id"] for f in cases.store().case_findings(cid)]
     tmp = Path(tempfile.mkdtemp(prefix="jianfu-export-"))
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
     out = tmp / f"证据包-{stamp}.zip"
-    req = ExportRequest(finding_ids=finding_ids, examiner=f"{request.user.get_username()}（网页导出）",
+    # the cases the supervisor chose, as `jianfu export --case` exports them (a dismissed one too: chosen)
+    req = ExportRequest(case_ids=ids, examiner=f"{request.user.get_username()}（网页导出）",
                         include_dismissed=True, pdf=True)
     try:
         summary = export(cases.store().dir, out, req)
@@ -222,7 +221,7 @@ def export_cases(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"证据包导出失败：{e}")
         return redirect("cases")
     digest = cases.sha256_file(out)
-    audit.log(request, "evidence_export", ",".join(ids)[:300], cases=ids, findings=len(finding_ids),
+    audit.log(request, "evidence_export", ",".join(ids)[:300], cases=ids, findings=summary.get("findings", 0),
               sha256=digest, key=summary.get("key_fingerprint", ""))
     resp = FileResponse(_unlinking(out), as_attachment=True, filename=out.name, content_type="application/zip")
     resp["X-Packet-SHA256"] = digest
