@@ -492,7 +492,7 @@ class PrecedentDetector:
         return Finding(category=cat, rule_id=f"precedent:{p.id}", text=text[s:e], start=s, end=e,
                        score=round(m.similarity, 2), severity="low",
                        basis=self._basis.get(cat, "《中华人民共和国广告法》及“双减”相关规定"),
-                       explanation=explanation, tier=SUSPECTED, precedent=cite)
+                       explanation=explanation, title=f"疑似{name}", tier=SUSPECTED, precedent=cite)
 
 
 def _sentence_around(text: str, start: int, end: int) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 STATUSES = ("open", "confirmed", "dismissed")
 SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
@@ -36,10 +36,6 @@ SORTS = {  # name → (column, default descending)
 }
 MAX_PAGE = 1000
 MAX_LISTED = 500     # ids bound as parameters; more go through a temporary table
-# the same rule as the crawler's canonical page URL (store.db.canonical_page_url, engineer i12)
-INDEX_PAGES = ("index.html", "index.htm", "index.shtml", "index.php", "default.htm", "default.html",
-               "default.asp", "default.aspx")
-TRACKING = ("gclid", "fbclid", "msclkid", "yclid", "bd_vid", "spm")
 
 
 class CaseError(ValueError):
@@ -48,26 +44,11 @@ class CaseError(ValueError):
 
 # -- keys ----------------------------------------------------------------------------------------
 def canonical_url(url: str) -> str:
-    """The one address a page is known by: ``/`` and ``/index.html`` (``default.aspx`` …),
-    ``/news/`` and ``/news``, and the page with ``utm_…`` or click-id parameters are one page;
-    scheme and host lower-cased, the fragment dropped, the other query parameters
-    sorted (w3lib ``canonicalize_url``). The crawler's ``store.db.canonical_page_url`` (i12) is the
-    same rule, so a finding's page URL from a crawler that already canonicalises is kept as is."""
-    from w3lib.url import canonicalize_url
+    """The one address a page is known by: the crawler's rule (``store.db.canonical_page_url``),
+    so a case's page key is the page's own URL in the store."""
+    from store.db import canonical_page_url  # store.db imports this module
 
-    try:
-        parts = urlsplit(canonicalize_url(url.strip()))
-    except ValueError:
-        return url
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not (k.lower().startswith("utm_") or k.lower() in TRACKING)]
-    path = parts.path or "/"
-    head, _, last = path.rpartition("/")
-    if last.lower() in INDEX_PAGES:
-        path = head + "/"
-    if len(path) > 1:
-        path = path.rstrip("/") or "/"
-    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
+    return canonical_page_url(url)
 
 
 def site_of(url: str) -> str:
