@@ -204,7 +204,7 @@ def run_tips_show(args: argparse.Namespace) -> int:
         print(f"  材料：{s['name'] or s['url']}  {STATUS_ZH.get(s['status'], s['status'])}  "
               + (f"{s['findings']} 条问题线索" if s["status"] == "checked" else (s["reason"] or "")))
     for c in record["cases"]:
-        print(f"  案件：{c['id']}  {c['institution'] or c['institution_key']}  {c['categories']}  {c['status']}")
+        print(f"  案件：{c['id']}  {c['institution'] or c['institution_key']}  {','.join(c['categories'])}  {c['status']}")
     if t["outcome_note"]:
         print(f"  处理结果说明：{t['outcome_note']}")
     return 0

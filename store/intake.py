@@ -91,9 +91,12 @@ class IntakeTables:
 
     def tip_cases(self, tip_id: str) -> list[dict[str, Any]]:
         """The cases a tip led to, with their summary (cases table), oldest link first."""
-        return [dict(r) for r in self.db.execute(
+        rows = [dict(r) for r in self.db.execute(
             """SELECT c.*, t.linked_at, t.linked_by FROM tip_cases t JOIN cases c ON c.id=t.case_id
                WHERE t.tip_id=? ORDER BY t.linked_at, c.id""", (tip_id,))]
+        for r in rows:
+            r["categories"] = [c for c in (r["categories"] or "").split(",") if c]
+        return rows
 
     def tips_of_cases(self, case_ids: list[str]) -> dict[str, list[str]]:
         """case id → ids of the tips that led to it."""
