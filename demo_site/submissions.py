@@ -32,16 +32,21 @@ def poster(lines: list[str] | None = None, seed: int = 7) -> AdImage:
 
 
 def phone_photo(ad: AdImage | None = None, *, seed: int = 1, angle: float = 0.18, blur: float = 1.2,
-                moire: float = 10.0, glare: float = 0.35, quality: int = 60, exif_rotate: bool = False) -> bytes:
+                moire: float = 10.0, glare: float = 0.35, quality: int = 60, exif_rotate: bool = False,
+                scale: float = 1.0) -> bytes:
     """The ad photographed on a wall at an angle: a random four-point perspective (``angle`` is how
     far corners move, as a fraction of the side), lens blur, a moiré pattern, a glare spot, JPEG at
-    ``quality``. With ``exif_rotate`` the pixels are stored turned 90° with EXIF Orientation 6, as
+    ``quality``; ``scale`` < 1 is a photo taken from further away (the poster smaller in the frame).
+    With ``exif_rotate`` the pixels are stored turned 90° with EXIF Orientation 6, as
     phones do."""
     import cv2
 
     rng = random.Random(seed)
     ad = ad or poster()
-    flat = np.asarray(Image.open(io.BytesIO(ad.data)).convert("RGB"))
+    flat_img = Image.open(io.BytesIO(ad.data)).convert("RGB")
+    if scale != 1.0:
+        flat_img = flat_img.resize((int(flat_img.width * scale), int(flat_img.height * scale)), Image.LANCZOS)
+    flat = np.asarray(flat_img)
     h, w = flat.shape[:2]
     out_w, out_h = int(w * 1.5), int(h * 1.6)
     wall = np.full((out_h, out_w, 3), (150, 140, 125), np.uint8)
