@@ -201,6 +201,16 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+def heic(image_bytes: bytes) -> bytes:
+    """The image re-encoded as HEIC (what an iPhone sends), via pillow-heif."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(image_bytes)).convert("RGB").save(buf, "HEIF", quality=70)
+    return buf.getvalue()
+
+
 def screenshot_with_frame() -> bytes:
     """A flat phone screenshot (no perspective): status bar, the ad, white margins."""
     ad = Image.open(io.BytesIO(poster().data))

@@ -178,6 +178,11 @@ class Checker:
             sid = self.store.add_submission(kind=kind.kind, media_type=kind.media_type, status="refused",
                                             reason=e.reason, scan_id=self.scan_id, details={"code": e.code}, **base)
             return Result(sid, name, kind.kind, "refused", sha, len(data), e.reason, scan_id=self.scan_id)
+        except Exception as e:  # noqa: BLE001 - a file the parsers choke on is this item's failure, not the run's
+            reason = f"“{name}”无法读取（{type(e).__name__}: {str(e)[:200]}），原始文件已保存"
+            sid = self.store.add_submission(kind=kind.kind, media_type=kind.media_type, status="failed",
+                                            reason=reason, scan_id=self.scan_id, page_url=url, **base)
+            return Result(sid, name, kind.kind, "failed", sha, len(data), reason, url, self.scan_id)
         findings = list(self.store.findings(ids=ids)) if ids else []
         cases = sorted({f["case_id"] for f in findings if f.get("case_id")})
         sid = self.store.add_submission(kind=kind.kind, media_type=kind.media_type, status="checked",

@@ -38,8 +38,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (saved / "文章.html").write_text(html.replace(next(iter(resources)), "文章_files/640.png"), encoding="utf-8")
     out = {"photo": gen.phone_photo(seed=1), "rotated": gen.phone_photo(seed=2, exif_rotate=True),
            "brochure": gen.brochure_pdf(4), "article": gen.mhtml(html, resources),
-           "bomb": gen.pixel_bomb(), "js": gen.pdf_with_javascript(hidden=True), "zip": gen.zip_named_png()}
-    names = {"photo": "海报照片.jpg", "rotated": "IMG_0002.JPG", "brochure": "课程手册.pdf", "article": "公众号文章.mhtml",
+           "heic": gen.heic(gen.phone_photo(seed=3)), "bomb": gen.pixel_bomb(), "js": gen.pdf_with_javascript(hidden=True), "zip": gen.zip_named_png()}
+    names = {"photo": "海报照片.jpg", "rotated": "IMG_0002.JPG", "brochure": "课程手册.pdf", "article": "公众号文章.mhtml", "heic": "IMG_0003.HEIC",
              "bomb": "bomb.png", "js": "招生简章.pdf", "zip": "poster.png"}
     paths = {k: d / names[k] for k in out}
     for k, data in out.items():
@@ -51,7 +51,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def checked(files, tmp_path_factory):
     store = tmp_path_factory.mktemp("check-store")
-    order = ["photo", "rotated", "brochure", "article", "html", "bomb", "js", "zip"]
+    order = ["photo", "rotated", "heic", "brochure", "article", "html", "bomb", "js", "zip"]
     proc = jianfu("check", *[str(files[k]) for k in order], "--store", str(store), "--source", "家长来电",
                   "--format", "json", timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]   # some were refused: not every item was checked
@@ -66,6 +66,8 @@ def categories(result: dict) -> set[str]:
 
 def test_violations_found_in_phone_photos(checked):
     store, r = checked
+    assert r["heic"]["status"] == "checked" and r["heic"]["kind"] == "image"
+    assert {"preschool_subject", "guarantee_promise"} <= categories(r["heic"]), r["heic"]["findings"]
     for key in ("photo", "rotated"):
         assert r[key]["status"] == "checked", r[key]
         assert {"preschool_subject", "guarantee_promise"} <= categories(r[key]), r[key]["findings"]
