@@ -118,12 +118,13 @@ def _check_pixels(data: bytes, fmt: str, label: str, max_pixels: int) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS, before = None, Image.MAX_IMAGE_PIXELS
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    width, height = im.size
-            finally:
-                Image.MAX_IMAGE_PIXELS = before
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as e:  # Pillow's own cap (2 × MAX_IMAGE_PIXELS), from the header
+        count = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"约 {int(count.group(1)) // 10_000} 万像素，" if count else ""
+        raise UploadRefused(f"{label}的像素过多（{size}上限 {max_pixels // 10_000} 万像素），疑似“像素炸弹”，不予解码",
+                            "too_many_pixels") from e
     except Exception as e:  # noqa: BLE001 - any failure to read a header is a broken file
         raise UploadRefused(f"{label}看起来是 {fmt.upper()} 图片，但文件已损坏，无法读取（{type(e).__name__}）",
                             "corrupt") from e
