@@ -160,3 +160,14 @@ class IntakeTables:
             f"""SELECT DISTINCT f.case_id FROM sightings s JOIN findings f ON f.id=s.finding_id
                 WHERE s.scan_id=? AND f.case_id IS NOT NULL AND f.url IN ({', '.join('?' * len(page_urls))})
                 ORDER BY f.case_id""", [scan_id, *page_urls])]
+
+    def case_submissions(self, case_id: str) -> list[dict[str, Any]]:
+        """The material sent in (checked submissions) that a case's findings were read from."""
+        urls = {r[0] for r in self.db.execute("SELECT DISTINCT url FROM findings WHERE case_id=?", (case_id,))}
+        keys = sorted(urls | {"submission://" + u[len("submission://"):].split("/", 1)[0] + "/"
+                              for u in urls if u.startswith("submission://")})
+        if not keys:
+            return []
+        return [_submission_row(r) for r in self.db.execute(
+            f"SELECT * FROM submissions WHERE status='checked' AND page_url IN ({', '.join('?' * len(keys))}) "
+            "ORDER BY received_at, id", keys)]

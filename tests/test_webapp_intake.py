@@ -102,6 +102,7 @@ def test_check_now_uploads_show_findings_and_open_the_case(server, page, files, 
     page.click("text=查看案件 >> nth=0")
     page.wait_for_url("**/cases/**")
     assert "启明星学堂" in page.inner_text("main")
+    assert "海报照片.jpg" in page.inner_text("#case-intake")  # the material the case was read from
     assert any(a == "check_submitted" for a, _, _ in audit_rows(store))
 
 
@@ -120,6 +121,12 @@ def test_tip_with_upload_and_link_leads_to_cases(server, page, files, store, dem
     assert "课程手册.pdf" in body and "notice.html" in body
     rows = page.locator("#tip-cases tbody tr a")
     assert rows.count() >= 2  # the brochure's and the rendered page's cases
+    tip_url = page.url
+    rows.first.click()  # the case page says where it came from: the material and the tip
+    page.wait_for_url("**/cases/**")
+    intake = page.inner_text("#case-intake")
+    assert "由举报" in intake and "网上举报" in intake and ("课程手册.pdf" in intake or "notice.html" in intake)
+    page.goto(tip_url)
     page.select_option("select[name=outcome]", "referred")
     page.fill("input[name=note]", "移交市场监管")
     page.click("text=保存")

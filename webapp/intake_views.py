@@ -186,3 +186,18 @@ def tip_outcome(request: HttpRequest, tip_id: str) -> HttpResponse:
     audit.log(request, "tip_outcome", tip_id, outcome=outcome, note=note or "")
     messages.success(request, f"处理结果已更新为“{OUTCOME_ZH[outcome]}”。")
     return redirect("tip", tip_id=tip_id)
+
+
+def case_intake(request: HttpRequest, case_id: str) -> dict[str, Any]:
+    """For the case page: the material its findings were read from and the tips (of the user's
+    districts) that led to it."""
+    st = cases.store()
+    tips = [t for t in (st.tip(i) for i in st.tips_of_cases([case_id]).get(case_id, []))
+            if t and access.may_see_district(request.user, t.get("district"))]
+    for t in tips:
+        t["channel_name"] = CHANNEL_ZH.get(t["channel"], t["channel"])
+        t["outcome_name"] = OUTCOME_ZH.get(t["outcome"], t["outcome"])
+    subs = st.case_submissions(case_id)
+    for s in subs:
+        s["kind_name"] = KIND_ZH.get(s["kind"], "文件")
+    return {"case_tips": tips, "case_submissions": subs}
