@@ -15,6 +15,7 @@ from typing import Any
 
 from detectors.model import Finding
 from store.cases import CaseStore, ad_of, case_id, institution_key
+from store.intake import IntakeTables
 from store.ledger import LedgerTables
 
 SCHEMA = Path(__file__).with_name("schema.sql")
@@ -94,7 +95,7 @@ def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> s
     return text[max(0, start - width) : end + width]
 
 
-class Store(CaseStore, LedgerTables):
+class Store(CaseStore, LedgerTables, IntakeTables):
     """A store directory. ``read_only=True`` (the listing commands) never writes to it: the
     database must exist and is opened with SQLite's ``mode=ro``, nothing is created, no schema is
     applied; a file that is not a jianfu database (random bytes, cut short) is a ``StoreError``."""
