@@ -315,9 +315,21 @@ def test_roles_and_districts_are_enforced_server_side(server, web_store):
     assert post(inv, server, "/scans/add/", {"name": "x", "url": "http://127.0.0.1:1/"}).status_code == 403
     assert sup.get(server + "/audit/export.csv").status_code == 403
     assert inv.get(server + "/admin/", allow_redirects=False).status_code in (302, 403)
+    for page in ("/admin/", "/admin/auth/user/", "/admin/webapp/auditentry/"):
+        assert admin.get(server + page).status_code == 200, page
     r = admin.get(server + "/audit/export.csv")
     assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment")
     assert "拒绝访问" in r.content.decode("utf-8-sig")
+
+
+def test_a_bad_search_says_why_in_chinese(server):
+    s = login(server, "inv")
+    r = s.get(server + "/cases/", params={"q": '"幼小衔接'})
+    assert r.status_code == 200 and "引号不成对" in r.text
+    r = s.get(server + "/cases/", params={"q": "-免费"})
+    assert r.status_code == 200 and "只有排除词" in r.text
+    r = s.get(server + "/cases/", params={"after": "garbage"})
+    assert r.status_code == 200 and "翻页位置无效" in r.text
 
 
 def test_state_changes_need_csrf(server):

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from webapp.models import AuditEntry, Profile
+from webapp.users import apply_role
 
 
 class ProfileInline(admin.StackedInline):
@@ -28,6 +29,14 @@ class JianfuUserAdmin(UserAdmin):
         for f in formset.forms:
             f.instance._changed_by = request.user.get_username()
         super().save_formset(request, form, formset, change)
+
+    def save_related(self, request, form, formsets, change):
+        """The role chosen in the profile decides the groups (permissions) and admin rights."""
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        prof = Profile.objects.filter(user=user).first()
+        if prof is not None:
+            apply_role(user, prof.role, list(prof.districts or []), changed_by=request.user.get_username())
 
     def delete_model(self, request, obj):
         obj._changed_by = request.user.get_username()
