@@ -98,8 +98,8 @@ def explanation_zh(lines: list[str] | tuple[str, ...] | None) -> list[str]:
     out = []
     for line in lines or []:
         text = str(line).strip()
-        if not text or text.startswith(("违反", "breaks ")) or "（规则 " in text:
-            continue
+        if not text or text.startswith(("违反", "breaks ")) or "（规则 " in text or "阈值" in text:
+            continue   # the title and the basis are shown on their own; "score ≥ threshold" says nothing
         if _LATIN_WORD.search(_QUOTED.sub("", text)) or not re.search(r"[\u4e00-\u9fff]", text):
             continue
         out.append(text)
@@ -194,13 +194,14 @@ def case_section(c: dict[str, Any]) -> str:
     if c.get("figure_note"):
         figs.append(f"<p class=note>{e(c['figure_note'])}。</p>")
     viol = "".join(
-        f"<tr><td class=no>{v['no']}</td>"
+        f"<tr class=v><td class=no>{v['no']}</td>"
         f"<td><span class=hit>{e(v['text'])}</span><div class=ctx>{marked_context(v)}</div></td>"
         f"<td>{e(v['category_zh'])}<br><small>{e(v['rule_title'])}；严重程度"
-        f"{e(SEVERITY_ZH.get(v['severity'], v['severity']))}"
-        + (f"<br>判定：{e('；'.join(v.get('explanation_zh') or []))}" if v.get("explanation_zh") else "")
-        + "</small></td>"
-        f"<td class=basis>{e(v['basis'])}</td></tr>" for v in c["violations"])
+        f"{e(SEVERITY_ZH.get(v['severity'], v['severity']))}</small></td>"
+        f"<td class=basis>{e(v['basis'])}</td></tr>"
+        + (f"<tr class=why><td></td><td colspan=3>判定说明：{e('；'.join(v['explanation_zh']))}</td></tr>"
+           if v.get("explanation_zh") else "")
+        for v in c["violations"])
     return (f'<section class=case id="c-{e(c["id"])}"><h2>案件 {n}：{e(c.get("institution") or "（未命名机构）")}'
             f' · {"图片广告" if c["source"] == "image" else "网页文字"}</h2>'
             f"<table class=kv>{''.join(rows)}</table>{''.join(figs)}"
@@ -278,6 +279,9 @@ td.long {{ min-width: 8em; }}
 td.ad {{ min-width: 10em; }}
 table.viol col.no {{ width: 9mm; }} table.viol col.w1 {{ width: 34%; }} table.viol col.w2 {{ width: 24%; }}
 td.basis {{ font-size: 9pt; }}
+tr.v td {{ border-bottom: none; }}
+tr.why td {{ border-top: none; font-size: 8.5pt; color: #444; padding-top: 0; }}
+tr.v:has(+ tr.why) {{ break-after: avoid; }}
 code {{ font-family: "DejaVu Sans Mono", monospace; font-size: 8.5pt; word-break: break-all; }}
 .url {{ word-break: break-all; }}
 mark, .hit {{ background: #ffe0e0; color: #b00000; font-weight: bold; }}

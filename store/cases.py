@@ -348,11 +348,10 @@ class CaseStore:
         desc = default_desc if descending is None else descending
         limit = max(1, min(int(limit), MAX_PAGE))
         where, args = self._case_filters(**filters)
-        if after:
+        if after:   # keyset: a row-value comparison, which both SQLite and PostgreSQL answer from the index
             value, cid = decode_cursor(after, f"{sort}:{'d' if desc else 'a'}")
-            op = "<" if desc else ">"
-            where.append(f"(c.{column} {op} ? OR (c.{column} = ? AND c.id {op} ?))")
-            args += [value, value, cid]
+            where.append(f"(c.{column}, c.id) {'<' if desc else '>'} (?, ?)")
+            args += [value, cid]
         order = "DESC" if desc else "ASC"
         sql = (f"SELECT {', '.join('c.' + c for c in CASE_COLUMNS)} FROM cases c WHERE {' AND '.join(where)} "
                f"ORDER BY c.{column} {order}, c.id {order} LIMIT ? OFFSET ?")
@@ -378,6 +377,7 @@ class CaseStore:
             raise CaseError(f"unknown facet {unknown[0]!r} (one of {', '.join(columns)})")
         where, args = self._case_filters(**filters)
         counts: dict[str, dict[str, int]] = {name: defaultdict(int) for name in fields}
+        # one pass over the filtered cases (measured faster than a GROUP BY per field)
         sql = f"SELECT {', '.join('c.' + columns[f] for f in fields)} FROM cases c WHERE {' AND '.join(where)}"
         for row in self.db.execute(sql, args):
             for name, value in zip(fields, row, strict=True):

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["jsonl", "table"], default="table")
     p.add_argument("--scan", help="only findings seen in this scan id")
     p.add_argument("--category", choices=CATEGORIES)
-    p.add_argument("--status", choices=["open", "confirmed", "dismissed"])
+    p.add_argument("--status", choices=["open", "confirmed", "dismissed"],
+                   help="review status (of each finding; with --by case, of the case)")
     p.add_argument("--by", choices=["finding", "case"], default="finding",
                    help="one row per finding (default) or per case: one institution × one ad × its violations")
     p.set_defaults(func=run_findings)
@@ -72,7 +73,7 @@ def run_findings(args: argparse.Namespace) -> int:
 
 
 def all_cases(store: Store, **filters: object) -> list[dict]:
-    """Every case the filters allow, by institution then most recently seen (keyset pages)."""
+    """Every case the filters allow (keyset pages), by institution, page, then text before images."""
     filters = {k: v for k, v in filters.items() if v is not None}
     out: list[dict] = []
     after = None
@@ -80,8 +81,9 @@ def all_cases(store: Store, **filters: object) -> list[dict]:
         page = store.cases(sort="institution", limit=1000, after=after, **filters)
         out += page
         if len(page) < 1000:
-            return out
+            break
         after = page[-1]["cursor"]
+    return sorted(out, key=lambda c: (c["institution_key"], c["url"], c["source"] != "text", c["image_url"] or ""))
 
 
 def _actor(given: str | None) -> str:

@@ -72,6 +72,7 @@ class Store(CaseStore):
             if column not in have:
                 with self.db:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        self.db.execute("DROP INDEX IF EXISTS cases_status")   # in stores of the first cases commits
         for name, table, columns in self.ADDED_INDEXES:
             with self.db:
                 self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table}({columns})")

@@ -184,7 +184,7 @@ CREATE INDEX IF NOT EXISTS cases_last_seen ON cases(last_seen_at, id);
 CREATE INDEX IF NOT EXISTS cases_first_seen ON cases(first_seen_at, id);
 CREATE INDEX IF NOT EXISTS cases_institution ON cases(institution_key, id);
 CREATE INDEX IF NOT EXISTS cases_district ON cases(district, last_seen_at);
-CREATE INDEX IF NOT EXISTS cases_status ON cases(status, last_seen_at);
+-- (no index on status alone: nearly every case is open, and the planner would take it over the district's)
 CREATE INDEX IF NOT EXISTS cases_severity ON cases(severity_rank, id);
 
 -- Review history of a case, append-only: who, when, from → to, why; a proposal and its approval
