@@ -114,3 +114,9 @@ def decision(code: str | None) -> str:
     from webapp.models import DECISION_NAMES
 
     return DECISION_NAMES.get(code or "", labels.STATUS_NAMES.get(code or "", code or ""))
+
+
+@register.filter
+def file_name(url: str | None) -> str:
+    """The last path segment of a URL (an ad image's file name), for telling ads apart."""
+    return (url or "").split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:80]
