@@ -332,6 +332,12 @@ def test_a_bad_search_says_why_in_chinese(server):
     assert r.status_code == 200 and "翻页位置无效" in r.text
 
 
+def test_unknown_host_names_are_refused(server):
+    """DNS rebinding: a page asked for under another host name is refused."""
+    assert requests.get(server + "/login/", headers={"Host": "evil.example"}).status_code == 400
+    assert requests.get(server + "/login/").status_code == 200
+
+
 def test_state_changes_need_csrf(server):
     s = login(server, "sup")
     demo_case = cases_of(s, server, institution="启明星学堂")[0]
