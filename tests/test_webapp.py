@@ -553,3 +553,29 @@ def test_supervisor_exports_several_cases_in_one_signed_packet(server, web_store
                         "LIMIT 1").fetchone()[0]
     db.close()
     assert hashlib.sha256(r.content).hexdigest() in detail
+
+
+def test_admin_changes_a_role_on_the_admin_pages(server, browser, web_store):
+    proc = jianfu("users", "add", "roleuser", "--role", "investigator", "--district", "示范区", "--store",
+                  str(web_store), input="Role-pass-2026\n")
+    assert proc.returncode == 0, proc.stderr
+    before = login(server, "roleuser", "Role-pass-2026")
+    assert before.get(server + "/reviews/").status_code == 403
+    ctx, page = browser_login(browser, server, "admin")
+    page.goto(server + "/admin/auth/user/?q=roleuser")
+    page.click("a:text-is('roleuser')")
+    page.wait_for_load_state()
+    page.select_option("select[name='profile-0-role']", "supervisor")
+    page.fill("textarea[name='profile-0-districts']", "示范区\n远方区")
+    page.click("input[name='_save']")
+    page.wait_for_load_state()
+    ctx.close()
+    after = login(server, "roleuser", "Role-pass-2026")
+    assert after.get(server + "/reviews/").status_code == 200
+    far_case = cases_of(login(server, "admin"), server, institution="远方学校")[0]
+    assert after.get(f"{server}/cases/{far_case}/").status_code == 200
+    db = sqlite3.connect(web_store / "webapp.sqlite3")
+    rows = db.execute("SELECT actor, detail FROM webapp_auditentry WHERE target='roleuser' AND action='user_changed'"
+                      " ORDER BY seq DESC LIMIT 3").fetchall()
+    db.close()
+    assert any(actor == "admin" and "supervisor" in detail for actor, detail in rows)
