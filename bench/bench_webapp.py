@@ -271,8 +271,10 @@ def main() -> int:
                         pass
             else:
                 es_note = "jianfu index failed: " + proc.stderr.strip().splitlines()[-1]
+        load = os.getloadavg()
         print(f"{info['findings']:,} findings in {info['cases']:,} cases ({info['pages']:,} pages), store written "
-              f"in {build_s:.0f} s; {REQUESTS} requests per row; {es_note}.\n")
+              f"in {build_s:.0f} s; {REQUESTS} requests per row; {es_note}. Machine load average at the end "
+              f"{load[0]:.1f} on {os.cpu_count()} CPUs (times grow with it).\n")
         print("| request | p50 ms | p95 ms | bare store/search p95 ms |")
         print("|---|---:|---:|---:|")
         for r in rows:

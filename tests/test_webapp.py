@@ -315,9 +315,27 @@ def test_roles_and_districts_are_enforced_server_side(server, web_store):
     assert post(inv, server, "/scans/add/", {"name": "x", "url": "http://127.0.0.1:1/"}).status_code == 403
     assert sup.get(server + "/audit/export.csv").status_code == 403
     assert inv.get(server + "/admin/", allow_redirects=False).status_code in (302, 403)
+    for page in ("/admin/", "/admin/auth/user/", "/admin/webapp/auditentry/"):
+        assert admin.get(server + page).status_code == 200, page
     r = admin.get(server + "/audit/export.csv")
     assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment")
     assert "拒绝访问" in r.content.decode("utf-8-sig")
+
+
+def test_a_bad_search_says_why_in_chinese(server):
+    s = login(server, "inv")
+    r = s.get(server + "/cases/", params={"q": '"幼小衔接'})
+    assert r.status_code == 200 and "引号不成对" in r.text
+    r = s.get(server + "/cases/", params={"q": "-免费"})
+    assert r.status_code == 200 and "只有排除词" in r.text
+    r = s.get(server + "/cases/", params={"after": "garbage"})
+    assert r.status_code == 200 and "翻页位置无效" in r.text
+
+
+def test_unknown_host_names_are_refused(server):
+    """DNS rebinding: a page asked for under another host name is refused."""
+    assert requests.get(server + "/login/", headers={"Host": "evil.example"}).status_code == 400
+    assert requests.get(server + "/login/").status_code == 200
 
 
 def test_state_changes_need_csrf(server):
@@ -538,3 +556,29 @@ def test_supervisor_exports_several_cases_in_one_signed_packet(server, web_store
                         "LIMIT 1").fetchone()[0]
     db.close()
     assert hashlib.sha256(r.content).hexdigest() in detail
+
+
+def test_admin_changes_a_role_on_the_admin_pages(server, browser, web_store):
+    proc = jianfu("users", "add", "roleuser", "--role", "investigator", "--district", "示范区", "--store",
+                  str(web_store), input="Role-pass-2026\n")
+    assert proc.returncode == 0, proc.stderr
+    before = login(server, "roleuser", "Role-pass-2026")
+    assert before.get(server + "/reviews/").status_code == 403
+    ctx, page = browser_login(browser, server, "admin")
+    page.goto(server + "/admin/auth/user/?q=roleuser")
+    page.click("a:text-is('roleuser')")
+    page.wait_for_load_state()
+    page.select_option("select[name='profile-0-role']", "supervisor")
+    page.fill("textarea[name='profile-0-districts']", "示范区\n远方区")
+    page.click("input[name='_save']")
+    page.wait_for_load_state()
+    ctx.close()
+    after = login(server, "roleuser", "Role-pass-2026")
+    assert after.get(server + "/reviews/").status_code == 200
+    far_case = cases_of(login(server, "admin"), server, institution="远方学校")[0]
+    assert after.get(f"{server}/cases/{far_case}/").status_code == 200
+    db = sqlite3.connect(web_store / "webapp.sqlite3")
+    rows = db.execute("SELECT actor, detail FROM webapp_auditentry WHERE target='roleuser' AND action='user_changed'"
+                      " ORDER BY seq DESC LIMIT 3").fetchall()
+    db.close()
+    assert any(actor == "admin" and "supervisor" in detail for actor, detail in rows)

@@ -108,7 +108,9 @@ def matching_findings(st: Store, q: str, allowed: list[str] | None) -> tuple[lis
     try:
         ids = search_backend(st).ids(query, limit=MAX_SEARCH_HITS + 1)
     except SearchError as e:
-        raise QueryError(f"搜索无法执行：{e}") from e
+        from webapp.labels import search_error
+
+        raise QueryError(search_error(e)) from e
     return ids[:MAX_SEARCH_HITS], len(ids) > MAX_SEARCH_HITS
 
 

@@ -78,6 +78,9 @@ def setup(store: str, *, es: str | None = None, es_index: str | None = None, pla
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if "JIANFU_WEB_HOSTS" not in os.environ:
+        wildcard = args.host in ("0.0.0.0", "::", "")
+        os.environ["JIANFU_WEB_HOSTS"] = "*" if wildcard else f"localhost,127.0.0.1,[::1],{args.host}"
     setup(args.store, es=args.es, es_index=args.es_index, plan=args.plan)
     from waitress import serve
 

@@ -84,3 +84,29 @@ def explain_zh(explanation: list[str] | None) -> list[str]:
         else:
             out += chinese_steps([line])
     return out
+
+
+_SEARCH_ERRORS = [
+    (re.compile(r"^query too long"), "搜索词太长（最多 500 个字）"),
+    (re.compile(r"^unbalanced quote"), "引号不成对"),
+    (re.compile(r"^empty phrase"), "引号中没有内容"),
+    (re.compile(r"^'-' must be followed"), "减号后面需要紧跟要排除的词"),
+    (re.compile(r"^OR needs a word"), "OR 两边都需要有词"),
+    (re.compile(r"^OR cannot join"), "OR 不能连接排除词（-）"),
+    (re.compile(r"has no letters or digits"), "搜索词中没有可搜索的文字或数字"),
+    (re.compile(r"^too many words"), "搜索词过多（最多 32 个）"),
+    (re.compile(r"^a query of only excluded"), "只有排除词（-）的搜索会匹配全部内容，请加上要搜索的词"),
+]
+
+
+def search_error(e: Exception) -> str:
+    """A search failure in one Chinese line (the search package words its errors in English)."""
+    from search.base import BackendUnavailable
+
+    if isinstance(e, BackendUnavailable):
+        return "搜索服务暂时无法连接，请稍后再试或联系管理员。"
+    msg = str(e)
+    for rx, zh in _SEARCH_ERRORS:
+        if rx.search(msg):
+            return f"搜索条件有误：{zh}。"
+    return "搜索无法执行，请检查搜索词后重试；如仍失败请联系管理员。"

@@ -4,7 +4,9 @@
 - ``JIANFU_WEB_DB``: a database URL for the app's own tables (``postgresql://…``); default the
   SQLite file ``<store>/webapp.sqlite3``;
 - ``JIANFU_ES_URL`` / ``JIANFU_ES_INDEX``: search Elasticsearch instead of the store's FTS5 index;
-- ``JIANFU_PLAN``: the scan plan file (default ``<store>/plans.toml``).
+- ``JIANFU_PLAN``: the scan plan file (default ``<store>/plans.toml``);
+- ``JIANFU_WEB_HOSTS``: host names the app answers to (default: localhost and the ``--host`` address;
+  ``*`` for any, e.g. behind a proxy that checks them).
 
 The secret key is made once per store and kept in ``<store>/webapp.secret`` (mode 0600), or taken
 from ``JIANFU_WEB_SECRET``.
@@ -42,7 +44,9 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = False
-ALLOWED_HOSTS = ["*"]  # served on an address the operator chose; Host is not used to build links
+# the names the app answers to (DNS rebinding): JIANFU_WEB_HOSTS, set by `jianfu serve` from --host
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("JIANFU_WEB_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+                 if h.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

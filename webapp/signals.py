@@ -63,8 +63,9 @@ def _user_saved(sender, instance, created, raw=False, **kw):
 
 
 @receiver(post_save, sender=Profile)
-def _profile_saved(sender, instance, created, raw=False, **kw):
-    if raw:
+def _profile_saved(sender, instance, created, raw=False, update_fields=None, **kw):
+    # a new profile is filled in by the save that follows; the last visit to 总览 is not a user change
+    if raw or created or (update_fields and set(update_fields) <= {"last_visit"}):
         return
     audit.record("user_changed", actor=getattr(instance, "_changed_by", ""), target=instance.user.username,
                  detail={"role": instance.role, "districts": list(instance.districts or [])})

@@ -106,3 +106,17 @@ def schedule_zh(target) -> str:
         if s and s % unit == 0:
             return f"每 {s // unit} {name}"
     return f"每 {s} 秒"
+
+
+@register.filter
+def decision(code: str | None) -> str:
+    """A proposed status as the proposal's words: 确认违规 / 排除（非违规）."""
+    from webapp.models import DECISION_NAMES
+
+    return DECISION_NAMES.get(code or "", labels.STATUS_NAMES.get(code or "", code or ""))
+
+
+@register.filter
+def file_name(url: str | None) -> str:
+    """The last path segment of a URL (an ad image's file name), for telling ads apart."""
+    return (url or "").split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:80]
