@@ -496,6 +496,8 @@ class _Cand:
     score: float
     notes: list[str]
     matched: str = ""  # the normalised words (for the "also matched" notes)
+    ns: int = -1  # the span in the normalised line (clusters are formed there: an invisible
+    ne: int = -1  # character between two touching matches must not split them)
 
 
 class Detector:
@@ -1063,6 +1065,7 @@ class Detector:
                     c = self._evaluate(ri, pat, t, a, b, ss, se, s, e)
                     if c is not None and c.score >= threshold - 1e-9:
                         c.matched = t[a:b]
+                        c.ns, c.ne = a, b
                         if norm is not None and norm.layers:
                             c.start, c.end = norm.to_original(a, b)
                         cands.append(c)
@@ -1072,22 +1075,23 @@ class Detector:
         """One line's candidates → its findings, as ``(start, end, category, rule id, score, severity,
         basis, explanation, title)`` with offsets into the line, sorted by (start, end, rule id).
 
-        Per category, overlapping candidates form a cluster (a sweep over start offsets); the best
-        one is reported and the others are named in its explanation. A candidate never leaves its
-        line, so neither does a cluster: merging line by line is merging the whole text."""
-        cands = sorted(((c.rule.category, c.start, -c.score, c.end, c) for c in found), key=_CAND_ORDER)
+        Per category, candidates that overlap or touch in the normalised line form a cluster (a sweep
+        over start offsets: "幼小衔接" + "拼音班" is one finding); the best one is reported (its span in
+        the original line) and the others are named in its explanation. A candidate never leaves
+        its line, so neither does a cluster: merging line by line is merging the whole text."""
+        cands = sorted(((c.rule.category, c.ns, -c.score, c.ne, c) for c in found), key=_CAND_ORDER)
         kept: list[tuple[int, int, _Cand, list[str]]] = []
         i = 0
         n = len(cands)
         while i < n:
-            cat, start, _, reach, c = cands[i]
+            cat, _, _, reach, c = cands[i]
             j = i + 1
-            while j < n and cands[j][1] < reach and cands[j][0] == cat:
+            while j < n and cands[j][1] <= reach and cands[j][0] == cat:
                 if cands[j][3] > reach:
                     reach = cands[j][3]
                 j += 1
             if j == i + 1:
-                kept.append((start, cands[i][3], c, c.notes))
+                kept.append((c.start, c.end, c, c.notes))
             else:
                 cluster = cands[i:j]
                 # ties go to the longer match, measured in the normalised text: invisible characters
@@ -1102,7 +1106,7 @@ class Detector:
                 ][:6]
                 if extra:
                     notes = [*notes, *extra]
-                kept.append((best[1], best[3], bc, notes))
+                kept.append((bc.start, bc.end, bc, notes))
             i = j
         kept.sort(key=lambda k: (k[0], k[1], k[2].rule.id))
         out = []

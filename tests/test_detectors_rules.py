@@ -69,6 +69,7 @@ rules:
         ("patterns: [拍照搜题]", "patterns: []", "patterns"),
         ("patterns: [拍照搜题]", "patterns: [{regex: '拍照'}]", "patterns[0].anchors"),
         ("patterns: [拍照搜题]", "patterns: [$nosuchlist]", "patterns[0].anchors"),
+        ("patterns: [拍照搜题]", "patterns: [{anchors: [拍照], regex: '{$nosuchlist}搜题'}]", "patterns[0].regex"),
         ("examples: {positive: [拍照搜题], negative: []}", "examples: {negative: []}", "examples"),
         ("severity: high", "severity: high\n    check: nosuchcheck", "check"),
         ("severity: high", "severity: high\n    scroe: 0.5", "scroe"),
@@ -90,6 +91,17 @@ def test_good_pack_loads_and_bad_yaml_is_reported(tmp_path):
     p = _pack(tmp_path, GOOD + GOOD.replace("rules:\n", ""))
     with pytest.raises(RuleError, match="duplicate"):
         load_rules(p)
+
+
+def test_concepts_expand_in_regexes_and_lists_are_defined_once(tmp_path):
+    _pack(tmp_path, GOOD.replace("patterns: [拍照搜题]",
+                                 "patterns: [{anchors: $things, regex: '{$things}搜题'}]"))
+    (tmp_path / "_concepts.yaml").write_text("vocab:\n  things: [拍照, 扫描]\n", "utf-8")
+    d = Detector(tmp_path)
+    assert [f.text for f in d.detect("快来扫描搜题")] == ["扫描搜题"]
+    (tmp_path / "_more.yaml").write_text("vocab:\n  things: [截图]\n", "utf-8")
+    with pytest.raises(RuleError, match="already defined"):
+        Detector(tmp_path)
 
 
 def test_detector_from_a_directory(tmp_path):
