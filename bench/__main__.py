@@ -39,6 +39,8 @@ def main(argv: list[str]) -> int:
         print(f"\n({name} took {seconds:.1f} s)", flush=True)
         if args.json:  # after each module: a later failure or kill keeps what was measured
             write_json(args.json)
+    if args.json:
+        write_json(args.json)
     return 1 if failed else 0
 
 
