@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import figure
 from demo_site.server import GENERATED_PAGES, DemoSites
 
 BARE_SPIDER = '''
@@ -60,6 +61,12 @@ def main() -> None:
         out = subprocess.run(jianfu, check=True, capture_output=True, text=True).stdout
         pages = json.loads(out)["pages"]
     n = GENERATED_PAGES
+    figure("crawl.bare_s", bare)
+    figure("crawl.first_s", first)
+    figure("crawl.rescan_s", second)
+    figure("crawl.http_vs_bare", bare / first)
+    figure("crawl.rescan_vs_bare", bare / second)
+    figure("crawl.pages", pages)
     print("| crawler (generated site, 500 pages + 10 ad images) | seconds | pages/s | vs bare Scrapy |")
     print("|---|---:|---:|---:|")
     print(f"| bare Scrapy CrawlSpider | {bare:.2f} | {n / bare:.1f} | 1.00 |")

@@ -30,14 +30,22 @@ import tempfile
 import time
 from types import SimpleNamespace
 
+from bench import figure
+
 ENGINES: dict[str, tuple[str, dict]] = {
     "rapidocr (jianfu tuned)": ("rapidocr", {}),
     "rapidocr (tuned, side 960)": ("rapidocr", {"limit_side_len": 960}),
     "rapidocr (tuned, heap not capped)": ("rapidocr", {"heap_mmap_threshold": None}),
+    "rapidocr (tuned, no onnxruntime arena: before issue 18)": ("rapidocr", {"cpu_mem_arena": False}),
     "rapidocr (bare defaults)": ("rapidocr", {"defaults": False}),
     "paddleocr PP-OCRv4 (extra)": ("paddleocr", {}),
 }
 BARE = "rapidocr (bare defaults)"
+DEFAULT = "rapidocr (jianfu tuned)"
+# figure-name prefix per engine: the default configuration's figures carry no engine part
+SLUGS = {DEFAULT: "", "rapidocr (tuned, side 960)": "side960_", "rapidocr (tuned, heap not capped)": "uncapped_",
+         "rapidocr (tuned, no onnxruntime arena: before issue 18)": "no_arena_", BARE: "bare_",
+         "paddleocr PP-OCRv4 (extra)": "paddle_"}
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -109,6 +117,12 @@ def table(results: list[dict], cores: int) -> str:
             continue
         for kind, set_name in (("banner", "clean banners"), ("poster", "busy posters")):
             s = summarise(res, kind)
+            slug = SLUGS.get(res["label"], "")
+            figure(f"ocr.{slug}{kind}_median_s", s["median"])
+            figure(f"ocr.{slug}{kind}_p95_s", s["p95"])
+            figure(f"ocr.{slug}{kind}_cer", s["cer"])
+            figure(f"ocr.{slug}{kind}_keyword_recall", s["recall"])
+            figure(f"ocr.{slug}peak_rss_mb", res["peak_rss_mb"])
             ratio = f"{s['median'] / summarise(bare, kind)['median']:.2f}" if bare else "—"
             out.append(
                 f"| {res['label']} | {set_name} | {s['n']} | {s['cer'] * 100:.2f} % | "

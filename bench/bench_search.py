@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench import figure
+
 CATEGORIES = ("preschool_subject", "photo_search", "competition_ranking", "advance_teaching",
               "off_hours_schedule", "prepaid_fees", "teacher_qualification", "guarantee_promise",
               "false_claim", "unlicensed_subject")
@@ -175,6 +177,11 @@ def main() -> int:
         rows.append(bench_es(url, n, queries))
         if es_n and es_n > n:
             rows.append(bench_es(url, es_n, queries))
+    for r in rows:
+        key = "sqlite" if r["backend"].startswith("SQLite") else f"es_{r['n'] // 1000}k" if r["n"] != n else "es"
+        figure(f"search.{key}_bulk_per_s", r["rate"])
+        figure(f"search.{key}_p50_ms", r["p50"])
+        figure(f"search.{key}_p95_ms", r["p95"])
     print("| backend | findings | bulk index rate (findings/s) | search p50 (ms) | search p95 (ms) |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:

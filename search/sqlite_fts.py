@@ -101,6 +101,8 @@ _SORTS: dict[str, list[tuple[str, str]]] = {
 _COLUMNS = ("id", "category", "rule_id", "text", "start", "end", "score", "severity", "basis", "explanation",
             "context", "url", "source", "image_url", "image_sha256", "boxes", "institution", "district",
             "status", "first_seen_at", "last_seen_at", "first_scan_id", "last_scan_id")
+_JSON_COLUMNS = (_COLUMNS.index("explanation"), _COLUMNS.index("boxes"))
+_STATUS = _COLUMNS.index("status")
 
 
 def _fts_phrase(term: str) -> str:
@@ -160,6 +162,7 @@ class SqliteBackend:
                         live = [(r[0], *_index_values(r[1], r[2])) for r in rows if r[3]]
                         self.db.executemany("INSERT INTO findings_fts(rowid, text, context) VALUES (?, ?, ?)",
                                             live)
+                        # the indexed values: the matched text only where its context lacks it
                         self.db.executemany("INSERT INTO findings_bi(rowid, grams) VALUES (?, ?)",
                                             [(r[0], grams(r[1], r[2])) for r in live])
                         self.db.execute("DELETE FROM findings_bi_dirty WHERE rid BETWEEN ? AND ?", (lo, hi))
@@ -181,14 +184,12 @@ class SqliteBackend:
         (tests, benchmark, imports)."""
         rows = []
         for d in docs:
-            r = []
-            for c in _COLUMNS:
-                v = d.get(c)
-                if c in ("explanation", "boxes") and v is not None and not isinstance(v, str):
-                    v = json.dumps(v, ensure_ascii=False)
-                if c == "status" and v is None:
-                    v = "open"
-                r.append(v)
+            r = [d.get(c) for c in _COLUMNS]
+            for i in _JSON_COLUMNS:
+                if r[i] is not None and not isinstance(r[i], str):
+                    r[i] = json.dumps(r[i], ensure_ascii=False)
+            if r[_STATUS] is None:
+                r[_STATUS] = "open"
             rows.append(r)
         cols = ", ".join(f'"{c}"' for c in _COLUMNS)
         updates = ", ".join(f'"{c}"=excluded."{c}"' for c in _COLUMNS if c != "id")

@@ -20,6 +20,10 @@ BANNER_DEFAULTS: dict[str, Any] = {
     "Global.log_level": "error",  # not "warning": it logs every image without text
     "EngineConfig.onnxruntime.intra_op_num_threads": 1,
     "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+    # onnxruntime's own arena for tensors: the detector's feature maps (a different size for
+    # every input shape) are reused from it instead of going through malloc each run. About 2×
+    # faster than per-tensor malloc with the heap cap below, and it stays bounded (bench_ocr).
+    "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
 }
 
 # friendly name -> rapidocr dotted parameter
@@ -32,6 +36,7 @@ FRIENDLY: dict[str, str] = {
     "box_thresh": "Det.box_thresh",
     "unclip_ratio": "Det.unclip_ratio",
     "rec_batch_num": "Rec.rec_batch_num",
+    "cpu_mem_arena": "EngineConfig.onnxruntime.enable_cpu_mem_arena",
     "det_model_path": "Det.model_path",
     "rec_model_path": "Rec.model_path",
     "rec_keys_path": "Rec.rec_keys_path",
@@ -41,9 +46,11 @@ FRIENDLY: dict[str, str] = {
 }
 
 
-# Large buffers (detector feature maps, a few MB each, a different size for every input shape)
-# are mmap'ed and returned to the system when freed, instead of fragmenting glibc's heap: without
-# this the OCR process grows by ~200 MB over the first 60 ad images (bench/bench_ocr.py).
+# Large buffers outside onnxruntime's arena (decoded images, numpy pre-processing, a different size
+# for every input shape) are mmap'ed and returned to the system when freed, instead of fragmenting
+# glibc's heap: without this the OCR process grows by ~200 MB over the first 60 ad images
+# (bench/bench_ocr.py). Tensors inside a model run come from onnxruntime's arena (BANNER_DEFAULTS):
+# served by mmap one by one, they cost half of the OCR time in page faults.
 HEAP_MMAP_THRESHOLD = 64 * 1024
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 _heap_capped: int | None = None
