@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--district", help="district recorded on every finding of this scan")
     p.add_argument("--target", help="scan-plan target name (set by the scheduler)")
     p.add_argument("--ocr-engine", default="rapidocr", choices=["rapidocr", "paddleocr"])
+    p.add_argument("--ocr-threads", type=int, help="CPU threads per OCR call (default: the engine's, 1)")
     p.add_argument("--render", action="store_true",
                    help="render every page in Chromium: wait for scripts, scroll, full-page screenshot")
     p.add_argument("--no-auto-render", dest="render_auto", action="store_false",
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(str(e))
     if args.depth < 0 or args.max_pages < 1:
         args.parser.error("--depth must be ≥ 0 and --max-pages ≥ 1")
+    if args.ocr_threads is not None and args.ocr_threads < 1:
+        args.parser.error("--ocr-threads must be ≥ 1")
     if args.concurrency < 1 or not args.timeout > 0:  # `not >` also refuses nan
         args.parser.error("--concurrency must be ≥ 1 and --timeout > 0 seconds")
     try:
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as e:
         raise CommandError(str(e)) from e
     options = ScanOptions(max_depth=args.depth, max_pages=args.max_pages, concurrency=args.concurrency,
-                          timeout=args.timeout, ocr={"engine": args.ocr_engine},
+                          timeout=args.timeout,
+                          ocr={"engine": args.ocr_engine} | ({"threads": args.ocr_threads} if args.ocr_threads else {}),
                           progress_seconds=0 if args.quiet else 2.0,
                           log_level="INFO" if args.verbose else "WARNING", target=args.target,
                           render=args.render, render_auto=args.render_auto, wait_for=args.wait_for)

@@ -20,6 +20,7 @@ COMMANDS = [
     "evidence.command",
     "search.command",
     "scheduler.command",
+    "scheduler.worker_command",
 ]
 
 

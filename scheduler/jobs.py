@@ -7,10 +7,15 @@ timeout. The plan is re-read at each run, so seed edits apply without rescheduli
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from scheduler import runs
@@ -19,15 +24,19 @@ from scheduler.plans import Plan, Target, load_plan
 log = logging.getLogger(__name__)
 
 
-def scan_command(plan: Plan, t: Target) -> list[str]:
-    cmd = [sys.executable, "-P", "-m", "jianfu", "scan", *t.seeds, "--store", str(plan.store), "--target", t.name,
+def scan_command(plan: Plan, t: Target, extra: tuple[str, ...] = ()) -> list[str]:
+    return command_for(plan.store, t, extra)
+
+
+def command_for(store: str | Path, t: Target, extra: tuple[str, ...] = ()) -> list[str]:
+    cmd = [sys.executable, "-P", "-m", "jianfu", "scan", *t.seeds, "--store", str(store), "--target", t.name,
            "--json", "--quiet", "--depth", str(t.depth), "--max-pages", str(t.max_pages),
            "--concurrency", str(t.concurrency)]
     if t.district:
         cmd += ["--district", t.district]
     if t.render == "browser":
         cmd.append("--render")  # `jianfu scan --render`: every page in Chromium
-    return cmd
+    return cmd + list(extra)
 
 
 def run_target(plan: str, target: str, trigger: str = "schedule", **_: Any) -> dict[str, Any] | None:
@@ -39,6 +48,12 @@ def run_target(plan: str, target: str, trigger: str = "schedule", **_: Any) -> d
     t = p.targets[target]
     db = runs.connect(p.store)
     try:
+        if p.broker and trigger != "run-now":  # scale-out: a job for the workers, not a crawl here
+            from scheduler import queue
+
+            job = queue.enqueue(db, queue.app_for(p.broker), p, t, trigger)
+            log.info("%s: job %s queued", target, job["id"])
+            return None
         try:
             run_id = runs.begin_run(db, target, trigger)
         except runs.AlreadyRunning as e:
@@ -50,16 +65,45 @@ def run_target(plan: str, target: str, trigger: str = "schedule", **_: Any) -> d
         db.close()
 
 
+def _die_with_parent() -> None:
+    """In the crawl's process, before exec: SIGKILL when the worker that started it dies (a
+    killed worker must not leave a crawl running that another worker will redo)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _run(db: Any, p: Plan, t: Target, run_id: int) -> dict[str, Any]:
+    return run_crawl(db, p.store, t, run_id, p.alerts.channels)
+
+
+def run_crawl(db: Any, store: str | Path, t: Target, run_id: int, channels: list[str], *,
+              extra: tuple[str, ...] = (), beat: Callable[[], bool] | None = None,
+              beat_every: float = 10.0) -> dict[str, Any]:
+    """The crawl of run ``run_id`` as a subprocess, then its outcome recorded. A queue worker
+    passes ``beat``, called every ``beat_every`` seconds while the crawl runs to renew its lease
+    (False: the lease was lost, the crawl is stopped); its crawl also dies with it."""
     status, summary, error, scan_id = "failed", None, None, None
     try:
-        proc = subprocess.Popen(scan_command(p, t), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        proc = subprocess.Popen(command_for(store, t, extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, start_new_session=True, text=True,
+                                preexec_fn=_die_with_parent if beat else None)
     except OSError as e:
         return runs.finish_run(db, run_id, "failed", None, None, f"cannot start the crawl: {e}", [])
     runs.set_child(db, run_id, proc.pid)
+    deadline = time.monotonic() + t.timeout
     try:
-        out, err = proc.communicate(timeout=t.timeout)
+        while True:
+            try:
+                wait = deadline - time.monotonic()
+                out, err = proc.communicate(timeout=max(0.0, min(wait, beat_every) if beat else wait))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
+                if beat and beat() is False:
+                    runs.kill_group(proc.pid)
+                    proc.communicate()
+                    return runs.finish_run(db, run_id, "interrupted", runs.scan_of_run(db, runs.get_run(db, run_id)),
+                                           None, "the job's lease was lost (taken over by another worker)", [])
     except subprocess.TimeoutExpired:
         runs.kill_group(proc.pid)
         proc.communicate()
@@ -82,4 +126,4 @@ def _run(db: Any, p: Plan, t: Target, run_id: int) -> dict[str, Any]:
             error = f"the crawl ended {summary.get('status')}"
     run = runs.get_run(db, run_id)
     scan_id = (summary or {}).get("scan_id") or runs.scan_of_run(db, run)
-    return runs.finish_run(db, run_id, status, scan_id, summary, error, p.alerts.channels)
+    return runs.finish_run(db, run_id, status, scan_id, summary, error, channels)

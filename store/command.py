@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 import unicodedata
-from pathlib import Path
 
 from detectors.model import CATEGORIES
-from store.db import DB_NAME, Store
+from store.backends import store_exists
+from store.db import Store
 
 JSONL_FIELDS = ("id", "url", "source", "image_url", "category", "rule_id", "text", "start", "end", "score",
                 "severity", "basis", "context", "institution", "district", "status", "boxes", "qr",
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def open_existing(path: str) -> Store:
     from jianfu.cli import CommandError
 
-    if not (Path(path) / DB_NAME).is_file():
+    if not store_exists(path):
         raise CommandError(f"no jianfu store at {path} (run `jianfu scan ... --store {path}` first)")
     return Store(path)
 

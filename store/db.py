@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from detectors.model import Finding
+from store.backends import DB_NAME as DB_NAME
+from store.backends import connect, is_database_url, split_location
+from store.files import FileArea
 
 SCHEMA = Path(__file__).with_name("schema.sql")
-DB_NAME = "jianfu.sqlite3"
 CONTEXT_CHARS = 40
 
 
@@ -38,20 +40,26 @@ def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> s
 
 
 class Store:
-    def __init__(self, directory: str | Path) -> None:
-        self.dir = Path(directory)
+    """``location``: a directory (SQLite file + files), or ``postgresql://…?files=/shared/dir``
+    (rows in PostgreSQL, blobs/WARCs/keys in a directory every worker mounts); store/backends.py."""
+
+    def __init__(self, location: str | Path) -> None:
+        self.location = str(location)
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / "blobs").mkdir(exist_ok=True)
-            self.db = sqlite3.connect(self.dir / DB_NAME, check_same_thread=False, timeout=30)
-            self.db.row_factory = sqlite3.Row
+            self.dir = split_location(location)[1]  # blobs/, warc/, keys/
+        except ValueError as e:
+            raise StoreError(str(e)) from e
+        self.shared = is_database_url(location)
+        try:
+            self.files = FileArea(self.dir)
+            self.db = connect(location)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA.read_text())
             self._migrate()
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open store at {self.dir}: {e}") from e
+            raise StoreError(f"cannot open store at {self.dir if not self.shared else 'PostgreSQL'}: {e}") from e
 
     # columns added to tables after stores were already made: (table, column, definition)
     ADDED_COLUMNS = (
@@ -62,7 +70,7 @@ class Store:
     def _migrate(self) -> None:
         """Bring an older store's tables up to schema.sql (CREATE … IF NOT EXISTS adds no columns)."""
         for table, column, definition in self.ADDED_COLUMNS:
-            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            have = {d[0] for d in self.db.execute(f"SELECT * FROM {table} LIMIT 0").description}
             if column not in have:
                 with self.db:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
@@ -126,7 +134,7 @@ class Store:
         failures = [
             dict(r)
             for r in self.db.execute(
-                """SELECT url, kind, MAX(status) AS status, error, MIN(reason) AS reason, COUNT(*) AS attempts
+                """SELECT url, MIN(kind) AS kind, MAX(status) AS status, error, MIN(reason) AS reason, COUNT(*) AS attempts
                    FROM fetches WHERE scan_id=? AND error IS NOT NULL GROUP BY url, error ORDER BY MIN(id)""",
                 (scan_id,),
             )
@@ -201,7 +209,8 @@ class Store:
     def set_detector_fingerprint(self, scan_id: str, fingerprint: str) -> None:
         """Record which detector code and rule packs this scan examines pages with."""
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO scan_detectors(scan_id, fingerprint) VALUES (?,?)",
+            self.db.execute("INSERT INTO scan_detectors(scan_id, fingerprint) VALUES (?,?) "
+                            "ON CONFLICT(scan_id) DO UPDATE SET fingerprint=excluded.fingerprint",
                             (scan_id, fingerprint))
 
     def last_fetches(self, exclude_scan_id: str) -> list[sqlite3.Row]:
@@ -226,17 +235,10 @@ class Store:
 
     # -- blobs and images ------------------------------------------------------------------
     def put_blob(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        path = self.blob_path(digest)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        return digest
+        return self.files.put_blob(data)
 
     def blob_path(self, digest: str) -> Path:
-        return self.dir / "blobs" / digest[:2] / digest
+        return self.files.blob_path(digest)
 
     def image(self, sha256: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM images WHERE sha256=?", (sha256,)).fetchone()
@@ -364,7 +366,7 @@ class Store:
             args.extend(id_list)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY f.url, f.source, f.image_url, f.start, f.rule_id"
+        sql += " ORDER BY f.url, f.source, COALESCE(f.image_url, ''), f.start, f.rule_id"  # NULL first, as SQLite
         for row in self.db.execute(sql, args):
             yield finding_row(row)
 
@@ -381,7 +383,8 @@ class Store:
 
 def _sight(db: sqlite3.Connection, scan_id: str, ids: Iterable[str], now: str) -> None:
     """One sighting per (finding, scan), inside the caller's transaction."""
-    db.executemany("INSERT OR IGNORE INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?)",
+    db.executemany("INSERT INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?) "
+                   "ON CONFLICT(finding_id, scan_id) DO NOTHING",
                    [(i, scan_id, now) for i in ids])
 
 
@@ -390,7 +393,7 @@ def _queue_for_index(db: sqlite3.Connection, ids: Iterable[str], now: str) -> No
     A new version of a document the index rejected is tried again (its rejections start over)."""
     db.executemany(
         """INSERT INTO index_outbox(finding_id, queued_at) VALUES (?, ?)
-           ON CONFLICT(finding_id) DO UPDATE SET version=version+1, queued_at=excluded.queued_at,
+           ON CONFLICT(finding_id) DO UPDATE SET version=index_outbox.version+1, queued_at=excluded.queued_at,
              rejected=0, retry_at=NULL""",
         [(i, now) for i in ids],
     )
