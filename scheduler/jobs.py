@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -65,6 +66,14 @@ def run_target(plan: str, target: str, trigger: str = "schedule", **_: Any) -> d
         db.close()
 
 
+def _same_code_env() -> dict[str, str]:
+    """The crawl imports the same jianfu code as this process (``-P`` keeps the working directory
+    off sys.path; an editable install elsewhere must not win either)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return os.environ | {"PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 def _die_with_parent() -> None:
     """In the crawl's process, before exec: SIGKILL when the worker that started it dies (a
     killed worker must not leave a crawl running that another worker will redo)."""
@@ -84,7 +93,7 @@ def run_crawl(db: Any, store: str | Path, t: Target, run_id: int, channels: list
     status, summary, error, scan_id = "failed", None, None, None
     try:
         proc = subprocess.Popen(command_for(store, t, extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, start_new_session=True, text=True,
+                                stdin=subprocess.DEVNULL, start_new_session=True, text=True, env=_same_code_env(),
                                 preexec_fn=_die_with_parent if beat else None)
     except OSError as e:
         return runs.finish_run(db, run_id, "failed", None, None, f"cannot start the crawl: {e}", [])
