@@ -66,7 +66,7 @@ def run_target(plan: str, target: str, trigger: str = "schedule", **_: Any) -> d
         db.close()
 
 
-def _same_code_env() -> dict[str, str]:
+def same_code_env() -> dict[str, str]:
     """The crawl imports the same jianfu code as this process (``-P`` keeps the working directory
     off sys.path; an editable install elsewhere must not win either)."""
     root = str(Path(__file__).resolve().parent.parent)
@@ -93,7 +93,7 @@ def run_crawl(db: Any, store: str | Path, t: Target, run_id: int, channels: list
     status, summary, error, scan_id = "failed", None, None, None
     try:
         proc = subprocess.Popen(command_for(store, t, extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, start_new_session=True, text=True, env=_same_code_env(),
+                                stdin=subprocess.DEVNULL, start_new_session=True, text=True, env=same_code_env(),
                                 preexec_fn=_die_with_parent if beat else None)
     except OSError as e:
         return runs.finish_run(db, run_id, "failed", None, None, f"cannot start the crawl: {e}", [])
