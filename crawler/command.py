@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="crawl sites, detect violations, store pages and findings",
                        description="Seeds are URLs, or NAME=URL to name the institution behind the site.")
     p.add_argument("seeds", nargs="+", metavar="URL", help="http(s) start URL, or 机构名=URL")
-    p.add_argument("--store", required=True, help="store directory (created if missing)")
+    p.add_argument("--store", required=True,
+                   help="store directory (created if missing), or postgresql://…?files=SHARED_DIR")
     p.add_argument("--depth", type=int, default=3, help="link depth from each seed (default 3)")
     p.add_argument("--max-pages", type=int, default=500, help="page budget for the whole scan (default 500)")
     p.add_argument("--concurrency", type=int, default=16)

@@ -36,6 +36,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from scheduler import runs
@@ -117,10 +118,15 @@ def _publish(db: Any, app: Any, job: dict[str, Any]) -> bool:
     return True
 
 
-def republish(db: Any, app: Any) -> int:
-    """Publish the jobs the broker did not take; returns how many went out."""
-    rows = db.execute("SELECT payload FROM scan_jobs WHERE published_at IS NULL AND state='queued' "
-                      "ORDER BY queued_at").fetchall()
+def republish(db: Any, app: Any, stale: float = 3600.0) -> int:
+    """Publish again the jobs the broker did not take, and those whose message may be gone (still
+    queued ``stale`` seconds after publishing, or running under a lease expired that long: a broker
+    that lost its data). A job delivered twice still runs once. Returns how many went out."""
+    before = datetime.fromtimestamp(time.time() - stale, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    rows = db.execute(
+        "SELECT payload FROM scan_jobs WHERE (state='queued' AND (published_at IS NULL OR published_at<?)) "
+        "OR (state='running' AND lease_until<? AND published_at<?) ORDER BY queued_at",
+        (before, time.time() - stale, before)).fetchall()
     return sum(_publish(db, app, json.loads(r[0])) for r in rows)
 
 
@@ -252,6 +258,9 @@ def scan_target(self: Any, job: dict[str, Any]) -> dict[str, Any] | None:
         run = run_job(job, lease=conf.jianfu_lease, beat=conf.jianfu_beat, scan_args=tuple(conf.jianfu_scan_args))
     except Busy as e:
         raise self.retry(countdown=max(1.0, min(e.wait + 1.0, 30.0))) from None
+    except sqlite3.Error as e:  # the database is unreachable: the job must not be dropped
+        log.warning("job %s: store unavailable, retrying in 30 s: %s", job["id"], e)
+        raise self.retry(countdown=30.0) from None
     if run is not None:
         log.info("job %s: %s run %s %s (%s pages)", job["id"], job["target"], run["id"], run["status"], run["pages"])
     return None

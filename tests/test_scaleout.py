@@ -182,7 +182,7 @@ def test_three_workers_kill_and_broker_restart_equal_single_process(postgres, re
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = subprocess.run([*JIANFU, "verify", str(out), "--json"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
-    assert proc.returncode == 0 and json.loads(proc.stdout)["ok"], proc.stdout[-2000:]
+    assert proc.returncode == 0 and json.loads(proc.stdout)["intact"], proc.stdout[-2000:]
 
 
 @pytest.mark.timeout(600)
