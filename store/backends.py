@@ -215,8 +215,12 @@ class PostgresConnection:
         if verb.startswith("BEGIN"):
             self.__enter__()
             return PostgresCursor(self.conn.cursor())
-        if verb.startswith(("COMMIT", "ROLLBACK")):
-            self.__exit__(*((None, None, None) if verb.startswith("COMMIT") else (RuntimeError, None, None)))
+        if verb.startswith("COMMIT"):
+            self.__exit__(None, None, None)
+            return PostgresCursor(self.conn.cursor())
+        if verb.startswith("ROLLBACK"):
+            rollback = RuntimeError("ROLLBACK")  # psycopg rolls back only when given an exception
+            self.__exit__(RuntimeError, rollback, None)
             return PostgresCursor(self.conn.cursor())
         if verb.startswith("PRAGMA"):
             return PostgresCursor(self.conn.cursor())  # SQLite tuning: nothing to do here

@@ -265,3 +265,25 @@ def test_integrity_error_is_sqlite3s(location):
         s.begin_scan(["http://a.test/"], scan_id="same")
         with pytest.raises(sqlite3.IntegrityError):
             s.begin_scan(["http://a.test/"], scan_id="same")
+
+
+def test_explicit_transactions_commit_and_roll_back(location):
+    """BEGIN IMMEDIATE … COMMIT / ROLLBACK issued as statements (scheduler/runs.py) work on both."""
+    with Store(location):
+        pass
+    db = runs.connect(location)
+    try:
+        with pytest.raises(RuntimeError):
+            with runs.tx(db):
+                db.execute("INSERT INTO meta(key, value) VALUES ('a', '1')")
+                raise RuntimeError("abort")
+        with runs.tx(db):
+            db.execute("INSERT INTO meta(key, value) VALUES ('b', '2')")
+        with pytest.raises(sqlite3.IntegrityError):
+            with runs.tx(db):
+                db.execute("INSERT INTO meta(key, value) VALUES ('c', '3')")
+                db.execute("INSERT INTO meta(key, value) VALUES ('b', '2')")
+        keys = [r[0] for r in db.execute("SELECT key FROM meta WHERE key IN ('a', 'b', 'c') ORDER BY key")]
+    finally:
+        db.close()
+    assert keys == ["b"]
