@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -230,3 +231,40 @@ def test_worker_needs_a_broker():
     proc = subprocess.run([*JIANFU, "worker"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={k: v for k, v in os.environ.items() if k != "JIANFU_BROKER"})
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "broker" in proc.stderr
+
+
+@pytest.mark.timeout(300)
+def test_scheduler_service_enqueues_on_a_postgresql_plan(postgres, redis_server, tmp_path):  # noqa: F811
+    """The service itself on a PostgreSQL store and a broker: its APScheduler job store lives in the
+    same database, a due target becomes a published job (no local crawl), and `jianfu runs` reads
+    the shared run history."""
+    url = postgres.url(tmp_path / "shared")
+    plan_path = tmp_path / "plan.toml"
+    plan_path.write_text(f'store = "{url}"\nbroker = "{redis_server.url}"\ntick = "1s"\n'
+                         '[targets.caihong]\nseeds = ["彩虹艺术中心=http://127.0.0.1:9/"]\nevery = "1d"\n',
+                         encoding="utf-8")
+    service = subprocess.Popen([*JIANFU, "schedule", "run", "--plan", str(plan_path)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "service.log", "ab"))
+    db = runs.connect(url)
+    try:
+        try:  # the service keeps its schedule in PostgreSQL, beside the store
+            def scheduled() -> bool:
+                try:
+                    return db.execute("SELECT COUNT(*) FROM apscheduler_jobs").fetchone()[0] == 1
+                except sqlite3.DatabaseError:  # the service has not created its table yet
+                    return False
+
+            wait_for(scheduled, 120, "the target's job in the job store")
+        finally:
+            service.terminate()
+            service.wait(timeout=60)
+        # the job APScheduler runs when the target is due: it enqueues, it does not crawl
+        assert jobs.run_target(str(plan_path), "caihong") is None
+        (job,) = queue.jobs(db)
+        assert job["state"] == "queued" and job["published_at"] and job["target"] == "caihong"
+        assert runs.list_runs(db) == []
+    finally:
+        db.close()
+    proc = subprocess.run([*JIANFU, "runs", "--store", url, "--json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr[-2000:]
