@@ -224,6 +224,8 @@ class PostgresConnection:
             return PostgresCursor(self.conn.cursor())
         if verb.startswith("PRAGMA"):
             return PostgresCursor(self.conn.cursor())  # SQLite tuning: nothing to do here
+        if verb.startswith(("CREATE", "ALTER")):  # e.g. Store.ADDED_COLUMNS: REAL must not become float4
+            sql = translate_ddl(sql)
         text, returning = translate_sql(sql), False
         if verb.startswith("INSERT") and "RETURNING" not in sql.upper():
             m = re.match(r"\s*INSERT\s+INTO\s+(\w+)", sql, re.I)

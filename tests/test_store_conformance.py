@@ -152,6 +152,9 @@ def test_reopen_and_migrate_added_columns(location):
             pass
     with Store(location) as s:
         cols = {d[0] for d in s.db.execute("SELECT * FROM index_outbox LIMIT 0").description}
+        s.db.execute("INSERT INTO index_outbox(finding_id, queued_at, retry_at) VALUES ('f', 'now', ?)",
+                      (1796049870.125,))
+        assert s.db.execute("SELECT retry_at FROM index_outbox").fetchone()[0] == 1796049870.125  # full precision
     assert "retry_at" in cols
     assert store_exists(location)
 
