@@ -7,11 +7,9 @@ timeout. The plan is re-read at each run, so seed edits apply without rescheduli
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -74,10 +72,9 @@ def same_code_env() -> dict[str, str]:
     return os.environ | {"PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
-def _die_with_parent() -> None:
-    """In the crawl's process, before exec: SIGKILL when the worker that started it dies (a
-    killed worker must not leave a crawl running that another worker will redo)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+# A queue worker's crawl gets SIGKILL when the worker dies (PR_SET_PDEATHSIG, util-linux's setpriv,
+# which then execs the crawl): a killed worker must not leave a crawl running that another redoes.
+DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--")
 
 
 def _run(db: Any, p: Plan, t: Target, run_id: int) -> dict[str, Any]:
@@ -92,9 +89,9 @@ def run_crawl(db: Any, store: str | Path, t: Target, run_id: int, channels: list
     (False: the lease was lost, the crawl is stopped); its crawl also dies with it."""
     status, summary, error, scan_id = "failed", None, None, None
     try:
-        proc = subprocess.Popen(command_for(store, t, extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, start_new_session=True, text=True, env=same_code_env(),
-                                preexec_fn=_die_with_parent if beat else None)
+        cmd = [*(DIE_WITH_PARENT if beat else ()), *command_for(store, t, extra)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                start_new_session=True, text=True, env=same_code_env())
     except OSError as e:
         return runs.finish_run(db, run_id, "failed", None, None, f"cannot start the crawl: {e}", [])
     runs.set_child(db, run_id, proc.pid)
