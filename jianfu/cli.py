@@ -40,6 +40,7 @@ COMMANDS = [
     "scheduler.command",
     "webapp.command",
     "ledger.command",
+    "scheduler.worker_command",
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 70, 130

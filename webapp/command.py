@@ -55,11 +55,11 @@ def setup(store: str, *, es: str | None = None, es_index: str | None = None, pla
           migrate: bool = True) -> None:
     """Configure Django for this store and bring its tables up to date."""
     from jianfu.cli import CommandError
+    from store.backends import is_database_url, store_exists
 
-    path = Path(store)
-    if not (path / "jianfu.sqlite3").is_file():
+    if not store_exists(store):
         raise CommandError(f"no jianfu store at {store} (run `jianfu scan ... --store {store}` first)")
-    os.environ["JIANFU_STORE"] = str(path.resolve())
+    os.environ["JIANFU_STORE"] = store if is_database_url(store) else str(Path(store).resolve())
     for key, value in (("JIANFU_ES_URL", es), ("JIANFU_ES_INDEX", es_index),
                        ("JIANFU_PLAN", str(Path(plan).resolve()) if plan else None)):
         if value:
