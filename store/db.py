@@ -15,7 +15,7 @@ from typing import Any
 
 from detectors.model import Finding
 from store.backends import DB_NAME as DB_NAME
-from store.backends import connect, is_database_url, split_location
+from store.backends import SCHEMA_LOCK, connect, is_database_url, split_location
 from store.cases import CaseStore, ad_of, case_id, institution_key
 from store.files import FileArea
 from store.ledger import LedgerTables
@@ -121,8 +121,7 @@ class Store(CaseStore, LedgerTables):
             elif self.shared:
                 self.files = FileArea(self.dir)
                 self.db = connect(location)
-                self.db.executescript(SCHEMA.read_text())
-                self._migrate()
+                self._apply_schema_shared()
             else:
                 self.dir.mkdir(parents=True, exist_ok=True)
                 self.db = connect(location)
@@ -138,6 +137,30 @@ class Store(CaseStore, LedgerTables):
                 self.files = FileArea(self.dir)  # after the database opened: no litter on failure
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"无法打开存储库 {where}：{_why(e)}") from e
+
+    def _apply_schema_shared(self) -> None:
+        """PostgreSQL: schema.sql and the migrations, once per schema version. Every ``CREATE INDEX IF
+        NOT EXISTS`` locks its table against writes, so a store whose schema is current (its digest in
+        ``jianfu_schema``) runs no DDL at all when opened — workers open it all the time, mid-scan."""
+        digest = hashlib.sha256(SCHEMA.read_bytes() + repr((self.ADDED_COLUMNS, self.ADDED_INDEXES)).encode()).hexdigest()
+        if self._schema_digest() == digest:
+            self._migrate()  # checks only (an older column dropped by hand is still added back)
+            return
+        with self.db:  # one process at a time (the lock is held until this transaction ends)
+            self.db.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+            if self._schema_digest() != digest:
+                self.db.executescript(SCHEMA.read_text())
+                self._migrate()
+                self.db.execute("CREATE TABLE IF NOT EXISTS jianfu_schema (digest TEXT NOT NULL)")
+                self.db.execute("DELETE FROM jianfu_schema")
+                self.db.execute("INSERT INTO jianfu_schema(digest) VALUES (?)", (digest,))
+
+    def _schema_digest(self) -> str | None:
+        if not self.db.execute("SELECT 1 FROM information_schema.tables WHERE table_name='jianfu_schema' "
+                               "AND table_schema=current_schema()").fetchone():
+            return None
+        row = self.db.execute("SELECT digest FROM jianfu_schema").fetchone()
+        return row[0] if row else None
 
     def _open_shared_read_only(self) -> Any:
         """A PostgreSQL store, read-only: no schema applied; a database without jianfu's tables is refused."""
@@ -210,8 +233,16 @@ class Store(CaseStore, LedgerTables):
                 exists = "IF NOT EXISTS " if self.shared else ""
                 with self.db:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {exists}{column} {definition}")
-        self.db.execute("DROP INDEX IF EXISTS cases_status")   # in stores of the first cases commits
-        for name, table, columns in self.ADDED_INDEXES:
+        if self.shared:  # PostgreSQL: DDL only when something is missing (CREATE INDEX locks the table)
+            indexes = {r[0] for r in self.db.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname=current_schema()")}
+            if "cases_status" in indexes:
+                self.db.execute("DROP INDEX IF EXISTS cases_status")
+            added = [(n, t, c) for n, t, c in self.ADDED_INDEXES if n not in indexes]
+        else:
+            self.db.execute("DROP INDEX IF EXISTS cases_status")   # in stores of the first cases commits
+            added = list(self.ADDED_INDEXES)
+        for name, table, columns in added:
             with self.db:
                 self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table}({columns})")
         if self.db.execute("SELECT 1 FROM findings WHERE case_id IS NULL LIMIT 1").fetchone():
