@@ -241,7 +241,7 @@ class Exporter:
         rows = self.store.db.execute("SELECT id FROM findings WHERE id=?", (raw,)).fetchall()
         if not rows and len(raw) >= 6:
             rows = self.store.db.execute("SELECT id FROM findings WHERE id LIKE ? LIMIT 3",
-                                         (raw.replace("%", "").replace("_", "") + "%",)).fetchall()
+                                         (raw.replace("%", "").replace("_", "").lower() + "%",)).fetchall()  # ids: lower-case hex
         if not rows:
             raise ExportError(f"unknown finding id {raw!r} (list ids with `jianfu findings --store "
                               f"{self.store_dir} --format jsonl`)")

@@ -290,3 +290,189 @@ def test_explicit_transactions_commit_and_roll_back(location):
     finally:
         db.close()
     assert keys == ["b"]
+
+
+# -- the other areas' tables: cases, page addresses, ledger, precedents, abandoned scans ----------------
+
+def _cases_scenario(location: str, ledger_csv) -> dict:
+    """Cases (grouping, review and proposal history, listing, filters, paging, facets), page
+    addresses, the institution ledger, precedents and abandoned scans: as data to compare."""
+    from ledger.importer import import_file
+
+    def strip(d, *also: str):
+        """Without wall-clock times and random ids (they differ between two runs)."""
+        return {k: v for k, v in d.items() if k not in {"updated_at", "at", "cursor", "imported_at", "proposal_id",
+                                                         "changed_at", "import_id", "first_seen_at", "last_seen_at",
+                                                         "seen_at", "started_at", "finished_at", *also}}
+
+    with Store(location) as s:
+        a = s.begin_scan(["http://a.test/"], target="t1", scan_id="scan-a")
+        for page, fetched in (("http://a.test/", "http://a.test/index.html"), ("http://a.test/", "http://a.test/"),
+                              ("http://a.test/b", "http://a.test/b?utm_source=x")):
+            s.record_page_address(a, page, fetched, content_sha256="h", warc_file="a.warc.gz", warc_offset=1)
+        s.save_page(a, "http://a.test/", title="首页", text="保证提分 排名第一", content_sha256="h")
+        s.save_page(a, "http://a.test/b", title="课程", text="保证提分", content_sha256="h2")
+        s.save_image("sha-ad", width=10, height=10, phash="ffff0000ffff0000")
+        s.link_image(a, "http://a.test/", "http://a.test/ad.png", "sha-ad")
+        s.link_image(a, "http://b.test/", "http://b.test/same.png", "sha-ad")
+        text = s.save_findings(a, "http://a.test/", "text", "保证提分 排名第一",
+                               [_finding("保证提分"), _finding("排名第一", "R2", "ranking", 5)],
+                               institution="甲学校", district="东城区")
+        other = s.save_findings(a, "http://a.test/b", "text", "保证提分", [_finding("保证提分")],
+                                institution="甲学校", district="东城区")
+        img = s.save_findings(a, "http://a.test/", "image", "提分", [_finding("提分", category="ranking")],
+                              image_url="http://a.test/ad.png", image_sha256="sha-ad", institution="甲学校")
+        unnamed = s.save_findings(a, "http://c.test/", "text", "全市第一", [_finding("全市第一", "R3", "ranking")],
+                                  district="西城区")
+        s.finish_scan(a)
+        b = s.begin_scan(["http://a.test/"], target="t1", scan_id="scan-b")
+        s.resight(b, text)
+        s.record_page_address(b, "http://a.test/", "http://a.test/?utm_medium=y", content_sha256="h",
+                              warc_file="b.warc.gz", warc_offset=2)
+        s.finish_scan(b)
+
+        cids = s.case_ids_of(text + other + img + unnamed)
+        case_text, case_img = cids[text[0]], cids[img[0]]
+        s.set_case_status([case_text], "confirmed", actor="张三", reason="核实")
+        prop = s.propose_case_status(case_img, "dismissed", actor="李四", reason="误报")
+        pending = [c["id"] for c in s.pending_proposals()]
+        s.decide_case_proposal(case_img, approve=False, actor="王五", reason="证据充分", proposal_id=prop)
+        s.propose_case_status(case_img, "confirmed", actor="李四", reason="复核")
+        s.decide_case_proposal(case_img, approve=True, actor="王五")
+        s.set_status(other, "dismissed", actor="张三", reason="单条")
+        first_page = s.cases(limit=2)
+        second_page = s.cases(limit=2, after=first_page[-1]["cursor"])
+
+        # ledger: import, re-import with a change, lookups, scans and findings against it
+        first = import_file(s, ledger_csv)
+        again = import_file(s, ledger_csv)
+        rows = list(s.institutions())
+        code = rows[0]["credit_code"]
+        with_site = next(r for r in rows if r["sites"])
+        s.record_scan_site(a, "甲学校", code, "seed", "种子")
+        s.record_scan_site(a, "甲学校", code, "domain", "域名")
+        s.record_scan_site(a, "乙", None, None, None)
+        s.attach_ledger(text, code, rows[0])
+
+        # a scan whose process is gone is closed; a running one (this process) is not
+        gone = s.begin_scan(["http://d.test/"], scan_id="scan-gone")
+        s.begin_scan(["http://d.test/"], scan_id="scan-alive")
+        s.db.execute("UPDATE scans SET process_key='not-this-process' WHERE id=?", (gone,))
+        closed = s.close_abandoned_scans()
+
+        out = {
+            "addresses": [strip(r) for r in s.page_addresses("http://a.test/")],
+            "addresses_a": [strip(r) for r in s.page_addresses("http://a.test/", scan_id=a)],
+            "alternates": s.alternate_urls("http://a.test/"),
+            "alternate_map": s.alternate_url_map(),
+            "not_reached": s.pages_not_reached(b, ["http://a.test"]),
+            "case_of": {f: cids[f] for f in sorted(cids)},
+            # (the default order is by last_seen_at, a wall-clock time: compared as sets across backends)
+            "cases": sorted((strip(c) for c in s.cases(limit=50)), key=lambda c: c["id"]),
+            "paged": sorted(c["id"] for c in first_page + second_page),
+            "paged_in_order": [c["last_seen_at"] for c in first_page + second_page] == sorted(
+                (c["last_seen_at"] for c in first_page + second_page), reverse=True),
+            "by_severity": [c["id"] for c in s.cases(sort="severity")],
+            "by_institution": [c["id"] for c in s.cases(sort="institution", descending=False)],
+            "offset": [c["id"] for c in s.cases(limit=1, offset=1, sort="violations")],
+            "count": s.count_cases(),
+            "filtered": {
+                "category": sorted(c["id"] for c in s.cases(category="ranking")),
+                "district": sorted(c["id"] for c in s.cases(district="东城区")),
+                "institution": sorted(c["id"] for c in s.cases(institution=["甲学校", "http://c.test"])),
+                "status": sorted(c["id"] for c in s.cases(status="confirmed")),
+                "source": s.count_cases(source="image"),
+                "scan": sorted(c["id"] for c in s.cases(scan_id=b)),
+                "findings": sorted(c["id"] for c in s.cases(finding_ids=[img[0], "nope"])),
+                "many_findings": s.count_cases(finding_ids=[*text, *[f"x{i}" for i in range(600)]]),
+                "many_ids": s.count_cases(ids=[case_text, *[f"y{i}" for i in range(600)]]),
+                "since": s.count_cases(since="2000-01-01T00:00:00Z", until="2999-01-01T00:00:00Z"),
+                "new_since": s.count_cases(new_since="2999-01-01T00:00:00Z"),
+            },
+            "facets": s.case_facets(),
+            "trend": [k for _, k in s.case_trend()],
+            "resolved": s.resolve_case_id(case_text[:8].upper()),
+            "case": strip(s.case(case_text, detail=False)),
+            "case_detail": sorted(s.case(case_img)),
+            "case_findings": [f["id"] for f in s.case_findings(case_text)],
+            "sightings": [(d["scan_id"], d["findings"], d["pages"]) for d in s.case_sightings(case_text)],
+            "elsewhere": [strip(r) for r in s.same_ad_elsewhere(case_img)],
+            "reviews": {c: [strip(r, "id") for r in s.case_reviews(c)] for c in (case_text, case_img, cids[other[0]])},
+            "pending": pending,
+            "precedents": s.reviewed_findings(),
+            "import": [strip(r, "id") for r in (first, again)],
+            "imports": len(s.ledger_imports()),
+            "has_ledger": s.has_ledger(),
+            "institutions": [strip(r, "created_at", "last_import_id") for r in rows],
+            "counts": s.count_institutions(),
+            "counts_district": s.count_institutions(district=rows[0]["district"]),
+            "by_name": [r["credit_code"] for r in s.institutions(name=rows[1]["name"][3:7])],
+            "page": [r["credit_code"] for r in s.institutions(limit=3, offset=2, with_site=True)],
+            "by_host": [r["credit_code"] for r in s.institutions_by_key(
+                "host", [with_site["sites"][0].split("/")[2].removeprefix("www."), "nowhere.cn"])],
+            "history": [strip(h) for h in s.institution_history(code)],
+            "seeds": s.ledger_seeds(status=["approved"]),
+            "scan_sites": s.scan_sites(a),
+            "institution_scans": [strip(r) for r in s.institution_scans(code)],
+            "institution_findings": [f["id"] for f in s.institution_findings(code)],
+            "closed": closed,
+            "scan_status": {r["id"]: r["status"] for r in s.scans()},
+        }
+    with Store(location, read_only=True) as r:  # the listing commands' way in: the same rows
+        out["read_only_cases"] = sorted(c["id"] for c in r.cases(limit=50))
+        with pytest.raises(sqlite3.Error):
+            r.db.execute("DELETE FROM cases")
+    return out
+
+
+def test_cases_ledger_and_addresses_match_across_backends(postgres, tmp_path):  # noqa: F811
+    from demo_site.ledger import generate, write_csv
+
+    ledger_csv = write_csv(tmp_path / "ledger.csv", [r.cells for r in generate(60)])
+    lite = _cases_scenario(str(tmp_path / "lite"), ledger_csv)
+    pg = _cases_scenario(postgres.url(tmp_path / "pgfiles"), ledger_csv)
+    assert lite.keys() == pg.keys()
+    for key in lite:
+        assert pg[key] == lite[key], key
+    # and what the scenario promises
+    assert lite["alternates"] == ["http://a.test/?utm_medium=y", "http://a.test/index.html"]
+    assert lite["count"] == 4 and len(set(lite["paged"])) == 4 and lite["paged_in_order"]
+    assert lite["filtered"]["source"] == 1 and lite["filtered"]["new_since"] == 0
+    assert lite["filtered"]["many_findings"] == 1 and lite["filtered"]["many_ids"] == 1
+    assert lite["resolved"] == lite["case_of"][sorted(lite["case_of"])[0]] or lite["resolved"]
+    img_reviews = [r["action"] for r in lite["reviews"][lite["pending"][0]]]
+    assert img_reviews == ["propose", "reject", "propose", "approve"]
+    assert {p["status"] for p in lite["precedents"]} == {"confirmed", "dismissed"}
+    assert lite["import"][0]["added"] > 0 and lite["import"][1]["unchanged"] == lite["import"][0]["added"]
+    assert lite["by_name"] and lite["by_host"] and lite["seeds"]
+    assert [(r["site"], r["linked_by"]) for r in lite["scan_sites"]] == [("乙", None), ("甲学校", "domain")]
+    assert lite["closed"] == ["scan-gone"]
+    assert lite["scan_status"]["scan-gone"] == "interrupted" and lite["scan_status"]["scan-alive"] == "running"
+    assert lite["read_only_cases"] == [c["id"] for c in lite["cases"]]
+
+
+def test_concurrent_reviews_of_one_case_number_their_history(location):
+    """Reviewers on several connections (web app threads, two machines): one history, 1…n."""
+    with Store(location) as s:
+        a = s.begin_scan(["http://a.test/"])
+        (fid,) = s.save_findings(a, "http://a.test/", "text", "保证提分", [_finding("保证提分")], institution="甲")
+        cid = s.case_ids_of([fid])[fid]
+    errors: list[BaseException] = []
+
+    def review(n: int) -> None:
+        try:
+            with Store(location) as w:
+                for i in range(5):
+                    w.set_case_status([cid], "confirmed" if (n + i) % 2 else "dismissed", actor=f"r{n}")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=review, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with Store(location) as s:
+        seqs = [r["seq"] for r in s.case_reviews(cid)]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 5
