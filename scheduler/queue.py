@@ -231,16 +231,21 @@ def complete(db: Any, job_id: str, run_id: int) -> None:
                (utcnow(), job_id, run_id))
 
 
+def target_of(job: dict[str, Any]) -> Target:
+    """The plan target a job message carries (a ledger target's seeds are read by the worker)."""
+    spec = dict(job["spec"])
+    spec["seeds"] = tuple(spec["seeds"])
+    if spec.get("ledger") is not None:
+        spec["ledger"] = LedgerSelection(**{k: tuple(v) if isinstance(v, list) else v
+                                            for k, v in spec["ledger"].items()})
+    return Target(**spec)
+
+
 def run_job(job: dict[str, Any], *, lease: float, beat: float, scan_args: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """Claim and run one job (raises Busy); returns the run record, or None if nothing was run."""
     from scheduler.jobs import run_crawl
 
-    spec = dict(job["spec"])
-    spec["seeds"] = tuple(spec["seeds"])
-    if spec.get("ledger") is not None:  # a ledger target: the worker reads its seeds from the store's ledger
-        spec["ledger"] = LedgerSelection(**{k: tuple(v) if isinstance(v, list) else v
-                                            for k, v in spec["ledger"].items()})
-    t = Target(**spec)
+    t = target_of(job)
     db = runs.connect(job["store"])
     try:
         run_id = claim(db, job, lease)

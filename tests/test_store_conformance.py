@@ -476,3 +476,27 @@ def test_concurrent_reviews_of_one_case_number_their_history(location):
     with Store(location) as s:
         seqs = [r["seq"] for r in s.case_reviews(cid)]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 5
+
+
+def test_a_ledger_target_reaches_a_worker_and_reads_the_ledger(location, tmp_path):
+    """A plan target with ``ledger = {…}`` sent as a queue job: the worker's crawl command has the
+    institutions the store's ledger selects now (store.ledger_seeds on either backend)."""
+    import json
+
+    from demo_site.ledger import generate, write_csv
+    from ledger.importer import import_file
+    from scheduler import jobs, queue
+    from scheduler.plans import PlanError, parse_plan
+
+    plan = parse_plan(f'store = "{location}"\n[targets.east]\nevery = "1h"\n'
+                      'ledger = { district = "东城区", status = ["approved", "pending"] }\n', tmp_path / "plan.toml")
+    t = plan.targets["east"]
+    with pytest.raises(PlanError):   # nothing in the ledger yet: the run fails with a clear line
+        jobs.command_for(location, t)
+    with Store(location) as s:
+        import_file(s, write_csv(tmp_path / "ledger.csv", [r.cells for r in generate(80)]))
+        want = [f"{name}={url}" for name, url, _ in s.ledger_seeds(district="东城区", status=["approved", "pending"])]
+    job = json.loads(json.dumps(queue.job_payload(plan, t, "schedule"), ensure_ascii=False))  # the message
+    assert queue.target_of(job) == t
+    cmd = jobs.command_for(job["store"], queue.target_of(job))
+    assert want and cmd[cmd.index("scan") + 1:cmd.index("--store")] == want
