@@ -20,6 +20,7 @@ Tables (in the store's SQLite file, created here):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -84,7 +85,12 @@ def connect(store_dir: str | Path) -> sqlite3.Connection:
     Store(store_dir).close()  # creates/migrates the store schema
     db = backends.connect(store_dir, autocommit=True)
     db.execute("PRAGMA busy_timeout=30000")
-    db.executescript(DDL + ALERTS_DDL)
+    if isinstance(db, backends.PostgresConnection):  # once per version: workers connect for every job
+        ddl = DDL + ALERTS_DDL
+        backends.apply_schema_once(db, "scheduler", hashlib.sha256(ddl.encode()).hexdigest(),
+                                   lambda: db.executescript(ddl))
+    else:
+        db.executescript(DDL + ALERTS_DDL)
     return db
 
 

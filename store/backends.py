@@ -90,6 +90,30 @@ def connect(location: str | Path, *, autocommit: bool = False) -> Any:
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
+def schema_digest(db: Any, name: str) -> str | None:
+    """The digest of the DDL ``name`` last applied to this PostgreSQL database (table ``jianfu_schema``)."""
+    if not db.execute("SELECT 1 FROM information_schema.tables WHERE table_name='jianfu_schema' "
+                      "AND table_schema=current_schema()").fetchone():
+        return None
+    row = db.execute("SELECT digest FROM jianfu_schema WHERE name=?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def apply_schema_once(db: Any, name: str, digest: str, apply: Any) -> None:
+    """PostgreSQL: run ``apply()`` (DDL) only when ``digest`` differs from the one recorded for
+    ``name``, one process at a time. Every ``CREATE INDEX IF NOT EXISTS`` locks its table against
+    writers even when the index exists, so an up-to-date database runs no DDL when opened."""
+    if schema_digest(db, name) == digest:
+        return
+    with db:  # the advisory lock is held until this transaction ends
+        db.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+        if schema_digest(db, name) != digest:
+            apply()
+            db.execute("CREATE TABLE IF NOT EXISTS jianfu_schema (name TEXT PRIMARY KEY, digest TEXT NOT NULL)")
+            db.execute("INSERT INTO jianfu_schema(name, digest) VALUES (?, ?) "
+                       "ON CONFLICT (name) DO UPDATE SET digest=excluded.digest", (name, digest))
+
+
 _TOKEN = re.compile(r"""('(?:[^']|'')*')|("(?:[^"]|"")*")|(--[^\n]*)|(\?)|(%)|(\bIN\s*\(\s*\))""", re.I)
 
 

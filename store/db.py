@@ -15,7 +15,7 @@ from typing import Any
 
 from detectors.model import Finding
 from store.backends import DB_NAME as DB_NAME
-from store.backends import SCHEMA_LOCK, connect, is_database_url, split_location
+from store.backends import apply_schema_once, connect, is_database_url, schema_digest, split_location
 from store.cases import CaseStore, ad_of, case_id, institution_key
 from store.files import FileArea
 from store.ledger import LedgerTables
@@ -139,28 +139,18 @@ class Store(CaseStore, LedgerTables):
             raise StoreError(f"无法打开存储库 {where}：{_why(e)}") from e
 
     def _apply_schema_shared(self) -> None:
-        """PostgreSQL: schema.sql and the migrations, once per schema version. Every ``CREATE INDEX IF
-        NOT EXISTS`` locks its table against writes, so a store whose schema is current (its digest in
-        ``jianfu_schema``) runs no DDL at all when opened — workers open it all the time, mid-scan."""
+        """PostgreSQL: schema.sql and the migrations once per schema version (store.backends.
+        apply_schema_once: workers open the store all the time, mid-scan, and must not take DDL locks)."""
         digest = hashlib.sha256(SCHEMA.read_bytes() + repr((self.ADDED_COLUMNS, self.ADDED_INDEXES)).encode()).hexdigest()
-        if self._schema_digest() == digest:
-            self._migrate()  # checks only (an older column dropped by hand is still added back)
-            return
-        with self.db:  # one process at a time (the lock is held until this transaction ends)
-            self.db.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
-            if self._schema_digest() != digest:
-                self.db.executescript(SCHEMA.read_text())
-                self._migrate()
-                self.db.execute("CREATE TABLE IF NOT EXISTS jianfu_schema (digest TEXT NOT NULL)")
-                self.db.execute("DELETE FROM jianfu_schema")
-                self.db.execute("INSERT INTO jianfu_schema(digest) VALUES (?)", (digest,))
 
-    def _schema_digest(self) -> str | None:
-        if not self.db.execute("SELECT 1 FROM information_schema.tables WHERE table_name='jianfu_schema' "
-                               "AND table_schema=current_schema()").fetchone():
-            return None
-        row = self.db.execute("SELECT digest FROM jianfu_schema").fetchone()
-        return row[0] if row else None
+        def apply() -> None:
+            self.db.executescript(SCHEMA.read_text())
+            self._migrate()
+
+        if schema_digest(self.db, "store") == digest:
+            self._migrate()  # checks only (a column dropped by hand is still added back)
+        else:
+            apply_schema_once(self.db, "store", digest, apply)
 
     def _open_shared_read_only(self) -> Any:
         """A PostgreSQL store, read-only: no schema applied; a database without jianfu's tables is refused."""
