@@ -215,7 +215,11 @@ class StaticSites:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> StaticSites:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # nothing left running or on disk when the server cannot start
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -2,6 +2,13 @@
 literal anchors → rule evaluation (regex, structured checks, context and negation scoring) only
 around anchor hits in the lines where a rule can fire.
 
+Rules are written against *concepts*: the word lists of every ``_*.yaml`` file in the rules
+directory (``_lexicon.yaml``: shared cues and evasive spellings; ``_concepts.yaml``: lexicons of
+interchangeable words). A rule names a list as ``$name`` in anchors, ``require`` and context
+words, and as ``{$name}`` inside a regex (an alternation of its words), so the structure of a
+category ("condition of failure … refund") is written once and every combination of the words
+fires. Explanations and titles are Simplified Chinese (they go into official reports).
+
 Flow of ``Detector.detect(text)`` (each line on its own: windows and context never cross a line):
 
 1. fold the whole text (a length-preserving character map: simplified, half-width, lower case)

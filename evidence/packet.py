@@ -160,6 +160,7 @@ class Exporter:
                 wacz_path = self.build_archive(findings, captures, work)
                 entries = self.build_findings(findings, captures)
                 cases = self.build_cases(entries, captures)
+                self.add_submissions(findings, captures)
                 self.add_scan_history(findings, captures)
                 self.build_report(cases, entries, work)
                 packet_size = self.seal(key, wacz_path)
@@ -662,6 +663,36 @@ class Exporter:
         self.timings["cases"] = time.perf_counter() - t0
         return cases
 
+    def add_submissions(self, findings: list[dict[str, Any]], captures: dict[str, dict[str, Any]]) -> None:
+        """Material sent in (``jianfu check``, 即时检查, 举报) that the findings were read from: each
+        submitted file as received (``submissions/<sha256>``, its hash checked against the store), and
+        ``submissions.json`` with when and from whom it came and the tip (举报) record it belonged to."""
+        pages = {(captures[f["id"]]["scan_id"], f["url"]) for f in findings}
+        scan_ids = sorted({scan for scan, _ in pages})
+        subs = [s for s in self.store.submissions(scan_ids=scan_ids, limit=100_000) if s["status"] == "checked"
+                and any(scan == s["scan_id"] and (url == s["page_url"] or url.startswith(s["page_url"] or "\0"))
+                        for scan, url in pages)]
+        if not subs:
+            return
+        tips: dict[str, Any] = {}
+        for sub in subs:
+            if sub["kind"] != "url" and sub["sha256"]:
+                blob = self.store.blob_path(sub["sha256"])
+                data = blob.read_bytes() if blob.is_file() else None
+                if data is None or sha256(data) != sub["sha256"]:
+                    self.warn(f"submitted file {sub['name']} ({sub['sha256'][:12]}…) is missing or changed in the store",
+                              f"送检材料 {sub['name']} 的原始文件缺失或与其哈希不符")
+                else:
+                    sub["file"] = f"submissions/{sub['sha256']}"
+                    self.files[sub["file"]] = data
+            if sub["tip_id"] and sub["tip_id"] not in tips:
+                tips[sub["tip_id"]] = {"tip": self.store.tip(sub["tip_id"]),
+                                       "cases": [c["id"] for c in self.store.tip_cases(sub["tip_id"])]}
+        self.files["submissions.json"] = _json({"format": FORMAT, "submissions": subs, "tips": tips})
+        self.custody.add(now_utc(), "export.submissions", self.tool,
+                         f"写入送检材料 {sum(1 for s in subs if s.get('file'))} 份（原始文件及 SHA-256）"
+                         + (f"与举报记录 {len(tips)} 条" if tips else ""))
+
     def _case_figure(self, case: dict[str, Any], members: list[dict[str, Any]],
                      captures: dict[str, dict[str, Any]]) -> None:
         """The case's figure(s): its ad image, or its page's screenshot, every violation boxed."""
@@ -828,6 +859,7 @@ README = """减负（jianfu）证据包
   findings.json   问题线索明细（类别、规则、匹配文字、法律依据、抓取时间、服务器 IP、存档记录位置）
   highlights/     标出匹配文字的截图 / 广告图片
   images/         原始广告图片及其 OCR 文字框
+  submissions/    （如有）送检的原始文件；submissions.json 为其哈希、收到时间、来源及举报记录
   report.html / report.pdf  中文报告
   custody.json    证据保管链（从抓取到导出的每一步）
   manifest.json   每个文件的 SHA-256 与大小；manifest.sig 为其 Ed25519 签名；public_key.pem 为公钥

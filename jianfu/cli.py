@@ -41,6 +41,7 @@ COMMANDS = [
     "webapp.command",
     "ledger.command",
     "scheduler.worker_command",
+    "intake.command",
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 70, 130

@@ -18,6 +18,7 @@ from store.backends import DB_NAME as DB_NAME
 from store.backends import apply_schema_once, connect, is_database_url, schema_digest, split_location
 from store.cases import CaseStore, ad_of, case_id, institution_key
 from store.files import FileArea
+from store.intake import IntakeTables
 from store.ledger import LedgerTables
 
 SCHEMA = Path(__file__).with_name("schema.sql")
@@ -96,7 +97,7 @@ def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> s
     return text[max(0, start - width) : end + width]
 
 
-class Store(CaseStore, LedgerTables):
+class Store(CaseStore, LedgerTables, IntakeTables):
     """``location``: a directory (SQLite file + files), or ``postgresql://…?files=/shared/dir``
     (rows in PostgreSQL, blobs/WARCs/keys in a directory every worker mounts); store/backends.py.
 

@@ -301,3 +301,60 @@ CREATE TABLE IF NOT EXISTS scan_jobs (
   finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS scan_jobs_state ON scan_jobs(state, target);
+
+
+-- ── tips and check-now (intake/, SQL in store/intake.py) ──────────────────────────────────────
+-- A tip (举报): where it came from, when, the tipster's contact only as far as it was entered, what
+-- was reported, and what came of it. urls is a JSON list; its uploads are submissions (tip_id).
+CREATE TABLE IF NOT EXISTS tips (
+  id TEXT PRIMARY KEY,                          -- JB-YYYYMMDD-xxxxxx
+  received_at TEXT NOT NULL,                    -- when the tip came in (ISO-8601 UTC)
+  channel TEXT NOT NULL,                        -- phone | mail | online_form | forwarded | visit | other
+  forwarded_by TEXT,                            -- the office that forwarded it (channel forwarded)
+  contact TEXT,                                 -- the tipster's contact, as entered (may be empty)
+  institution TEXT,
+  district TEXT,
+  text TEXT NOT NULL DEFAULT '',                -- what was reported, in the tipster's words
+  urls TEXT NOT NULL DEFAULT '[]',              -- JSON list of reported links
+  outcome TEXT NOT NULL DEFAULT 'open',         -- open | case_opened | no_violation | referred | closed
+  outcome_note TEXT,
+  recorded_by TEXT,
+  recorded_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tips_received ON tips(received_at, id);
+
+-- The cases a tip led to (found in its submissions, or linked by hand).
+CREATE TABLE IF NOT EXISTS tip_cases (
+  tip_id TEXT NOT NULL,
+  case_id TEXT NOT NULL,
+  linked_at TEXT NOT NULL,
+  linked_by TEXT,                               -- check (its submissions' findings) | a person
+  PRIMARY KEY (tip_id, case_id)
+);
+CREATE INDEX IF NOT EXISTS tip_cases_case ON tip_cases(case_id);
+
+-- Everything sent in to be checked now (jianfu check, 即时检查, a tip's uploads and links): the
+-- original bytes are the blob `sha256` and a resource record in the scan's WARC.
+CREATE TABLE IF NOT EXISTS submissions (
+  id TEXT PRIMARY KEY,
+  received_at TEXT NOT NULL,
+  kind TEXT NOT NULL,                           -- image | pdf | html | mhtml | url
+  name TEXT,                                    -- file name as sent (never used to tell the type)
+  url TEXT,                                     -- the link checked (kind url)
+  sha256 TEXT,                                  -- the original bytes (a page's capture for a url)
+  bytes INTEGER,
+  media_type TEXT,                              -- told from the bytes
+  submitted_by TEXT,                            -- who sent it in (--source)
+  institution TEXT,
+  district TEXT,
+  tip_id TEXT,                                  -- tips.id when it came with a tip
+  scan_id TEXT,                                 -- the scan holding its pages, images and findings
+  page_url TEXT,                                -- the address its findings are recorded under
+  status TEXT NOT NULL,                         -- checked | refused | failed
+  reason TEXT,                                  -- why refused or failed, in Chinese
+  findings INTEGER NOT NULL DEFAULT 0,
+  details TEXT NOT NULL DEFAULT '{}'            -- JSON: pages, images, photo straightening
+);
+CREATE INDEX IF NOT EXISTS submissions_tip ON submissions(tip_id);
+CREATE INDEX IF NOT EXISTS submissions_scan ON submissions(scan_id);

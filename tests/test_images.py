@@ -164,8 +164,8 @@ def test_svg_text_read_without_ocr():
     assert reading.format == "svg" and (reading.width, reading.height) == (600, 200)
     assert reading.text == "幼小衔接拼音班\n报名热线 010-1234"  # traditional → simplified
     found = image_findings(reading)
-    assert [f.category for f, _ in found] == ["preschool_subject"]
-    (box,) = found[0][1]
+    assert {f.category for f, _ in found} == {"preschool_subject"}  # 幼小衔接, and the 拼音班 it names
+    (box,) = next(boxes for f, boxes in found if f.text == "幼小衔接")
     assert box[0][0] == pytest.approx(20) and box[1][0] == pytest.approx(20 + 4 * 32, abs=1)
 
 
@@ -271,6 +271,7 @@ def test_finding_spans_map_to_sub_boxes_across_lines():
                      ((0.0, 200.0), (200.0, 200.0), (200.0, 300.0), (0.0, 300.0))]
     reading = ImageReading("0" * 64, 1, 600, 300, "png", [
         OcrLine("幼小衔接拼音班", make_box([(10, 10), (710, 10), (710, 110), (10, 110)]), 0.9)], [], "", "x")
-    ((finding, (box,)),) = image_findings(reading)
+    found = {f.text: (f, boxes) for f, boxes in image_findings(reading)}
+    finding, (box,) = found["幼小衔接"]
     assert finding.category == "preschool_subject"
     assert box == ((10.0, 10.0), (410.0, 10.0), (410.0, 110.0), (10.0, 110.0))

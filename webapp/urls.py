@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from webapp import views
+from webapp import intake_views, views
 
 admin.site.site_header = admin.site.site_title = "减负 线索平台 · 管理"
 admin.site.index_title = "用户与审计"
@@ -24,6 +24,10 @@ urlpatterns = [
     path("scans/", views.scans, name="scans"),
     path("scans/add/", views.scan_add, name="scan_add"),
     path("scans/run/", views.scan_run_now, name="scan_run"),
+    path("check/", intake_views.check_now, name="check"),
+    path("tips/", intake_views.tips, name="tips"),
+    path("tips/<str:tip_id>/", intake_views.tip_detail, name="tip"),
+    path("tips/<str:tip_id>/outcome/", intake_views.tip_outcome, name="tip_outcome"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path("admin/", admin.site.urls),
 ]

@@ -125,9 +125,11 @@ def _visible_case(request: HttpRequest, case_id: str, *, detail: bool = False) -
 def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     case = _visible_case(request, case_id, detail=True)
     audit.log(request, "case_view", case_id)
+    from webapp.intake_views import case_intake
+
     return render(request, "webapp/case.html", {
         "case": case, "decisions": DECISION_NAMES.items(), "figures": charts.figures(case),
-        "history": labels.review_history(case["reviews"]),
+        "history": labels.review_history(case["reviews"]), **case_intake(request, case_id),
     })
 
 
