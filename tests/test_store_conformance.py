@@ -354,6 +354,18 @@ def _cases_scenario(location: str, ledger_csv) -> dict:
         s.record_scan_site(a, "乙", None, None, None)
         s.attach_ledger(text, code, rows[0])
 
+        # tips and submissions (intake/): a tip's upload checked in scan a, its cases linked
+        tip = s.add_tip(channel="phone", text="举报 甲学校 保证提分", urls=["http://a.test/"], institution="甲学校",
+                        district="东城区", received_at="2026-01-02T03:04:05.000Z")
+        s.add_tip(channel="mail", text="另一条", received_at="2026-01-03T03:04:05.000Z")
+        sub = s.add_submission(kind="url", url="http://a.test/", status="checked", tip_id=tip, scan_id=a,
+                               page_url="http://a.test/", findings=2, details={"pages": 1},
+                               received_at="2026-01-02T03:05:00.000Z")
+        s.update_submission(sub, reason=None, findings=3)
+        on_pages = s.case_ids_on_pages(a, ["http://a.test/", "http://a.test/b"])
+        linked = s.link_tip_cases(tip, on_pages)
+        relinked = s.link_tip_cases(tip, on_pages, by="张三")
+
         # a scan whose process is gone is closed; a running one (this process) is not
         gone = s.begin_scan(["http://d.test/"], scan_id="scan-gone")
         s.begin_scan(["http://d.test/"], scan_id="scan-alive")
@@ -416,6 +428,12 @@ def _cases_scenario(location: str, ledger_csv) -> dict:
             "institution_scans": [strip(r) for r in s.institution_scans(code)],
             "institution_findings": [f["id"] for f in s.institution_findings(code)],
             "closed": closed,
+            "tips": [strip(t, "id", "recorded_at") for t in s.tips()],
+            "tip_cases": [strip(c, "linked_at") for c in s.tip_cases(tip)],
+            "tips_of_cases": {k: [t == tip for t in v] for k, v in sorted(s.tips_of_cases(on_pages).items())},
+            "tip_links": (linked, relinked, len(on_pages)),
+            "submissions": [strip(x, "id", "tip_id") for x in s.submissions(tip_id=tip)],
+            "case_submissions": [x["id"] == sub for x in s.case_submissions(case_text)],
             "scan_status": {r["id"]: r["status"] for r in s.scans()},
         }
     with Store(location, read_only=True) as r:  # the listing commands' way in: the same rows
@@ -447,6 +465,8 @@ def test_cases_ledger_and_addresses_match_across_backends(postgres, tmp_path):  
     assert lite["by_name"] and lite["by_host"] and lite["seeds"]
     assert [(r["site"], r["linked_by"]) for r in lite["scan_sites"]] == [("乙", None), ("甲学校", "domain")]
     assert lite["closed"] == ["scan-gone"]
+    assert lite["tip_links"] == (3, 0, 3) and lite["case_submissions"] == [True]
+    assert lite["submissions"][0]["findings"] == 3 and len(lite["tips"]) == 2
     assert lite["scan_status"]["scan-gone"] == "interrupted" and lite["scan_status"]["scan-alive"] == "running"
     assert lite["read_only_cases"] == [c["id"] for c in lite["cases"]]
 
