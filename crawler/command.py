@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="crawl sites, detect violations, store pages and findings",
                        description="Seeds are URLs, or NAME=URL to name the institution behind the site.")
     p.add_argument("seeds", nargs="+", metavar="URL", help="http(s) start URL, or 机构名=URL")
-    p.add_argument("--store", required=True, help="store directory (created if missing)")
+    p.add_argument("--store", required=True,
+                   help="store directory (created if missing), or postgresql://…?files=SHARED_DIR")
     p.add_argument("--depth", type=int, default=3, help="link depth from each seed (default 3)")
     p.add_argument("--max-pages", type=int, default=500, help="page budget for the whole scan (default 500)")
     p.add_argument("--concurrency", type=int, default=16)
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--district", help="district recorded on every finding of this scan")
     p.add_argument("--target", help="scan-plan target name (set by the scheduler)")
     p.add_argument("--ocr-engine", default="rapidocr", choices=["rapidocr", "paddleocr"])
+    p.add_argument("--ocr-threads", type=int, help="CPU threads per OCR call (default: the engine's, 1)")
     p.add_argument("--render", action="store_true",
                    help="render every page in Chromium: wait for scripts, scroll, full-page screenshot")
     p.add_argument("--no-auto-render", dest="render_auto", action="store_false",
@@ -60,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(str(e))
     if args.depth < 0 or args.max_pages < 1:
         args.parser.error("--depth must be ≥ 0 and --max-pages ≥ 1")
+    if args.ocr_threads is not None and args.ocr_threads < 1:
+        args.parser.error("--ocr-threads must be ≥ 1")
     if args.concurrency < 1 or not args.timeout > 0:  # `not >` also refuses nan
         args.parser.error("--concurrency must be ≥ 1 and --timeout > 0 seconds")
     try:
@@ -67,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as e:
         raise CommandError(str(e)) from e
     options = ScanOptions(max_depth=args.depth, max_pages=args.max_pages, concurrency=args.concurrency,
-                          timeout=args.timeout, ocr={"engine": args.ocr_engine},
+                          timeout=args.timeout,
+                          ocr={"engine": args.ocr_engine} | ({"threads": args.ocr_threads} if args.ocr_threads else {}),
                           progress_seconds=0 if args.quiet else 2.0,
                           log_level="INFO" if args.verbose else "WARNING", target=args.target,
                           render=args.render, render_auto=args.render_auto, wait_for=args.wait_for)

@@ -34,7 +34,8 @@ from evidence.wacz import (
     validate_wacz,
 )
 from jianfu import __version__
-from store.db import DB_NAME, Store
+from store.backends import split_location, store_exists
+from store.db import Store
 
 FORMAT = "jianfu-evidence-packet/1"
 CHINA = timezone(timedelta(hours=8), "北京时间")
@@ -120,7 +121,11 @@ class Custody:
 class Exporter:
     def __init__(self, store_dir: str | Path, out: str | Path, req: ExportRequest,
                  progress: Callable[[str], None] | None = None) -> None:
-        self.store_dir = Path(store_dir)
+        self.store_location = str(store_dir)  # a directory, or a PostgreSQL URL with ?files=
+        try:
+            self.store_dir = split_location(store_dir)[1]  # WARCs and keys: the store's file directory
+        except ValueError as e:
+            raise ExportError(str(e)) from None
         self.out = Path(out)
         self.req = req
         self.progress = progress or (lambda s: None)
@@ -138,9 +143,9 @@ class Exporter:
         started = now_utc()
         t0 = time.perf_counter()
         check_output(self.out)
-        if not (self.store_dir / DB_NAME).is_file():
-            raise ExportError(f"no jianfu store at {self.store_dir}")
-        with Store(self.store_dir) as store:  # opened first: no key pair is made in a store that cannot open
+        if not store_exists(self.store_location):
+            raise ExportError(f"no jianfu store at {self.store_location}")
+        with Store(self.store_location) as store:  # opened first: no key pair is made in a store that cannot open
             key, created = self._key()
             self.store = store
             findings = self.select()
@@ -237,7 +242,7 @@ class Exporter:
         rows = self.store.db.execute("SELECT id FROM findings WHERE id=?", (raw,)).fetchall()
         if not rows and len(raw) >= 6:
             rows = self.store.db.execute("SELECT id FROM findings WHERE id LIKE ? LIMIT 3",
-                                         (raw.replace("%", "").replace("_", "") + "%",)).fetchall()
+                                         (raw.replace("%", "").replace("_", "").lower() + "%",)).fetchall()  # ids: lower-case hex
         if not rows:
             raise ExportError(f"unknown finding id {raw!r} (list ids with `jianfu findings --store "
                               f"{self.store_dir} --format jsonl`)")

@@ -40,6 +40,7 @@ COMMANDS = [
     "scheduler.command",
     "webapp.command",
     "ledger.command",
+    "scheduler.worker_command",
     "intake.command",
 ]
 

@@ -58,9 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _open(path: str, must_exist: bool = True):
     from jianfu.cli import CommandError
     from store import Store, StoreError
-    from store.db import DB_NAME
+    from store.backends import store_exists
 
-    if must_exist and not (Path(path) / DB_NAME).is_file():
+    if must_exist and not store_exists(path):
         raise CommandError(f"{path} 不是 jianfu 数据目录（先导入台账或扫描）")
     try:
         return Store(path)

@@ -76,8 +76,8 @@ def enqueue(db: sqlite3.Connection, run_id: int, target: str, scan_id: str, find
     now = utcnow()
     for channel in channels:
         db.execute(
-            """INSERT OR IGNORE INTO alert_outbox(run_id, target, scan_id, channel, finding_ids, next_attempt_at,
-                 created_at) VALUES (?,?,?,?,?,?,?)""",
+            """INSERT INTO alert_outbox(run_id, target, scan_id, channel, finding_ids, next_attempt_at,
+                 created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(run_id, channel) DO NOTHING""",
             (run_id, target, scan_id, channel, json.dumps(ids), now, now))
     return len(ids)
 

@@ -279,11 +279,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from jianfu.cli import CommandError
     from scheduler import runs
     from store import Store
-    from store.db import DB_NAME
+    from store.backends import store_exists
 
     if args.store:
-        store, tz = Path(args.store), "Asia/Shanghai"
-        if not (store / DB_NAME).is_file():
+        store, tz = args.store, "Asia/Shanghai"
+        if not store_exists(store):
             raise CommandError(f"no jianfu store at {store}")
     else:
         plan = _load(args)

@@ -152,13 +152,14 @@ class Alerts:
 @dataclass(frozen=True)
 class Plan:
     path: Path
-    store: Path
+    store: Path | str                   # a directory, or a PostgreSQL store URL (store/backends.py)
     jobstore_url: str
     timezone: str = DEFAULT_TZ
     misfire_grace: float = 86400.0
     tick: float = 10.0
     targets: dict[str, Target] = field(default_factory=dict)
     alerts: Alerts = field(default_factory=Alerts)
+    broker: str | None = None           # Celery broker URL: scans run as jobs on workers (scheduler/queue.py)
 
     def target(self, name: str) -> Target:
         try:
@@ -303,11 +304,16 @@ def target_seeds(plan: Plan, t: Target) -> tuple[str, ...]:
     """The seeds of one run of ``t``: its own, plus — for a ``ledger`` target — every web site of the
     institutions the ledger selects *now* (``机构名=URL``), so institutions imported since the last
     run are in the next one. Raises ``PlanError`` when there is nothing to scan."""
+    return store_target_seeds(plan.store, t)
+
+
+def store_target_seeds(location: str | Path, t: Target) -> tuple[str, ...]:
+    """``target_seeds`` with the ledger of the store at ``location`` (a queue worker has no plan)."""
     seeds = list(t.seeds)
     if t.ledger is not None:
         from store import Store
 
-        with Store(plan.store) as store:
+        with Store(location) as store:
             found = store.ledger_seeds(district=t.ledger.district, status=t.ledger.status, type=t.ledger.type)
         seeds += [f"{name.replace('=', '＝')}={url}" for name, url, _ in found]
     if not seeds:
@@ -378,8 +384,8 @@ def parse_plan(text: str, path: Path) -> Plan:
         store = top.get("store", str)
         if not store:
             raise PlanError("store: the store directory is required (store = \"var/store\")")
-        store_dir = (path.parent / store).resolve()
-        jobstore = top.get("jobstore", str) or f"sqlite:///{store_dir / 'jianfu.sqlite3'}"
+        store_dir, default_jobstore = _store_location(store, path)
+        jobstore = top.get("jobstore", str) or default_jobstore
         if "://" not in jobstore:
             raise PlanError(f"jobstore: expected an SQLAlchemy URL (sqlite:///…, postgresql://…), not {jobstore!r}")
         defaults = top.get("defaults", dict, {})
@@ -390,11 +396,33 @@ def parse_plan(text: str, path: Path) -> Plan:
         targets = {name: _target(name, raw, defaults, tz_name) for name, raw in targets_raw.items()}
         plan = Plan(path=path, store=store_dir, jobstore_url=jobstore, timezone=tz_name,
                     misfire_grace=_duration(top, "misfire_grace", 86400.0), tick=_duration(top, "tick", 10.0),
-                    targets=targets, alerts=_alerts(top.get("alerts", dict, {})))
+                    targets=targets, alerts=_alerts(top.get("alerts", dict, {})), broker=_broker(top))
         top.done()
         return plan
     except PlanError as e:
         raise PlanError(f"{path.name}: {e}") from None
+
+
+def _store_location(store: str, path: Path) -> tuple[Path | str, str]:
+    """The plan's store (a directory relative to the plan, or a PostgreSQL URL) and the default
+    APScheduler job store URL (the same database)."""
+    from store.backends import is_database_url, split_location
+
+    if not is_database_url(store):
+        store_dir = (path.parent / store).resolve()
+        return store_dir, f"sqlite:///{store_dir / 'jianfu.sqlite3'}"
+    try:
+        conninfo, _ = split_location(store)
+    except ValueError as e:
+        raise PlanError(f"store: {e}") from None
+    return store, "postgresql+psycopg://" + conninfo.split("://", 1)[1]
+
+
+def _broker(top: Any) -> str | None:
+    broker = top.get("broker", str)
+    if broker and urlsplit(broker).scheme not in ("redis", "rediss"):
+        raise PlanError(f"broker: expected a Redis URL (redis://host:6379/0), not {broker!r}")
+    return broker or None
 
 
 def target_toml(t: Target) -> str:

@@ -20,6 +20,7 @@ Tables (in the store's SQLite file, created here):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -28,7 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from store.db import DB_NAME, Store, canonical_page_url, utcnow
+from store import backends
+from store.db import Store, canonical_page_url, utcnow
 
 DDL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -76,14 +78,19 @@ class AlreadyRunning(RuntimeError):
 
 
 def connect(store_dir: str | Path) -> sqlite3.Connection:
-    """The store's database with the scheduler's tables (store schema created if new)."""
+    """The store's database with the scheduler's tables (store schema created if new); an SQLite
+    connection without implicit transactions, or a PostgreSQL one (store/backends.py)."""
     from scheduler.alerts import DDL as ALERTS_DDL
 
     Store(store_dir).close()  # creates/migrates the store schema
-    db = sqlite3.connect(Path(store_dir) / DB_NAME, timeout=30, check_same_thread=False, isolation_level=None)
-    db.row_factory = sqlite3.Row
+    db = backends.connect(store_dir, autocommit=True)
     db.execute("PRAGMA busy_timeout=30000")
-    db.executescript(DDL + ALERTS_DDL)
+    if isinstance(db, backends.PostgresConnection):  # once per version: workers connect for every job
+        ddl = DDL + ALERTS_DDL
+        backends.apply_schema_once(db, "scheduler", hashlib.sha256(ddl.encode()).hexdigest(),
+                                   lambda: db.executescript(ddl))
+    else:
+        db.executescript(DDL + ALERTS_DDL)
     return db
 
 
@@ -183,6 +190,8 @@ def recover(db: sqlite3.Connection, target: str | None = None) -> list[str]:
         run = dict(row)
         if pid_alive(run["pid"]) and run["pid"] != os.getpid():
             continue  # a live service or run-now owns it
+        if db.execute("SELECT 1 FROM scan_jobs WHERE run_id=? AND state='running'", (run["id"],)).fetchone():
+            continue  # a queue worker's run (maybe on another machine): its job's lease decides
         if run["child_pid"] and pid_alive(run["child_pid"]) and _is_scan(run["child_pid"]):
             kill_group(run["child_pid"])
         mark_interrupted(db, run, "the scheduler stopped during the run (killed or crashed)")
@@ -199,6 +208,8 @@ def _is_scan(pid: int) -> bool:
 
 def store_of(db: sqlite3.Connection) -> Store:
     """The Store whose database ``db`` is connected to (a second connection to the same file)."""
+    if isinstance(db, backends.PostgresConnection):
+        return Store(db.location)
     path = next(r[2] for r in db.execute("PRAGMA database_list") if r[1] == "main")
     return Store(Path(path).parent)
 

@@ -113,7 +113,7 @@ class Service:
     def start(self) -> None:
         db = runs.connect(self.plan.store)
         try:
-            interrupted = runs.recover(db)
+            interrupted = runs.recover(db) if not self.plan.broker else []  # workers: job leases recover
         finally:
             db.close()
         self.sched.start(paused=True)
@@ -151,6 +151,11 @@ class Service:
                 counts = alerts.drain(db, self.plan.alerts)
                 if any(counts.values()):
                     log.info("alerts: %s", counts)
+                if self.plan.broker:  # jobs the broker did not take (it was down): send them now
+                    from scheduler import queue
+
+                    if n := queue.republish(db, queue.app_for(self.plan.broker)):
+                        log.info("jobs published again: %d", n)
             finally:
                 db.close()
         except Exception:

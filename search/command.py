@@ -73,10 +73,20 @@ def _values(items: list[str] | None) -> tuple[str, ...]:
 
 
 def _backend(args: argparse.Namespace, store: Any) -> Any:
-    if args.es:
+    es, es_index = args.es, args.es_index
+    if not es and getattr(store, "shared", False):  # a PostgreSQL store has no embedded index
+        from jianfu.cli import CommandError
+        from search.indexer import configured_es
+
+        es, recorded_index = configured_es(store)
+        es_index = es_index or recorded_index
+        if not es:
+            raise CommandError("a PostgreSQL store is searched in Elasticsearch: none is configured "
+                               "(jianfu index --es URL, or JIANFU_ES_URL)")
+    if es:
         from search.elastic import ElasticBackend
 
-        return ElasticBackend(args.es, alias=args.es_index, timeout=args.timeout)
+        return ElasticBackend(es, alias=es_index, timeout=args.timeout)
     from search.sqlite_fts import SqliteBackend
 
     return SqliteBackend(store)

@@ -128,7 +128,7 @@ class Indexer:
     def _due(self, retry_rejected: bool) -> tuple[str, tuple[Any, ...]]:
         """The outbox rows a drain may send now: all of them, or those not backing off or parked."""
         if retry_rejected:
-            return "1", ()
+            return "1=1", ()
         return "(rejected = 0 OR (rejected < ? AND (retry_at IS NULL OR retry_at <= ?)))", \
             (self.max_rejections, time.time())
 
@@ -158,19 +158,19 @@ class Indexer:
                 res.skipped = True
                 res.error = self.last_error
                 return res
-            last_rowid = 0
+            last_id = ""
             batches = 0
             unreachable = False
             while max_batches is None or batches < max_batches:
                 due, args = self._due(retry_rejected)
                 rows = self.db.execute(
-                    f"""SELECT rowid, finding_id, version FROM index_outbox WHERE rowid > ? AND {due}
-                        ORDER BY rowid LIMIT ?""", (last_rowid, *args, self.batch_size)).fetchall()
+                    f"""SELECT finding_id, version FROM index_outbox WHERE finding_id > ? AND {due}
+                        ORDER BY finding_id LIMIT ?""", (last_id, *args, self.batch_size)).fetchall()
                 if not rows:
                     break
                 batches += 1
-                last_rowid = rows[-1][0]
-                versions = {r[1]: r[2] for r in rows}
+                last_id = rows[-1][0]
+                versions = {r[0]: r[1] for r in rows}
                 docs = load_docs(self.db, list(versions))
                 gone = [i for i in versions if i not in docs]
                 try:
@@ -188,12 +188,16 @@ class Indexer:
                 with self.db:
                     self.db.executemany("DELETE FROM index_outbox WHERE finding_id=? AND version=?", done)
                     if rep.failed:  # this version was refused: back off on it, park it after a few
+                        refused = [i for i in rep.failed if i in versions]
+                        marks = ",".join("?" * len(refused))
+                        before = dict(self.db.execute(
+                            f"SELECT finding_id, rejected FROM index_outbox WHERE finding_id IN ({marks})", refused))
+                        now = time.time()
                         self.db.executemany(
                             """UPDATE index_outbox SET attempts=attempts+1, rejected=rejected+1, last_error=?,
-                                 retry_at=? + MIN(?, 0.5 * (1 << MIN(rejected, 10)))
-                               WHERE finding_id=? AND version=?""",
-                            [(err[:500], time.time(), self.max_backoff, i, versions[i])
-                             for i, err in rep.failed.items() if i in versions])
+                                 retry_at=? WHERE finding_id=? AND version=?""",
+                            [(rep.failed[i][:500], now + min(self.max_backoff, 0.5 * (1 << min(before.get(i, 0), 10))),
+                              i, versions[i]) for i in refused])
                 res.sent += len(rep.indexed)
                 res.deleted += len(rep.deleted)
                 res.failed += len(rep.failed)
@@ -214,7 +218,8 @@ class Indexer:
         return res
 
     def _pending(self) -> tuple[int, int]:
-        n, parked = self.db.execute("SELECT COUNT(*), COALESCE(SUM(rejected >= ?), 0) FROM index_outbox",
+        n, parked = self.db.execute("SELECT COUNT(*), COALESCE(SUM(CASE WHEN rejected >= ? THEN 1 ELSE 0 END), 0) "
+                                    "FROM index_outbox",
                                     (self.max_rejections,)).fetchone()
         return n, parked
 

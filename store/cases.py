@@ -132,6 +132,7 @@ class CaseStore:
     """Case queries and review, mixed into :class:`store.Store` (``self.db`` is its connection)."""
 
     db: Any
+    shared: bool = False   # a PostgreSQL store (Store sets it): rows are locked where SQLite serialises writers
 
     # -- kept by save_findings / resight (inside the caller's transaction) -------------------------
     def _ensure_case(self, cid: str, *, inst_key: str, institution: str | None, district: str | None,
@@ -537,7 +538,10 @@ class CaseStore:
     def _review(self, cid: str, *, actor: str, action: str, from_status: str | None, to_status: str,
                 reason: str | None, proposal_id: str | None = None, finding_id: str | None = None) -> str:
         rid = uuid.uuid4().hex
-        # the next number in one statement, so two writers never take the same one
+        # the next number in one statement, so two writers never take the same one (PostgreSQL: with
+        # the case's row locked, as READ COMMITTED would let two statements see the same MAX)
+        if self.shared:
+            self.db.execute("SELECT 1 FROM cases WHERE id=? FOR UPDATE", (cid,))
         self.db.execute(
             """INSERT INTO case_reviews(id, case_id, seq, at, actor, action, from_status, to_status, reason,
                  proposal_id, finding_id)
@@ -546,8 +550,8 @@ class CaseStore:
         return rid
 
     def _case_for_update(self, cid: str) -> Any:
-        row = self.db.execute("SELECT id, status, proposed_status, proposal_id FROM cases WHERE id=?",
-                              (cid,)).fetchone()
+        row = self.db.execute("SELECT id, status, proposed_status, proposal_id FROM cases WHERE id=?"
+                              + (" FOR UPDATE" if self.shared else ""), (cid,)).fetchone()
         if row is None:
             raise CaseError(f"unknown case {cid}")
         return row

@@ -7,10 +7,10 @@ import argparse
 import json
 import sys
 import unicodedata
-from pathlib import Path
 
 from detectors.model import CATEGORIES
-from store.db import DB_NAME, Store
+from store.backends import store_exists
+from store.db import Store
 
 JSONL_FIELDS = ("id", "url", "source", "image_url", "category", "rule_id", "text", "start", "end", "score",
                 "severity", "basis", "context", "institution", "district", "status", "boxes", "qr",
@@ -53,7 +53,7 @@ def open_existing(path: str, *, read_only: bool = False) -> Store:
     """An existing store (``CommandError`` when there is none); ``read_only``: see ``Store``."""
     from jianfu.cli import CommandError
 
-    if not (Path(path) / DB_NAME).is_file():
+    if not store_exists(path):
         raise CommandError(f"no jianfu store at {path} (run `jianfu scan ... --store {path}` first)")
     return Store(path, read_only=read_only)
 

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from detectors.model import Finding
+from store.backends import DB_NAME as DB_NAME
+from store.backends import apply_schema_once, connect, is_database_url, schema_digest, split_location
 from store.cases import CaseStore, ad_of, case_id, institution_key
+from store.files import FileArea
 from store.intake import IntakeTables
 from store.ledger import LedgerTables
 
 SCHEMA = Path(__file__).with_name("schema.sql")
-DB_NAME = "jianfu.sqlite3"
 CONTEXT_CHARS = 40
 
 
@@ -96,20 +98,34 @@ def context_of(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> s
 
 
 class Store(CaseStore, LedgerTables, IntakeTables):
-    """A store directory. ``read_only=True`` (the listing commands) never writes to it: the
-    database must exist and is opened with SQLite's ``mode=ro``, nothing is created, no schema is
-    applied; a file that is not a jianfu database (random bytes, cut short) is a ``StoreError``."""
+    """``location``: a directory (SQLite file + files), or ``postgresql://…?files=/shared/dir``
+    (rows in PostgreSQL, blobs/WARCs/keys in a directory every worker mounts); store/backends.py.
 
-    def __init__(self, directory: str | Path, *, read_only: bool = False) -> None:
-        self.dir = Path(directory)
+    ``read_only=True`` (the listing commands) never writes to it: the database must exist, nothing
+    is created and no schema is applied (SQLite: opened with ``mode=ro``; a file that is not a
+    jianfu database — random bytes, cut short — is a ``StoreError``; PostgreSQL: the connection's
+    transactions are read-only)."""
+
+    def __init__(self, location: str | Path, *, read_only: bool = False) -> None:
+        self.location = str(location)
         self.read_only = read_only
         try:
+            self.dir = split_location(location)[1]  # blobs/, warc/, keys/
+        except ValueError as e:
+            raise StoreError(f"无法打开存储库：{e}") from e
+        self.shared = is_database_url(location)
+        where = "PostgreSQL" if self.shared else str(self.dir)
+        try:
             if read_only:
-                self.db = self._open_read_only()
+                self.files = FileArea(self.dir, create=False)
+                self.db = self._open_shared_read_only() if self.shared else self._open_read_only()
+            elif self.shared:
+                self.files = FileArea(self.dir)
+                self.db = connect(location)
+                self._apply_schema_shared()
             else:
                 self.dir.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(self.dir / DB_NAME, check_same_thread=False, timeout=30)
-                self.db.row_factory = sqlite3.Row
+                self.db = connect(location)
                 tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 if tables and "scans" not in tables:  # someone else's database: not ours to add tables to
                     self.db.close()
@@ -119,9 +135,37 @@ class Store(CaseStore, LedgerTables, IntakeTables):
                 self.db.execute("PRAGMA foreign_keys=ON")
                 self.db.executescript(SCHEMA.read_text())
                 self._migrate()
-                (self.dir / "blobs").mkdir(exist_ok=True)  # after the database opened: no litter on failure
+                self.files = FileArea(self.dir)  # after the database opened: no litter on failure
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"无法打开存储库 {self.dir}：{_why(e)}") from e
+            raise StoreError(f"无法打开存储库 {where}：{_why(e)}") from e
+
+    def _apply_schema_shared(self) -> None:
+        """PostgreSQL: schema.sql and the migrations once per schema version (store.backends.
+        apply_schema_once: workers open the store all the time, mid-scan, and must not take DDL locks)."""
+        digest = hashlib.sha256(SCHEMA.read_bytes() + repr((self.ADDED_COLUMNS, self.ADDED_INDEXES)).encode()).hexdigest()
+
+        def apply() -> None:
+            self.db.executescript(SCHEMA.read_text())
+            self._migrate()
+
+        if schema_digest(self.db, "store") == digest:
+            self._migrate()  # checks only (a column dropped by hand is still added back)
+        else:
+            apply_schema_once(self.db, "store", digest, apply)
+
+    def _open_shared_read_only(self) -> Any:
+        """A PostgreSQL store, read-only: no schema applied; a database without jianfu's tables is refused."""
+        db = connect(self.location)
+        try:
+            db.execute("SET default_transaction_read_only = on")
+            tables = {r[0] for r in db.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema=current_schema()")}
+            if not {"scans", "findings"} <= tables:
+                raise StoreError(f"{self.location.split('?')[0]} 不是 jianfu 存储库的数据库")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _open_read_only(self) -> sqlite3.Connection:
         path = self.dir / DB_NAME
@@ -174,12 +218,22 @@ class Store(CaseStore, LedgerTables, IntakeTables):
     def _migrate(self) -> None:
         """Bring an older store's tables up to schema.sql (CREATE … IF NOT EXISTS adds no columns)."""
         for table, column, definition in self.ADDED_COLUMNS:
-            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            have = {d[0] for d in self.db.execute(f"SELECT * FROM {table} LIMIT 0").description}
             if column not in have:
+                # PostgreSQL: workers starting at once may race to add it
+                exists = "IF NOT EXISTS " if self.shared else ""
                 with self.db:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-        self.db.execute("DROP INDEX IF EXISTS cases_status")   # in stores of the first cases commits
-        for name, table, columns in self.ADDED_INDEXES:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {exists}{column} {definition}")
+        if self.shared:  # PostgreSQL: DDL only when something is missing (CREATE INDEX locks the table)
+            indexes = {r[0] for r in self.db.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname=current_schema()")}
+            if "cases_status" in indexes:
+                self.db.execute("DROP INDEX IF EXISTS cases_status")
+            added = [(n, t, c) for n, t, c in self.ADDED_INDEXES if n not in indexes]
+        else:
+            self.db.execute("DROP INDEX IF EXISTS cases_status")   # in stores of the first cases commits
+            added = list(self.ADDED_INDEXES)
+        for name, table, columns in added:
             with self.db:
                 self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table}({columns})")
         if self.db.execute("SELECT 1 FROM findings WHERE case_id IS NULL LIMIT 1").fetchone():
@@ -261,7 +315,7 @@ class Store(CaseStore, LedgerTables, IntakeTables):
         failures = [
             dict(r)
             for r in self.db.execute(
-                """SELECT url, kind, MAX(status) AS status, error, MIN(reason) AS reason, COUNT(*) AS attempts
+                """SELECT url, MIN(kind) AS kind, MAX(status) AS status, error, MIN(reason) AS reason, COUNT(*) AS attempts
                    FROM fetches WHERE scan_id=? AND error IS NOT NULL GROUP BY url, error ORDER BY MIN(id)""",
                 (scan_id,),
             )
@@ -374,7 +428,8 @@ class Store(CaseStore, LedgerTables, IntakeTables):
     def set_detector_fingerprint(self, scan_id: str, fingerprint: str) -> None:
         """Record which detector code and rule packs this scan examines pages with."""
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO scan_detectors(scan_id, fingerprint) VALUES (?,?)",
+            self.db.execute("INSERT INTO scan_detectors(scan_id, fingerprint) VALUES (?,?) "
+                            "ON CONFLICT(scan_id) DO UPDATE SET fingerprint=excluded.fingerprint",
                             (scan_id, fingerprint))
 
     def last_fetches(self, exclude_scan_id: str) -> list[sqlite3.Row]:
@@ -414,17 +469,10 @@ class Store(CaseStore, LedgerTables, IntakeTables):
 
     # -- blobs and images ------------------------------------------------------------------
     def put_blob(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        path = self.blob_path(digest)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        return digest
+        return self.files.put_blob(data)
 
     def blob_path(self, digest: str) -> Path:
-        return self.dir / "blobs" / digest[:2] / digest
+        return self.files.blob_path(digest)
 
     def image(self, sha256: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM images WHERE sha256=?", (sha256,)).fetchone()
@@ -570,7 +618,7 @@ class Store(CaseStore, LedgerTables, IntakeTables):
             args.extend(id_list)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY f.url, f.source, f.image_url, f.start, f.rule_id"
+        sql += " ORDER BY f.url, f.source, COALESCE(f.image_url, ''), f.start, f.rule_id"  # NULL first, as SQLite
         for row in self.db.execute(sql, args):
             yield finding_row(row)
 
@@ -604,7 +652,8 @@ class Store(CaseStore, LedgerTables, IntakeTables):
 
 def _sight(db: sqlite3.Connection, scan_id: str, ids: Iterable[str], now: str) -> None:
     """One sighting per (finding, scan), inside the caller's transaction."""
-    db.executemany("INSERT OR IGNORE INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?)",
+    db.executemany("INSERT INTO sightings(finding_id, scan_id, seen_at) VALUES (?,?,?) "
+                   "ON CONFLICT(finding_id, scan_id) DO NOTHING",
                    [(i, scan_id, now) for i in ids])
 
 
@@ -613,7 +662,7 @@ def _queue_for_index(db: sqlite3.Connection, ids: Iterable[str], now: str) -> No
     A new version of a document the index rejected is tried again (its rejections start over)."""
     db.executemany(
         """INSERT INTO index_outbox(finding_id, queued_at) VALUES (?, ?)
-           ON CONFLICT(finding_id) DO UPDATE SET version=version+1, queued_at=excluded.queued_at,
+           ON CONFLICT(finding_id) DO UPDATE SET version=index_outbox.version+1, queued_at=excluded.queued_at,
              rejected=0, retry_at=NULL""",
         [(i, now) for i in ids],
     )

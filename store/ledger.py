@@ -178,7 +178,7 @@ class LedgerTables:
         if with_site:
             where.append("sites != '[]'")
         if name:
-            where.append("name LIKE ?")
+            where.append("LOWER(name) LIKE LOWER(?)")   # SQLite's LIKE ignores ASCII case, PostgreSQL's does not
             args.append(f"%{name}%")
         return (" WHERE " + " AND ".join(where) if where else ""), args
 
@@ -257,4 +257,4 @@ class LedgerTables:
 
         return [finding_row(r) for r in self.db.execute(
             """SELECT f.*, i.qr AS qr FROM findings f LEFT JOIN images i ON i.sha256 = f.image_sha256
-               WHERE f.credit_code=? ORDER BY f.url, f.source, f.image_url, f.start, f.rule_id""", (credit_code,))]
+               WHERE f.credit_code=? ORDER BY f.url, f.source, COALESCE(f.image_url, ''), f.start, f.rule_id""", (credit_code,))]

@@ -283,6 +283,25 @@ CREATE TABLE IF NOT EXISTS scan_sites (
   PRIMARY KEY (scan_id, site)
 );
 CREATE INDEX IF NOT EXISTS scan_sites_code ON scan_sites(credit_code);
+-- scale-out (scheduler/queue.py): one row per scan job sent to the Celery workers. The job's
+-- lease (renewed by the worker while its crawl runs) is what makes a job run once: a delivery of
+-- a job that is `done`, or `running` under a live lease, does not start another crawl.
+CREATE TABLE IF NOT EXISTS scan_jobs (
+  id TEXT PRIMARY KEY,                          -- uuid, carried in the message
+  target TEXT NOT NULL,
+  trigger TEXT NOT NULL,                        -- schedule | run-now | rerun
+  state TEXT NOT NULL DEFAULT 'queued',         -- queued | running | done | skipped
+  payload TEXT NOT NULL,                        -- JSON: what the worker runs (store, seeds, limits)
+  queued_at TEXT NOT NULL,
+  published_at TEXT,                            -- NULL: the broker did not take it yet (re-sent)
+  worker TEXT,                                  -- host:pid of the worker holding the lease
+  lease_until REAL,                             -- unix time; an expired lease may be taken over
+  attempts INTEGER NOT NULL DEFAULT 0,          -- deliveries that started a crawl
+  run_id INTEGER,                               -- the runs row of the current attempt
+  finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS scan_jobs_state ON scan_jobs(state, target);
+
 
 -- ── tips and check-now (intake/, SQL in store/intake.py) ──────────────────────────────────────
 -- A tip (举报): where it came from, when, the tipster's contact only as far as it was entered, what

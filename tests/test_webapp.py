@@ -582,3 +582,58 @@ def test_admin_changes_a_role_on_the_admin_pages(server, browser, web_store):
                       " ORDER BY seq DESC LIMIT 3").fetchall()
     db.close()
     assert any(actor == "admin" and "supervisor" in detail for actor, detail in rows)
+def test_app_over_a_postgresql_store(postgres_url, demo_sites, tmp_path):
+    """The whole store in PostgreSQL (docs/scale-out.md): a scan, its Elasticsearch index, then the
+    web app lists, searches, opens and reviews its cases there."""
+    import uuid
+
+    import psycopg
+
+    from demo_site.server import INSTITUTIONS
+
+    db = f"store_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {db}")
+    location = f"{postgres_url.rsplit('/', 1)[0]}/{db}?files={tmp_path / 'files'}"
+    alias = f"jianfu-test-web-pg-{uuid.uuid4().hex[:8]}"
+    seeds = [f"{INSTITUTIONS[n]}={u}" for n, u in demo_sites.urls.items() if n in INSTITUTIONS]
+    proc = jianfu("scan", *seeds, "--store", location, "--json", "--quiet", "--district", "示范区")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert jianfu("index", "--store", location, "--es", "http://127.0.0.1:9200", "--es-index", alias).returncode == 0
+    assert jianfu("users", "add", "pgsup", "--role", "supervisor", "--district", "示范区", "--store", location,
+                  input="Pg-sup-2026x\n").returncode == 0
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "jianfu", "serve", "--store", location, "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                requests.get(base + "/login/", timeout=2)
+                break
+            except requests.ConnectionError:
+                if proc.poll() is not None:
+                    pytest.fail("jianfu serve exited: " + proc.stderr.read())
+                time.sleep(0.2)
+        s = login(base, "pgsup", "Pg-sup-2026x")
+        every = cases_of(s, base)
+        found = cases_of(s, base, q="幼小衔接")   # the search goes to Elasticsearch
+        assert every and found and set(found) <= set(every)
+        page = s.get(f"{base}/cases/{found[0]}/")
+        assert page.status_code == 200 and "幼小衔接" in page.text
+        r = post(s, base, f"/cases/{found[0]}/propose/", {"decision": "confirmed", "reason": "核实"})
+        assert r.status_code in (200, 302), r.text[-500:]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        from search.elastic import ElasticBackend
+
+        es = ElasticBackend("http://127.0.0.1:9200", alias=alias)
+        for name in es.es.indices.get(index=f"{alias}-v*", ignore_unavailable=True, allow_no_indices=True):
+            es.es.indices.delete(index=name)
+        es.close()
+    from store import Store
+
+    with Store(location, read_only=True) as st:   # the decision is in the PostgreSQL store
+        assert st.case(found[0], detail=False)["proposed_status"] == "confirmed"
+        assert [(r["actor"], r["action"]) for r in st.case_reviews(found[0])] == [("pgsup", "propose")]

@@ -57,7 +57,7 @@ def store() -> Store:
     """One store connection per server thread."""
     s = getattr(_local, "store", None)
     if s is None:
-        s = _local.store = Store(settings.STORE_DIR)
+        s = _local.store = Store(settings.STORE_LOCATION)
     return s
 
 

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from store.backends import is_database_url
+
 ROLE_CHOICES = ("investigator", "supervisor", "admin")  # webapp.models.ROLES
 
 
@@ -55,11 +57,11 @@ def setup(store: str, *, es: str | None = None, es_index: str | None = None, pla
           migrate: bool = True) -> None:
     """Configure Django for this store and bring its tables up to date."""
     from jianfu.cli import CommandError
+    from store.backends import store_exists
 
-    path = Path(store)
-    if not (path / "jianfu.sqlite3").is_file():
+    if not store_exists(store):
         raise CommandError(f"no jianfu store at {store} (run `jianfu scan ... --store {store}` first)")
-    os.environ["JIANFU_STORE"] = str(path.resolve())
+    os.environ["JIANFU_STORE"] = store if is_database_url(store) else str(Path(store).resolve())
     for key, value in (("JIANFU_ES_URL", es), ("JIANFU_ES_INDEX", es_index),
                        ("JIANFU_PLAN", str(Path(plan).resolve()) if plan else None)):
         if value:
@@ -81,7 +83,22 @@ def run_serve(args: argparse.Namespace) -> int:
     if "JIANFU_WEB_HOSTS" not in os.environ:
         wildcard = args.host in ("0.0.0.0", "::", "")
         os.environ["JIANFU_WEB_HOSTS"] = "*" if wildcard else f"localhost,127.0.0.1,[::1],{args.host}"
-    setup(args.store, es=args.es, es_index=args.es_index, plan=args.plan)
+    es, es_index = args.es or os.environ.get("JIANFU_ES_URL"), args.es_index
+    if not es and is_database_url(args.store):  # a PostgreSQL store has no embedded search index
+        from jianfu.cli import CommandError
+        from search.indexer import configured_es
+        from store import Store, StoreError
+
+        try:
+            with Store(args.store, read_only=True) as st:
+                es, recorded_index = configured_es(st)
+        except StoreError as e:
+            raise CommandError(str(e)) from None
+        es_index = es_index or recorded_index
+        if not es:
+            raise CommandError("a PostgreSQL store is searched in Elasticsearch: none is configured "
+                               "(jianfu serve --es URL, jianfu index --es URL, or JIANFU_ES_URL)")
+    setup(args.store, es=es, es_index=es_index, plan=args.plan)
     from waitress import serve
 
     from webapp.wsgi import application

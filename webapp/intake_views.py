@@ -53,7 +53,7 @@ def _check(request: HttpRequest, *, institution: str, district: str, source: str
     results: list[dict[str, Any]] = []
     uploads = request.FILES.getlist("files")[:MAX_FILES]
     if uploads:
-        with Store(settings.STORE_DIR) as store, Checker(store, institution=institution or None,
+        with Store(settings.STORE_LOCATION) as store, Checker(store, institution=institution or None,
                                                          district=district or None, source=source,
                                                          tip_id=tip_id) as checker:
             for f in uploads:
@@ -68,7 +68,7 @@ def _check(request: HttpRequest, *, institution: str, district: str, source: str
                 results.append(checker.check_file(f.read(), name).to_dict())
     links = _links(request)
     if links:
-        args = [sys.executable, "-m", "jianfu", "check", *links, "--store", str(settings.STORE_DIR),
+        args = [sys.executable, "-m", "jianfu", "check", *links, "--store", settings.STORE_LOCATION,
                 "--format", "json", "--source", source]
         for flag, value in (("--institution", institution), ("--district", district), ("--tip", tip_id)):
             if value:

@@ -1,6 +1,7 @@
 """Django settings, read from the environment that ``jianfu serve`` / ``jianfu users`` set up:
 
-- ``JIANFU_STORE``: the store directory (required);
+- ``JIANFU_STORE``: the store directory, or a PostgreSQL store URL with ``?files=DIR`` (required;
+  the app's files — its SQLite database, secret, plan — then go in that shared file directory);
 - ``JIANFU_WEB_DB``: a database URL for the app's own tables (``postgresql://…``); default the
   SQLite file ``<store>/webapp.sqlite3``;
 - ``JIANFU_ES_URL`` / ``JIANFU_ES_INDEX``: search Elasticsearch instead of the store's FTS5 index;
@@ -20,8 +21,11 @@ from pathlib import Path
 
 import dj_database_url
 
+from store.backends import split_location
+
 BASE_DIR = Path(__file__).resolve().parent
-STORE_DIR = Path(os.environ.get("JIANFU_STORE", ".")).resolve()
+STORE_LOCATION = os.environ.get("JIANFU_STORE", ".")       # what Store() opens
+STORE_DIR = split_location(STORE_LOCATION)[1].resolve()    # the store's files
 ES_URL = os.environ.get("JIANFU_ES_URL") or None
 ES_INDEX = os.environ.get("JIANFU_ES_INDEX") or None
 PLAN_FILE = Path(os.environ.get("JIANFU_PLAN") or STORE_DIR / "plans.toml")
