@@ -582,6 +582,8 @@ def test_admin_changes_a_role_on_the_admin_pages(server, browser, web_store):
                       " ORDER BY seq DESC LIMIT 3").fetchall()
     db.close()
     assert any(actor == "admin" and "supervisor" in detail for actor, detail in rows)
+
+
 def test_app_over_a_postgresql_store(postgres_url, demo_sites, tmp_path):
     """The whole store in PostgreSQL (docs/scale-out.md): a scan, its Elasticsearch index, then the
     web app lists, searches, opens and reviews its cases there."""
