@@ -121,10 +121,12 @@ url = "{hook_url}"
 
         # 3: a finding disappears (and the investigator dismissed it); a new one appears elsewhere
         text_findings = [f for f in findings() if f["source"] == "text"]
-        gone = next(f for f in text_findings if f["url"].endswith("/courses.html"))
-        assert main(["review", gone["id"], "--store", str(plan.store), "--status", "dismissed"]) == 0
         courses = sites_dir / "qiming" / "courses.html"
         original = courses.read_text()
+        # a finding whose words stand in the file as they are (not split by markup), so removing
+        # them from the file removes them from the page
+        gone = next(f for f in text_findings if f["url"].endswith("/courses.html") and f["text"] in original)
+        assert main(["review", gone["id"], "--store", str(plan.store), "--status", "dismissed"]) == 0
         courses.write_text(original.replace(gone["text"], ""))
         teachers = sites_dir / "qiming" / "teachers.html"
         teachers.write_text(teachers.read_text().replace("</body>", f"<p>{gone['context']}</p></body>"))
