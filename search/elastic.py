@@ -22,6 +22,7 @@ analysis-common), a ``.words`` sub-field uses it and adds relevance, never chang
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -503,8 +504,9 @@ class ElasticBackend:
         cursor = encode_cursor(query.sort, raw_hits[-1]["sort"]) if query.size and len(raw_hits) == query.size else None
         return SearchResult(body["hits"]["total"]["value"], hits, facets, cursor, (time.perf_counter() - t0) * 1000)
 
-    def export(self, query: SearchQuery, page: int = 2000) -> Iterator[dict[str, Any]]:
-        """Every match, streamed through a point in time with search_after (no 10,000 cap)."""
+    def _pit_hits(self, query: SearchQuery, sizes: Iterator[int], **request: Any) -> Iterator[dict[str, Any]]:
+        """Every hit of ``query`` in pages of the sizes ``sizes`` yields, through one point in time
+        with search_after (no 10,000 cap); ``request`` adds to each search (sort, source, …)."""
         parsed = query.validate()
         target = self._read_target()
         q = self.build_query(query, parsed)
@@ -514,18 +516,16 @@ class ElasticBackend:
             raise SearchError(f"cannot open a point in time: {self._reason(e)}") from None
         try:
             after = None
-            while True:
-                kw: dict[str, Any] = {"pit": {"id": pit, "keep_alive": "2m"}, "query": q, "size": page,
-                                      "sort": _SORTS[query.sort], "source_excludes": ["page_text"],
-                                      "track_total_hits": False}
+            for size in sizes:
+                kw: dict[str, Any] = {"pit": {"id": pit, "keep_alive": "2m"}, "query": q, "size": size,
+                                      "track_total_hits": False, **request}
                 if after is not None:
                     kw["search_after"] = after
                 body = self._search(**kw)
                 pit = body.get("pit_id", pit)
                 hits = body["hits"]["hits"]
-                for h in hits:
-                    yield result_doc(h["_source"])
-                if len(hits) < page:
+                yield from hits
+                if len(hits) < size:
                     return
                 after = hits[-1]["sort"]
         finally:
@@ -534,37 +534,19 @@ class ElasticBackend:
             except Exception:
                 pass
 
+    def export(self, query: SearchQuery, page: int = 2000) -> Iterator[dict[str, Any]]:
+        """Every match, streamed through a point in time with search_after (no 10,000 cap)."""
+        for h in self._pit_hits(query, itertools.repeat(page), sort=_SORTS[query.sort],
+                                source_excludes=["page_text"]):
+            yield result_doc(h["_source"])
+
     def ids(self, query: SearchQuery, limit: int | None = None, page: int = 10_000) -> list[str]:
         """Every matching id (no source, index order), through a point in time with search_after."""
-        parsed = query.validate()
-        target = self._read_target()
-        q = self.build_query(query, parsed)
-        try:
-            pit = self._call(self.es.open_point_in_time, index=target, keep_alive="1m")["id"]
-        except ApiError as e:
-            raise SearchError(f"cannot open a point in time: {self._reason(e)}") from None
-        out: list[str] = []
-        try:
-            after = None
-            while limit is None or len(out) < limit:
-                size = page if limit is None else min(page, limit - len(out))
-                kw: dict[str, Any] = {"pit": {"id": pit, "keep_alive": "1m"}, "query": q, "size": size,
-                                      "sort": ["_shard_doc"], "source": False, "track_total_hits": False}
-                if after is not None:
-                    kw["search_after"] = after
-                body = self._search(**kw)
-                pit = body.get("pit_id", pit)
-                hits = body["hits"]["hits"]
-                out += [h["_id"] for h in hits]
-                if len(hits) < size:
-                    break
-                after = hits[-1]["sort"]
-        finally:
-            try:
-                self.es.close_point_in_time(id=pit)
-            except Exception:
-                pass
-        return out
+        if limit is None:
+            sizes: Iterator[int] = itertools.repeat(page)
+        else:
+            sizes = (min(page, limit - done) for done in range(0, limit, page))
+        return [h["_id"] for h in self._pit_hits(query, sizes, sort=["_shard_doc"], source=False)]
 
     def close(self) -> None:
         self.es.close()
