@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.bench_ocr import edit_distance
+
 ROOT = Path(__file__).resolve().parent.parent
 
 _TIMED = r"""
@@ -62,16 +64,6 @@ def timed(mode: str, path: Path, store: Path) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{mode}: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def _squash(text: str) -> str:
