@@ -30,7 +30,7 @@ def test_scan_indexes_as_it_goes_and_survives_an_outage(demo_sites, tmp_path, es
     store_dir = tmp_path / "store"
     scan = subprocess.Popen(
         [sys.executable, "-m", "jianfu", "scan", demo_sites.urls["generated"], "--store", str(store_dir),
-         "--depth", "50", "--max-pages", "500", "--concurrency", "2", "--quiet", "--json"],
+         "--depth", "50", "--max-pages", "500", "--concurrency", "1", "--quiet", "--json"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     be = ElasticBackend(es_url, alias=alias, timeout=10)
     try:
