@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from detectors.model import Finding
-from detectors.normalize import char_fold
+from detectors.normalize import char_fold, fold_codes
 
 LIBRARY_DIR = Path(__file__).with_name("precedents")
 NGRAMS = (2, 3)
@@ -214,15 +214,57 @@ class Matcher:
         self.wordy = np.array([len(matching_key(p.text)) >= MIN_CASE_CHARS for p in self.precedents], dtype=bool)
         self.by_gram = np.ascontiguousarray(self.matrix.T)  # gram × precedent: a query gathers rows
         self.gram_info = {t: (j, float(self.idf[j])) for t, j in self.vocab.items()}
-        # for candidate_windows: grams as integers, sorted, with their idf and their largest weight
-        # in any precedent (a bound on what they can add to a similarity)
+        # for candidate_windows: per gram (vocabulary index) its idf and its largest weight in a
+        # precedent a suspect can match; the postings of those precedents (gram → rows, weights);
+        # and the grams as integers in an open-addressing hash table, looked up all at once
         suspects = self.matrix[self.violation & self.wordy]  # the only precedents a suspect can match
-        top = suspects.max(axis=0) if len(suspects) else np.zeros(len(self.vocab), dtype=np.float32)
-        codes = {_gram_code(t): (float(self.idf[j]), float(top[j])) for t, j in self.vocab.items()}
-        self.gram_codes = np.array(sorted(codes), dtype=np.int64)
-        self.gram_idf = np.array([codes[c][0] for c in self.gram_codes.tolist()], dtype=np.float64)
-        self.gram_top = np.array([codes[c][1] for c in self.gram_codes.tolist()], dtype=np.float64)
+        self.gram_idf = self.idf.astype(np.float64)
+        top = (suspects.max(axis=0) if len(suspects) else np.zeros(len(self.vocab))).astype(np.float64)
+        # indexed by vocabulary index, the last entry for index -1 (a gram no precedent has)
+        self.pad_idf2 = np.append(self.gram_idf ** 2, self.unseen_idf ** 2)
+        self.pad_reach = np.append(self.gram_idf * top, 0.0)
+        gram, row = np.nonzero(suspects.T)
+        self.post_rows = len(suspects)
+        self.post_prec = row.astype(np.int64)
+        self.post_w = suspects[row, gram].astype(np.float64)
+        self.post_ptr = np.searchsorted(gram, np.arange(len(self.vocab) + 1)).astype(np.int64)
+        self._table_bits = max(4, (8 * len(self.vocab)).bit_length())
+        size = 1 << self._table_bits
+        self._table_code = np.full(size, -1, dtype=np.int64)
+        self._table_index = np.full(size, -1, dtype=np.int64)
+        self._probes = 0
+        codes = np.array([_gram_code(t) for t in self.vocab], dtype=np.int64)
+        for j, (c, h) in enumerate(zip(codes.tolist(), self._slots(codes).tolist(), strict=True)):
+            k = 0
+            while self._table_code[(h + k) & (size - 1)] != -1:
+                k += 1
+            self._table_code[(h + k) & (size - 1)] = c
+            self._table_index[(h + k) & (size - 1)] = j
+            self._probes = max(self._probes, k)
         self._masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _slots(self, codes: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return (codes.view(np.uint64) * _MIX >> np.uint64(64 - self._table_bits)).view(np.int64)
+
+    def lookup(self, codes: np.ndarray) -> np.ndarray:
+        """The vocabulary index of each gram code (:func:`_gram_code`), -1 for a gram no precedent has."""
+        mask = len(self._table_code) - 1
+        slot = self._slots(codes)
+        found = self._table_code[slot]
+        hit = found == codes
+        out = self._table_index[slot]
+        out[~hit] = -1
+        todo = np.flatnonzero((found != -1) & ~hit)  # an occupied slot of another gram: probe on
+        for k in range(1, self._probes + 1):
+            if not len(todo):
+                break
+            at = (slot[todo] + k) & mask
+            found = self._table_code[at]
+            hit = found == codes[todo]
+            out[todo[hit]] = self._table_index[at[hit]]
+            todo = todo[(found != -1) & ~hit]
+        return out
 
     def similarities(self, text: str, *, folded: bool = False) -> np.ndarray:
         """Cosine similarity of ``text`` to each precedent (0 for an empty text)."""
@@ -291,6 +333,41 @@ class Matcher:
 
 _SENTENCE_ENDS = np.array(sorted(map(ord, "。！？!?；;\n")), dtype=np.uint32)
 _CLAUSE_ENDS = np.array(sorted(map(ord, "。！？!?；;\n，,、：:")), dtype=np.uint32)
+_SENTENCE_RE = re.compile(r"[^。！？!?；;\n]+")
+_CLAUSE_RE = re.compile(r"[^。！？!?；;\n，,、：:]+")
+_SLACK = 1e-4  # the bounds are computed in float64, the exact similarity in float32: never gate on a hair
+
+
+def text_pieces(folded: str) -> list[tuple[int, str]]:
+    """``folded`` as (offset, piece) pieces of at most ``CHUNK_CHARS`` characters, cut at a line or
+    sentence end when the piece has one (bounded memory); windows never cross a cut."""
+    out = []
+    at = 0
+    while len(folded) - at > CHUNK_CHARS:
+        cut = max(folded.rfind(c, at, at + CHUNK_CHARS) for c in "\n。！？!?；;") + 1
+        if cut <= at:
+            cut = at + CHUNK_CHARS
+        out.append((at, folded[at:cut]))
+        at = cut
+    out.append((at, folded[at:]))
+    return out
+
+
+def all_windows(folded: str) -> list[tuple[int, int]]:
+    """Every span of ``folded`` the matcher compares, by the definition and without any shortcut:
+    in each piece (:func:`text_pieces`), the sentences, and the clauses of the sentences longer
+    than ``MAX_WINDOW`` characters, that have at least ``MIN_CHARS`` letters. The reference the
+    vectorised :func:`candidate_windows` is tested against."""
+    out = set()
+    for at, piece in text_pieces(folded):
+        for m in _SENTENCE_RE.finditer(piece):
+            if len(_key(m.group())) >= MIN_CHARS:
+                out.add((at + m.start(), at + m.end()))
+            if m.end() - m.start() > MAX_WINDOW:
+                for c in _CLAUSE_RE.finditer(piece, m.start(), m.end()):
+                    if c.end() - c.start() < m.end() - m.start() and len(_key(c.group())) >= MIN_CHARS:
+                        out.add((at + c.start(), at + c.end()))
+    return sorted(out)
 
 
 def _segments(codes: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -303,91 +380,143 @@ def _segments(codes: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return seg, starts, stops
 
 
-def candidate_windows(matcher: Matcher, folded: str, at_least: float) -> list[tuple[int, int]]:
-    """The spans of ``folded`` (a folded text) worth comparing with the precedents: sentences, and
-    the clauses of sentences longer than ``MAX_WINDOW``, with at least ``MIN_CHARS`` letters, that
-    could reach ``at_least`` similarity with some violation precedent a suspect may match (a bound on the dot product: each
-    shared gram's weight times its largest weight in any precedent), computed for the whole text
-    at once with numpy. The exact similarity is left to the caller."""
+def candidate_windows(matcher: Matcher, folded: str, at_least: float,
+                      codes: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """The windows of :func:`all_windows` that could reach ``at_least`` similarity with some
+    violation precedent a suspect may match, computed for the whole text at once with numpy (an
+    upper bound on each similarity, see :func:`_reach`): a window left out cannot be suspected.
+    The exact similarity is left to the caller. ``codes``: the code points of ``folded`` if the
+    caller has them."""
     if not folded or not matcher.precedents:
         return []
-    if len(folded) > CHUNK_CHARS:  # bounded memory: long texts in pieces cut at a line or sentence end
-        cut = max(folded.rfind(c, 0, CHUNK_CHARS) for c in "\n。！？!?；;") + 1 or CHUNK_CHARS
-        rest = candidate_windows(matcher, folded[cut:], at_least)
-        return candidate_windows(matcher, folded[:cut], at_least) + [(s + cut, e + cut) for s, e in rest]
-    codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if codes is None:
+        codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    out: list[tuple[int, int]] = []
+    for at, piece in text_pieces(folded):
+        out.extend((s + at, e + at) for s, e in _piece_windows(matcher, codes[at : at + len(piece)], at_least))
+    return sorted(out)
+
+
+def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list[tuple[int, int]]:
+    """:func:`candidate_windows` for one piece (``codes``: its code points)."""
     digit = (codes >= 0x30) & (codes <= 0x39)
     word = digit | ((codes >= 0x61) & (codes <= 0x7A)) | ((codes >= 0x3400) & (codes <= 0x4DBF)) \
         | ((codes >= 0x4E00) & (codes <= 0x9FFF))
     prev_digit = np.concatenate(([False], digit[:-1]))
     keep = np.flatnonzero(word & ~(digit & prev_digit))  # a run of digits is one "0"
+    if len(keep) < MIN_CHARS:
+        return []
     key = codes[keep].astype(np.int64)
     key[digit[keep]] = 0x30
-    out: list[tuple[int, int]] = []
+    grams = _grams_of(matcher, key)
+    out: set[tuple[int, int]] = set()
     sent_seg, sent_starts, sent_stops = _segments(codes, _SENTENCE_ENDS)
     sent_len = sent_stops - sent_starts
-    for ends, long_only in ((_SENTENCE_ENDS, False), (_CLAUSE_ENDS, True)):
-        if long_only:  # clauses, only inside the sentences longer than MAX_WINDOW
-            inside = sent_len[sent_seg[keep]] > MAX_WINDOW
-            if not inside.any():
+    for ends in (_SENTENCE_ENDS, _CLAUSE_ENDS):
+        if ends is _SENTENCE_ENDS:
+            seg, starts, stops = sent_seg, sent_starts, sent_stops
+        else:  # clauses, only inside the sentences longer than MAX_WINDOW
+            if not (sent_len > MAX_WINDOW).any():
                 break
             seg, starts, stops = _segments(codes, ends)
-            kseg, kkey = seg[keep[inside]], key[inside]
-        else:
-            seg, starts, stops = sent_seg, sent_starts, sent_stops
-            kseg, kkey = seg[keep], key
-        letters, norm2, reach = _bounds(matcher, kseg, kkey, len(starts))
-        ok = (letters >= MIN_CHARS) & (norm2 > 0) & (reach >= at_least * np.sqrt(norm2))
-        if long_only:
+        kseg = seg[keep]
+        letters = np.bincount(kseg, minlength=len(starts))
+        ok = letters >= MIN_CHARS
+        if ends is _CLAUSE_ENDS:
             own = sent_seg[np.minimum(starts, len(codes) - 1)]
             ok &= (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
-        out.extend(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
-    return sorted(set(out))
+        if ok.any():
+            ok &= _reach(matcher, grams, kseg, letters, at_least, ok)
+        out.update(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
+    return sorted(out)
 
 
-_MIX = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15 as a signed 64-bit number
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
-def _bounds(matcher: Matcher, kseg: np.ndarray, key: np.ndarray, nseg: int
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per segment: its letters, its query norm², and a bound on its dot product with any
-    suspect-able precedent (each shared gram's weight × its largest weight in one)."""
-    letters = np.bincount(kseg, minlength=nseg)
-    grams_s, grams_c = [], []
+def _grams_of(matcher: Matcher, key: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per gram length n: (n, the code of the gram starting at each letter of ``key``, its
+    vocabulary index or -1)."""
+    out = []
     for n in NGRAMS:
-        if len(key) < n:
+        k = len(key) - n + 1
+        if k <= 0:
             continue
-        m = len(key) - n + 1
-        code = np.zeros(m, dtype=np.int64)
-        for k in range(n):
-            code = (code << 21) | key[k : k + m]
-        same = kseg[:m] == kseg[n - 1 :]
-        grams_s.append(kseg[:m][same])
-        grams_c.append(code[same])
-    if not grams_s:
-        zero = np.zeros(nseg)
-        return letters, zero, zero
-    gs = np.concatenate(grams_s)
-    gc = np.concatenate(grams_c)
-    # the same gram twice in one segment counts once with tf 1 + log(count): one sort on a hash of
-    # (segment, gram), then runs of equal pairs (a hash collision could only split a run, which
-    # raises the bound: still safe)
+        code = key[:k] << 21 | key[1 : k + 1]
+        if n == 3:
+            code = code << 21 | key[2 : k + 2]
+        out.append((n, code, matcher.lookup(code)))
+    return out
+
+
+def _reach(matcher: Matcher, grams: list[tuple[int, np.ndarray, np.ndarray]], kseg: np.ndarray,
+           letters: np.ndarray, at_least: float, wanted: np.ndarray) -> np.ndarray:
+    """Per segment (``kseg``: the segment of each letter; ``grams``: :func:`_grams_of` the letters),
+    whether its similarity to some suspect-able precedent (violation, at least ``MIN_CASE_CHARS``
+    letters) may reach ``at_least``; only the ``wanted`` segments are looked at.
+
+    The exact similarity is Σ_g (1 + ln c_g)·idf_g·p_g / |q| over the distinct grams g of the
+    segment (c_g: how often; p: the precedent's unit vector), with |q|² = Σ_g (1 + ln c_g)²·idf_g².
+    Upper bounds, in two stages, none of which sorts:
+
+    1. dot product ≤ Σ over every occurrence of idf_g·top_g (``c ≥ 1 + ln c``; top_g: the gram's
+       largest weight in a suspect-able precedent), and |q|² ≥ r·Σ over every occurrence of idf_g²,
+       r = min over c ≤ C of (1 + ln c)²/c, C = the segment's letters − 1 (no gram occurs more
+       often), r = 1 up to C = 12;
+    2. for the segments left: dot product ≤ Σ over every occurrence of idf_g·p_g, per precedent
+       through its postings, and |q|² ≥ Σ of idf_g² over distinct (segment, gram) pairs, one
+       occurrence per occupied slot of a hash table (two pairs sharing a slot count once: lower,
+       still a bound)."""
+    m = matcher
+    nseg = len(letters)
+    norm2 = np.zeros(nseg)
+    reach = np.zeros(nseg)
+    for n, _, j in grams:
+        gs = kseg[: len(j)]
+        cross = np.flatnonzero(gs != kseg[n - 1 :])  # a gram across two segments is in neither
+        norm2 += np.bincount(gs, m.pad_idf2[j], minlength=nseg) - np.bincount(gs[cross], m.pad_idf2[j[cross]],
+                                                                               minlength=nseg)
+        reach += np.bincount(gs, m.pad_reach[j], minlength=nseg) - np.bincount(gs[cross], m.pad_reach[j[cross]],
+                                                                                minlength=nseg)
+    most = np.maximum(letters - 1, 1).astype(np.float64)
+    norm = np.sqrt(np.minimum(1.0, (1 + np.log(most)) ** 2 / most) * norm2)
+    ok = wanted & (reach >= (at_least - _SLACK) * norm) & (norm > 0)
+    if not ok.any():
+        return ok
+    # stage 2, on the occurrences in the segments left
+    parts = []
+    for n, code, j in grams:
+        gs = kseg[: len(j)]
+        sel = np.flatnonzero(ok[gs] & (gs == kseg[n - 1 :]))
+        parts.append((gs[sel], code[sel], j[sel]))
+    gs = np.concatenate([p[0] for p in parts])
+    gc = np.concatenate([p[1] for p in parts])
+    j = np.concatenate([p[2] for p in parts])
+    bits = max(4, (4 * len(gs)).bit_length())
     with np.errstate(over="ignore"):
-        order = np.argsort(gc ^ (gs.astype(np.int64) * _MIX), kind="stable")
-    gs, gc = gs[order], gc[order]
-    first = np.ones(len(gs), dtype=bool)
-    first[1:] = (gs[1:] != gs[:-1]) | (gc[1:] != gc[:-1])
-    run = np.flatnonzero(first)
-    count = np.diff(np.append(run, len(gs)))
-    us, uc = gs[run], gc[run]
-    at = np.searchsorted(matcher.gram_codes, uc)
-    at[at >= len(matcher.gram_codes)] = 0
-    known = matcher.gram_codes[at] == uc
-    idf = np.where(known, matcher.gram_idf[at], matcher.unseen_idf)
-    w = (1 + np.log(count)) * idf
-    norm2 = np.bincount(us, w * w, minlength=nseg)
-    reach = np.bincount(us[known], w[known] * matcher.gram_top[at[known]], minlength=nseg)
-    return letters, norm2, reach
+        slot = ((gc.view(np.uint64) * _MIX + gs.view(np.uint64)) * _MIX2 >> np.uint64(64 - bits)).view(np.int64)
+    table = np.empty(1 << bits, dtype=np.int64)
+    ids = np.arange(len(gs))
+    table[slot] = ids
+    first = table[slot] == ids
+    norm = np.sqrt(np.bincount(gs[first], m.pad_idf2[j[first]], minlength=nseg))
+    known = np.flatnonzero(j >= 0)
+    ks, jk = gs[known], j[known]
+    lo = m.post_ptr[jk]
+    cnt = m.post_ptr[jk + 1] - lo
+    total = int(cnt.sum())
+    if not total:
+        return np.zeros(nseg, dtype=bool)
+    occ = np.repeat(np.arange(len(jk)), cnt)
+    at = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+    rows = np.flatnonzero(ok)
+    local = np.cumsum(ok) - 1
+    npre = m.post_rows
+    dot = np.bincount(local[ks[occ]] * npre + m.post_prec[at], m.gram_idf[jk[occ]] * m.post_w[at],
+                      minlength=len(rows) * npre).reshape(len(rows), npre)
+    ok[rows] = (dot.max(axis=1) >= (at_least - _SLACK) * norm[rows]) & (norm[rows] > 0)
+    return ok
 
 
 def _trim(line: str, s: int, e: int) -> tuple[int, int]:
@@ -435,9 +564,9 @@ class PrecedentDetector:
         covered = np.zeros(len(text) + 1, dtype=bool)  # characters a rule finding holds
         for f in found:
             covered[f.start : max(f.end, f.start + 1)] = True
-        folded = char_fold(text)
+        folded, codes = fold_codes(text)
         best: dict[tuple[int, int], Match] = {}  # per sentence, its best window
-        for s, e in candidate_windows(self.matcher, folded, self.suspect_at):
+        for s, e in candidate_windows(self.matcher, folded, self.suspect_at, codes):
             if covered[s:e].any():
                 continue
             match = self.suspect(folded[s:e], folded=True)
