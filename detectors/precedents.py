@@ -212,6 +212,7 @@ class Matcher:
                 self.matrix[row] /= norm
         self.violation = np.array([p.violation for p in self.precedents], dtype=bool)
         self.wordy = np.array([len(matching_key(p.text)) >= MIN_CASE_CHARS for p in self.precedents], dtype=bool)
+        self.decided = np.array([bool(p.authority) for p in self.precedents], dtype=bool)  # an authority decided it
         self.by_gram = np.ascontiguousarray(self.matrix.T)  # gram × precedent: a query gathers rows
         self.gram_info = {t: (j, float(self.idf[j])) for t, j in self.vocab.items()}
         # for candidate_windows: per gram (vocabulary index) its idf and its largest weight in a
@@ -307,13 +308,20 @@ class Matcher:
                 np.array([category in p.categories for p in self.precedents], dtype=bool))
         return got
 
+    def allowed(self, exclude: Callable[[Precedent], bool]) -> np.ndarray:
+        """The mask of the precedents ``exclude`` does not exclude."""
+        return np.array([not exclude(p) for p in self.precedents], dtype=bool)
+
     def nearest(self, text: str, *, violation: bool | None = True, category: str | None = None,
                 exclude: Callable[[Precedent], bool] | None = None) -> Match | None:
         sims = self.similarities(text)
         return self._best(sims, violation=violation, category=category, exclude=exclude)
 
     def _best(self, sims: np.ndarray, *, violation: bool | None, category: str | None,
-              exclude: Callable[[Precedent], bool] | None, wordy: bool = False) -> Match | None:
+              exclude: Callable[[Precedent], bool] | None, wordy: bool = False,
+              allowed: np.ndarray | None = None) -> Match | None:
+        """The precedent of the kind asked for closest by ``sims``; ``allowed``: a mask of the
+        precedents it may be (as :meth:`allowed` of an ``exclude``)."""
         if not len(sims):
             return None
         mask = self.wordy.copy() if wordy else np.ones(len(sims), dtype=bool)
@@ -323,7 +331,9 @@ class Matcher:
             main, anywhere = self._category_masks(category)
             mask &= main if (mask & main).any() else anywhere
         if exclude is not None:
-            mask &= np.array([not exclude(p) for p in self.precedents], dtype=bool)
+            mask &= self.allowed(exclude)
+        if allowed is not None:
+            mask &= allowed
         if not mask.any():
             return None
         masked = np.where(mask, sims, -1.0)
@@ -372,7 +382,7 @@ def all_windows(folded: str) -> list[tuple[int, int]]:
 
 def _segments(codes: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split at the characters ``ends``: (segment id of each character, segment starts, ends)."""
-    is_end = np.isin(codes, ends)
+    is_end = np.isin(codes, ends, kind="table")
     seg = np.cumsum(is_end) - is_end  # an end character belongs to the segment it ends
     cut = np.flatnonzero(is_end)
     starts = np.concatenate(([0], cut + 1))
@@ -412,21 +422,28 @@ def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list
     out: set[tuple[int, int]] = set()
     sent_seg, sent_starts, sent_stops = _segments(codes, _SENTENCE_ENDS)
     sent_len = sent_stops - sent_starts
-    for ends in (_SENTENCE_ENDS, _CLAUSE_ENDS):
-        if ends is _SENTENCE_ENDS:
-            seg, starts, stops = sent_seg, sent_starts, sent_stops
-        else:  # clauses, only inside the sentences longer than MAX_WINDOW
-            if not (sent_len > MAX_WINDOW).any():
-                break
-            seg, starts, stops = _segments(codes, ends)
+    kseg = sent_seg[keep]
+    letters = np.bincount(kseg, minlength=len(sent_starts))
+    ok = letters >= MIN_CHARS
+    if ok.any():
+        ok &= _reach(matcher, [(n, kseg[: len(j)], kseg[n - 1 :], code, j) for n, code, j in grams], letters,
+                     at_least, ok)
+    out.update(zip(sent_starts[ok].tolist(), sent_stops[ok].tolist(), strict=True))
+    # clauses, only inside the sentences longer than MAX_WINDOW: their grams are grams of the
+    # sentence's letters, so the sentences' gram arrays are only narrowed to them
+    inside = sent_len[kseg] > MAX_WINDOW
+    if inside.any():
+        seg, starts, stops = _segments(codes, _CLAUSE_ENDS)
         kseg = seg[keep]
-        letters = np.bincount(kseg, minlength=len(starts))
-        ok = letters >= MIN_CHARS
-        if ends is _CLAUSE_ENDS:
-            own = sent_seg[np.minimum(starts, len(codes) - 1)]
-            ok &= (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
+        letters = np.bincount(kseg[inside], minlength=len(starts))
+        own = sent_seg[np.minimum(starts, len(codes) - 1)]
+        ok = (letters >= MIN_CHARS) & (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
         if ok.any():
-            ok &= _reach(matcher, grams, kseg, letters, at_least, ok)
+            narrowed = []
+            for n, code, j in grams:
+                at = np.flatnonzero(inside[: len(j)])
+                narrowed.append((n, kseg[at], kseg[at + n - 1], code[at], j[at]))
+            ok &= _reach(matcher, narrowed, letters, at_least, ok)
         out.update(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
     return sorted(out)
 
@@ -450,11 +467,13 @@ def _grams_of(matcher: Matcher, key: np.ndarray) -> list[tuple[int, np.ndarray, 
     return out
 
 
-def _reach(matcher: Matcher, grams: list[tuple[int, np.ndarray, np.ndarray]], kseg: np.ndarray,
+def _reach(matcher: Matcher, grams: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
            letters: np.ndarray, at_least: float, wanted: np.ndarray) -> np.ndarray:
-    """Per segment (``kseg``: the segment of each letter; ``grams``: :func:`_grams_of` the letters),
-    whether its similarity to some suspect-able precedent (violation, at least ``MIN_CASE_CHARS``
-    letters) may reach ``at_least``; only the ``wanted`` segments are looked at.
+    """Per segment, whether its similarity to some suspect-able precedent (violation, at least
+    ``MIN_CASE_CHARS`` letters) may reach ``at_least``; only the ``wanted`` segments are looked at.
+    ``grams``: per gram length n, for each gram: the segment of its first and of its last letter
+    (a gram across two segments is in neither), its code and its vocabulary index (-1: unseen);
+    ``letters``: each segment's number of letters.
 
     The exact similarity is Σ_g (1 + ln c_g)·idf_g·p_g / |q| over the distinct grams g of the
     segment (c_g: how often; p: the precedent's unit vector), with |q|² = Σ_g (1 + ln c_g)²·idf_g².
@@ -472,9 +491,8 @@ def _reach(matcher: Matcher, grams: list[tuple[int, np.ndarray, np.ndarray]], ks
     nseg = len(letters)
     norm2 = np.zeros(nseg)
     reach = np.zeros(nseg)
-    for n, _, j in grams:
-        gs = kseg[: len(j)]
-        cross = np.flatnonzero(gs != kseg[n - 1 :])  # a gram across two segments is in neither
+    for _, gs, ge, _, j in grams:
+        cross = np.flatnonzero(gs != ge)
         norm2 += np.bincount(gs, m.pad_idf2[j], minlength=nseg) - np.bincount(gs[cross], m.pad_idf2[j[cross]],
                                                                                minlength=nseg)
         reach += np.bincount(gs, m.pad_reach[j], minlength=nseg) - np.bincount(gs[cross], m.pad_reach[j[cross]],
@@ -486,9 +504,8 @@ def _reach(matcher: Matcher, grams: list[tuple[int, np.ndarray, np.ndarray]], ks
         return ok
     # stage 2, on the occurrences in the segments left
     parts = []
-    for n, code, j in grams:
-        gs = kseg[: len(j)]
-        sel = np.flatnonzero(ok[gs] & (gs == kseg[n - 1 :]))
+    for _, gs, ge, code, j in grams:
+        sel = np.flatnonzero(ok[gs] & (gs == ge))
         parts.append((gs[sel], code[sel], j[sel]))
     gs = np.concatenate([p[0] for p in parts])
     gc = np.concatenate([p[1] for p in parts])
@@ -540,6 +557,9 @@ class PrecedentDetector:
         self.suspect_at = suspect_at
         self.margin = margin
         self.exclude = exclude
+        self._allowed: tuple[Callable[[Precedent], bool] | None, np.ndarray | None] = (None, None)
+        self._citations: dict[tuple[str, str], str | None] = {}  # (sentence, category) → citation
+        self._texts: dict[tuple[Precedent, str], str] = {}  # (case, similarity as worded) → its citation
         self._basis: dict[str, str] = {}
         for rule in getattr(detector, "rules", ()):
             self._basis.setdefault(rule.category, str(rule.basis))
@@ -583,35 +603,68 @@ class PrecedentDetector:
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return out
 
+    def _allowed_mask(self) -> np.ndarray | None:
+        """The precedents ``self.exclude`` leaves (None: all), computed once per ``exclude``."""
+        if self.exclude is None:
+            return None
+        if self._allowed[0] is not self.exclude:
+            self._allowed = (self.exclude, self.matcher.allowed(self.exclude))
+        return self._allowed[1]
+
     def suspect(self, words: str, *, folded: bool = False) -> Match | None:
         """The violation precedent ``words`` are suspected of resembling, or None."""
         key = _key(words) if folded else matching_key(words)
         sims = self.matcher.similarities_of_key(key, at_least=self.suspect_at)
-        pos = self.matcher._best(sims, violation=True, category=None, exclude=self.exclude, wordy=True)
+        allowed = self._allowed_mask()
+        pos = self.matcher._best(sims, violation=True, category=None, exclude=None, wordy=True, allowed=allowed)
         if pos is None or pos.similarity < self.suspect_at:
             return None
-        neg = self.matcher._best(sims, violation=False, category=None, exclude=self.exclude)
+        neg = self.matcher._best(sims, violation=False, category=None, exclude=None, allowed=allowed)
         if neg is not None and neg.similarity + self.margin >= pos.similarity:
             return None
         return pos
 
     def _cite(self, text: str, f: Finding) -> Finding:
         lo, hi = _sentence_around(text, f.start, f.end)
-        sims = self.matcher.similarities(text[lo:hi])
-        m = self.matcher._best(sims, violation=True, category=f.category, exclude=self.exclude)
-        if m is None:
+        memo = (text[lo:hi], f.category)
+        cite = self._citations.get(memo, "") if self.exclude is None else ""
+        if cite == "":
+            cite = self._citation(text[lo:hi], f.category)
+            if self.exclude is None:
+                if len(self._citations) >= 20_000:
+                    self._citations.clear()
+                self._citations[memo] = cite
+        if cite is None:
             return f
-        if m.similarity < CITE_AT:  # nothing really alike: a case of the kind an authority decided, if any
-            decided = self.matcher._best(sims, violation=True, category=f.category,
-                                         exclude=lambda p: not p.authority or bool(self.exclude and self.exclude(p)))
-            m = decided or m
-        cite = m.precedent.citation(m.similarity if m.similarity >= CITE_AT else None)
         return dataclasses.replace(f, precedent=cite, explanation=(*f.explanation, f"先例：{cite}"))
+
+    def _citation(self, sentence: str, category: str) -> str | None:
+        """The citation of a rule finding of ``category`` in ``sentence``: its closest violation
+        precedent of the category, or below ``CITE_AT`` a case of the kind an authority decided."""
+        sims = self.matcher.similarities(sentence)
+        allowed = self._allowed_mask()
+        m = self.matcher._best(sims, violation=True, category=category, exclude=None, allowed=allowed)
+        if m is None:
+            return None
+        if m.similarity < CITE_AT:  # nothing really alike: a case of the kind an authority decided, if any
+            decided = self.matcher.decided if allowed is None else self.matcher.decided & allowed
+            m = self.matcher._best(sims, violation=True, category=category, exclude=None, allowed=decided) or m
+        return self._text_of(m.precedent, m.similarity if m.similarity >= CITE_AT else None)
+
+    def _text_of(self, p: Precedent, similarity: float | None) -> str:
+        """``p.citation(similarity)``, each one worded once."""
+        key = (p, "" if similarity is None else f"{similarity:.2f}")  # all the wording depends on
+        got = self._texts.get(key)
+        if got is None:
+            if len(self._texts) >= 20_000:
+                self._texts.clear()
+            got = self._texts[key] = p.citation(similarity)
+        return got
 
     def _suspected(self, text: str, s: int, e: int, m: Match) -> Finding:
         p = m.precedent
         cat = p.categories[0]
-        cite = p.citation(m.similarity)
+        cite = self._text_of(p, m.similarity)
         name = CATEGORY_NAMES.get(cat, cat)
         explanation = (
             f"疑似{name}：未命中任何规则，但与已有先例相近，需人工核实",
