@@ -138,6 +138,23 @@ _PHRASES = ["中考保过班名额有限", "幼小衔接拼音识字班", "周�
 _SEPS = ["。", "！", "？", "!", "?", "；", ";", "\n", "，", ",", "、", "：", ":", " ", "", "\n\n", "…", "“", "”"]
 
 
+def _perturbed(rng: random.Random) -> str:
+    """A violation text with a share of its characters replaced, dropped or doubled: similarities
+    anywhere from far below to just above the thresholds."""
+    t = list(rng.choice(_VIOLATIONS))
+    share = rng.random() * 0.8
+    out = []
+    for c in t:
+        x = rng.random()
+        if x >= share:
+            out.append(c)
+        elif x < share / 3:
+            out.append(rng.choice("的了是在培训班课学生家长老师周末美术天气"))
+        elif x < share * 2 / 3:
+            out.append(c + c)
+    return "".join(out)
+
+
 def _fragment(rng: random.Random) -> str:
     t = rng.choice(_VIOLATIONS + _COMPLIANT)
     a = rng.randrange(len(t))
@@ -149,9 +166,12 @@ def page_texts(draw) -> str:
     rng = random.Random(draw(st.integers(0, 2**32 - 1)))
     parts = []
     for _ in range(draw(st.integers(1, 40))):
-        kind = draw(st.sampled_from(["violation", "compliant", "fragment", "phrase", "filler", "chars"]))
+        kind = draw(st.sampled_from(["violation", "perturbed", "perturbed", "compliant", "fragment", "phrase",
+                                     "filler", "chars"]))
         if kind == "violation":
             parts.append(rng.choice(_VIOLATIONS))
+        elif kind == "perturbed":
+            parts.append(_perturbed(rng))
         elif kind == "compliant":
             parts.append(rng.choice(_COMPLIANT))
         elif kind == "fragment":
@@ -209,3 +229,33 @@ def test_the_bound_lets_few_windows_through(no_rules):
     cands = candidate_windows(d.matcher, folded, d.suspect_at)
     assert set(cands) <= set(windows)
     assert len(cands) < len(windows) / 20
+
+
+def test_the_bound_holds_when_grams_repeat_many_times(no_rules):
+    """A gram repeated 13 times or more weighs less than its count ((1 + ln c)² < c): the bound must
+    still hold for a sentence padded with a repeated word until its similarity is just above the
+    threshold (the hardest case for the bound)."""
+    d = PrecedentDetector(no_rules, LIBRARY, suspect_at=0.1)
+    m = d.matcher
+    suspects = m.violation & m.wordy
+    rng = random.Random(2)
+    lines = []
+    for text in rng.sample([t for t in _VIOLATIONS if len(t) < 80], 25):
+        head = text.rstrip("。！？!?；;")
+        if float(m.similarities(head)[suspects].max()) < d.suspect_at:
+            continue
+        pad = rng.choice(["哈", "哈哈", "啊呀", "培训"])
+        k = 1
+        while k < 400 and float(m.similarities(head + pad * (k + 1))[suspects].max()) >= d.suspect_at:
+            k += 1
+        lines.append(head + pad * k)
+    text = "\n".join(lines)
+    folded = char_fold(text)
+    cands = set(candidate_windows(m, folded, d.suspect_at))
+    reached = 0
+    for s, e in all_windows(folded):
+        if float(m.similarities(folded[s:e], folded=True)[suspects].max()) >= d.suspect_at:
+            reached += 1
+            assert (s, e) in cands, folded[s:e]
+    assert reached >= 10
+    assert d.annotate(text, []) == reference_annotate(d, text, [])
