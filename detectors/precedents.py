@@ -426,7 +426,7 @@ def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list
     letters = np.bincount(kseg, minlength=len(sent_starts))
     ok = letters >= MIN_CHARS
     if ok.any():
-        ok &= _reach(matcher, [(n, kseg[: len(j)], kseg[n - 1 :], code, j) for n, code, j in grams], letters,
+        ok &= _reach(matcher, key, [(n, kseg[: len(j)], kseg[n - 1 :], None, j) for n, j in grams], letters,
                      at_least, ok)
     out.update(zip(sent_starts[ok].tolist(), sent_stops[ok].tolist(), strict=True))
     # clauses, only inside the sentences longer than MAX_WINDOW: their grams are grams of the
@@ -440,10 +440,10 @@ def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list
         ok = (letters >= MIN_CHARS) & (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
         if ok.any():
             narrowed = []
-            for n, code, j in grams:
+            for n, j in grams:
                 at = np.flatnonzero(inside[: len(j)])
-                narrowed.append((n, kseg[at], kseg[at + n - 1], code[at], j[at]))
-            ok &= _reach(matcher, narrowed, letters, at_least, ok)
+                narrowed.append((n, kseg[at], kseg[at + n - 1], at, j[at]))
+            ok &= _reach(matcher, key, narrowed, letters, at_least, ok)
         out.update(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
     return sorted(out)
 
@@ -452,27 +452,41 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
-def _grams_of(matcher: Matcher, key: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Per gram length n: (n, the code of the gram starting at each letter of ``key``, its
-    vocabulary index or -1)."""
-    out = []
-    for n in NGRAMS:
+def _gram_codes(key: np.ndarray, n: int, at: np.ndarray | None = None) -> np.ndarray:
+    """The codes (:func:`_gram_code`) of the n-grams of ``key`` starting at the letters ``at`` (all)."""
+    if at is None:
         k = len(key) - n + 1
-        if k <= 0:
-            continue
         code = key[:k] << 21 | key[1 : k + 1]
-        if n == 3:
-            code = code << 21 | key[2 : k + 2]
-        out.append((n, code, matcher.lookup(code)))
+        return code << 21 | key[2 : k + 2] if n == 3 else code
+    code = key[at] << 21 | key[at + 1]
+    return code << 21 | key[at + 2] if n == 3 else code
+
+
+def _grams_of(matcher: Matcher, key: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Per gram length n of ``NGRAMS`` (2 and 3): (n, the vocabulary index of the gram starting at each letter of ``key``,
+    -1 for a gram no precedent has). A trigram is only looked up where both its bigrams are known
+    (a precedent holding it holds them)."""
+    out = []
+    j2 = matcher.lookup(_gram_codes(key, 2)) if len(key) >= 2 else np.zeros(0, dtype=np.int64)
+    out.append((2, j2))
+    if len(key) >= 3:
+        known = j2 >= 0
+        both = np.flatnonzero(known[:-1] & known[1:])
+        j3 = np.full(len(key) - 2, -1, dtype=np.int64)
+        if len(both):
+            j3[both] = matcher.lookup(_gram_codes(key, 3, both))
+        out.append((3, j3))
     return out
 
 
-def _reach(matcher: Matcher, grams: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+def _reach(matcher: Matcher, key: np.ndarray,
+           grams: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]],
            letters: np.ndarray, at_least: float, wanted: np.ndarray) -> np.ndarray:
     """Per segment, whether its similarity to some suspect-able precedent (violation, at least
     ``MIN_CASE_CHARS`` letters) may reach ``at_least``; only the ``wanted`` segments are looked at.
-    ``grams``: per gram length n, for each gram: the segment of its first and of its last letter
-    (a gram across two segments is in neither), its code and its vocabulary index (-1: unseen);
+    ``grams``: per gram length n, for each gram of ``key``: the segment of its first and of its last
+    letter (a gram across two segments is in neither), the index of its first letter (None: the
+    grams are all of them, in order) and its vocabulary index (-1: unseen);
     ``letters``: each segment's number of letters.
 
     The exact similarity is Σ_g (1 + ln c_g)·idf_g·p_g / |q| over the distinct grams g of the
@@ -504,9 +518,9 @@ def _reach(matcher: Matcher, grams: list[tuple[int, np.ndarray, np.ndarray, np.n
         return ok
     # stage 2, on the occurrences in the segments left
     parts = []
-    for _, gs, ge, code, j in grams:
+    for n, gs, ge, at, j in grams:
         sel = np.flatnonzero(ok[gs] & (gs == ge))
-        parts.append((gs[sel], code[sel], j[sel]))
+        parts.append((gs[sel], _gram_codes(key, n, sel if at is None else at[sel]), j[sel]))
     gs = np.concatenate([p[0] for p in parts])
     gc = np.concatenate([p[1] for p in parts])
     j = np.concatenate([p[2] for p in parts])
