@@ -46,7 +46,7 @@ CITE_AT = 0.15  # below this a rule finding cites a case of its kind ("同类：
 MIN_CHARS = 6  # a sentence with fewer letters is not compared (menus, labels)
 MIN_CASE_CHARS = 8  # a shorter precedent ("一对一辅导") is a keyword, the rules' job: it makes no suspect
 MAX_WINDOW = 60  # a longer sentence is also compared clause by clause
-CHUNK_CHARS = 1 << 20  # candidate_windows works on at most this many characters at once
+CHUNK_CHARS = 1 << 16  # candidate_windows works on at most this many characters at once
 SUSPECTED = "suspected"
 
 CATEGORY_NAMES = {
@@ -422,28 +422,21 @@ def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list
     out: set[tuple[int, int]] = set()
     sent_seg, sent_starts, sent_stops = _segments(codes, _SENTENCE_ENDS)
     sent_len = sent_stops - sent_starts
-    kseg = sent_seg[keep]
+    kseg = sent_seg[keep]  # the segment of each letter: non-decreasing, a segment's letters are contiguous
     letters = np.bincount(kseg, minlength=len(sent_starts))
     ok = letters >= MIN_CHARS
     if ok.any():
-        ok &= _reach(matcher, key, [(n, kseg[: len(j)], kseg[n - 1 :], None, j) for n, j in grams], letters,
-                     at_least, ok)
+        ok &= _reach(matcher, key, grams, kseg, letters, at_least, ok)
     out.update(zip(sent_starts[ok].tolist(), sent_stops[ok].tolist(), strict=True))
-    # clauses, only inside the sentences longer than MAX_WINDOW: their grams are grams of the
-    # sentence's letters, so the sentences' gram arrays are only narrowed to them
-    inside = sent_len[kseg] > MAX_WINDOW
-    if inside.any():
+    # clauses, only inside the sentences longer than MAX_WINDOW
+    if (sent_len > MAX_WINDOW).any():
         seg, starts, stops = _segments(codes, _CLAUSE_ENDS)
         kseg = seg[keep]
-        letters = np.bincount(kseg[inside], minlength=len(starts))
+        letters = np.bincount(kseg, minlength=len(starts))
         own = sent_seg[np.minimum(starts, len(codes) - 1)]
         ok = (letters >= MIN_CHARS) & (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
         if ok.any():
-            narrowed = []
-            for n, j in grams:
-                at = np.flatnonzero(inside[: len(j)])
-                narrowed.append((n, kseg[at], kseg[at + n - 1], at, j[at]))
-            ok &= _reach(matcher, key, narrowed, letters, at_least, ok)
+            ok &= _reach(matcher, key, grams, kseg, letters, at_least, ok)
         out.update(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
     return sorted(out)
 
@@ -462,32 +455,32 @@ def _gram_codes(key: np.ndarray, n: int, at: np.ndarray | None = None) -> np.nda
     return code << 21 | key[at + 2] if n == 3 else code
 
 
-def _grams_of(matcher: Matcher, key: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Per gram length n of ``NGRAMS`` (2 and 3): (n, the vocabulary index of the gram starting at each letter of ``key``,
-    -1 for a gram no precedent has). A trigram is only looked up where both its bigrams are known
-    (a precedent holding it holds them)."""
+def _grams_of(matcher: Matcher, key: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per gram length n of ``NGRAMS`` (2 and 3): (n, the vocabulary index of the gram starting at
+    each letter of ``key``, -1 for a gram no precedent has; the letters where a known one starts).
+    A trigram is only looked up where both its bigrams are known (a precedent holding it holds them)."""
     out = []
-    j2 = matcher.lookup(_gram_codes(key, 2)) if len(key) >= 2 else np.zeros(0, dtype=np.int64)
-    out.append((2, j2))
+    if len(key) < 2:
+        return out
+    j2 = matcher.lookup(_gram_codes(key, 2))
+    known = j2 >= 0
+    out.append((2, j2, np.flatnonzero(known)))
     if len(key) >= 3:
-        known = j2 >= 0
         both = np.flatnonzero(known[:-1] & known[1:])
         j3 = np.full(len(key) - 2, -1, dtype=np.int64)
         if len(both):
             j3[both] = matcher.lookup(_gram_codes(key, 3, both))
-        out.append((3, j3))
+        out.append((3, j3, both[j3[both] >= 0]))
     return out
 
 
-def _reach(matcher: Matcher, key: np.ndarray,
-           grams: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]],
-           letters: np.ndarray, at_least: float, wanted: np.ndarray) -> np.ndarray:
+def _reach(matcher: Matcher, key: np.ndarray, grams: list[tuple[int, np.ndarray, np.ndarray]],
+           kseg: np.ndarray, letters: np.ndarray, at_least: float, wanted: np.ndarray) -> np.ndarray:
     """Per segment, whether its similarity to some suspect-able precedent (violation, at least
     ``MIN_CASE_CHARS`` letters) may reach ``at_least``; only the ``wanted`` segments are looked at.
-    ``grams``: per gram length n, for each gram of ``key``: the segment of its first and of its last
-    letter (a gram across two segments is in neither), the index of its first letter (None: the
-    grams are all of them, in order) and its vocabulary index (-1: unseen);
-    ``letters``: each segment's number of letters.
+    ``key``: the letters, ``kseg``: the segment of each (a segment's letters are contiguous),
+    ``letters``: how many each segment has, ``grams``: :func:`_grams_of` the letters (a gram across
+    two segments is in neither).
 
     The exact similarity is Σ_g (1 + ln c_g)·idf_g·p_g / |q| over the distinct grams g of the
     segment (c_g: how often; p: the precedent's unit vector), with |q|² = Σ_g (1 + ln c_g)²·idf_g².
@@ -496,31 +489,37 @@ def _reach(matcher: Matcher, key: np.ndarray,
     1. dot product ≤ Σ over every occurrence of idf_g·top_g (``c ≥ 1 + ln c``; top_g: the gram's
        largest weight in a suspect-able precedent), and |q|² ≥ r·Σ over every occurrence of idf_g²,
        r = min over c ≤ C of (1 + ln c)²/c, C = the segment's letters − 1 (no gram occurs more
-       often), r = 1 up to C = 12;
+       often), r = 1 up to C = 12. Only the known grams are read: a segment of L letters has
+       L − n + 1 n-grams, the unknown ones all of the largest idf;
     2. for the segments left: dot product ≤ Σ over every occurrence of idf_g·p_g, per precedent
        through its postings, and |q|² ≥ Σ of idf_g² over distinct (segment, gram) pairs, one
        occurrence per occupied slot of a hash table (two pairs sharing a slot count once: lower,
        still a bound)."""
     m = matcher
     nseg = len(letters)
+    unseen2 = m.unseen_idf ** 2
     norm2 = np.zeros(nseg)
     reach = np.zeros(nseg)
-    for _, gs, ge, _, j in grams:
-        cross = np.flatnonzero(gs != ge)
-        norm2 += np.bincount(gs, m.pad_idf2[j], minlength=nseg) - np.bincount(gs[cross], m.pad_idf2[j[cross]],
-                                                                               minlength=nseg)
-        reach += np.bincount(gs, m.pad_reach[j], minlength=nseg) - np.bincount(gs[cross], m.pad_reach[j[cross]],
-                                                                                minlength=nseg)
+    for n, j, at in grams:
+        norm2 += unseen2 * np.maximum(letters - n + 1, 0)
+        gs = kseg[at]
+        inner = gs == kseg[at + n - 1]
+        gs, jk = gs[inner], j[at[inner]]
+        norm2 += np.bincount(gs, m.pad_idf2[jk] - unseen2, minlength=nseg)
+        reach += np.bincount(gs, m.pad_reach[jk], minlength=nseg)
     most = np.maximum(letters - 1, 1).astype(np.float64)
-    norm = np.sqrt(np.minimum(1.0, (1 + np.log(most)) ** 2 / most) * norm2)
+    norm = np.sqrt(np.minimum(1.0, (1 + np.log(most)) ** 2 / most) * np.maximum(norm2, 0.0))
     ok = wanted & (reach >= (at_least - _SLACK) * norm) & (norm > 0)
-    if not ok.any():
+    rows = np.flatnonzero(ok)
+    if not len(rows):
         return ok
-    # stage 2, on the occurrences in the segments left
+    # stage 2, on every gram of the segments left (their letters: a run of ``key`` each)
+    first_letter = np.searchsorted(kseg, rows)
     parts = []
-    for n, gs, ge, at, j in grams:
-        sel = np.flatnonzero(ok[gs] & (gs == ge))
-        parts.append((gs[sel], _gram_codes(key, n, sel if at is None else at[sel]), j[sel]))
+    for n, j, _ in grams:
+        cnt = np.maximum(letters[rows] - n + 1, 0)
+        at = np.repeat(first_letter - (np.cumsum(cnt) - cnt), cnt) + np.arange(int(cnt.sum()))
+        parts.append((np.repeat(rows, cnt), _gram_codes(key, n, at), j[at]))
     gs = np.concatenate([p[0] for p in parts])
     gc = np.concatenate([p[1] for p in parts])
     j = np.concatenate([p[2] for p in parts])
@@ -541,7 +540,6 @@ def _reach(matcher: Matcher, key: np.ndarray,
         return np.zeros(nseg, dtype=bool)
     occ = np.repeat(np.arange(len(jk)), cnt)
     at = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
-    rows = np.flatnonzero(ok)
     local = np.cumsum(ok) - 1
     npre = m.post_rows
     dot = np.bincount(local[ks[occ]] * npre + m.post_prec[at], m.gram_idf[jk[occ]] * m.post_w[at],
