@@ -428,15 +428,16 @@ def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list
     if ok.any():
         ok &= _reach(matcher, key, grams, kseg, letters, at_least, ok)
     out.update(zip(sent_starts[ok].tolist(), sent_stops[ok].tolist(), strict=True))
-    # clauses, only inside the sentences longer than MAX_WINDOW
+    # clauses, only inside the sentences longer than MAX_WINDOW (so only their grams are read)
     if (sent_len > MAX_WINDOW).any():
+        inside = sent_len[kseg] > MAX_WINDOW
         seg, starts, stops = _segments(codes, _CLAUSE_ENDS)
         kseg = seg[keep]
         letters = np.bincount(kseg, minlength=len(starts))
         own = sent_seg[np.minimum(starts, len(codes) - 1)]
         ok = (letters >= MIN_CHARS) & (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
         if ok.any():
-            ok &= _reach(matcher, key, grams, kseg, letters, at_least, ok)
+            ok &= _reach(matcher, key, [(n, j, at[inside[at]]) for n, j, at in grams], kseg, letters, at_least, ok)
         out.update(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
     return sorted(out)
 
