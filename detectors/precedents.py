@@ -341,8 +341,21 @@ class Matcher:
         return Match(self.precedents[i], float(sims[i]))
 
 
-_SENTENCE_ENDS = np.array(sorted(map(ord, "。！？!?；;\n")), dtype=np.uint32)
-_CLAUSE_ENDS = np.array(sorted(map(ord, "。！？!?；;\n，,、：:")), dtype=np.uint32)
+# what each code point is to the matcher, as bits of one table (read once per character)
+_IS_SENTENCE_END, _IS_CLAUSE_END, _IS_LETTER, _IS_DIGIT = 1, 2, 4, 8
+
+
+def _classes() -> np.ndarray:
+    table = np.zeros(0x110000, dtype=np.uint8)
+    table[[ord(c) for c in "。！？!?；;\n"]] |= _IS_SENTENCE_END
+    table[[ord(c) for c in "。！？!?；;\n，,、：:"]] |= _IS_CLAUSE_END
+    for lo, hi in ((0x61, 0x7A), (0x3400, 0x4DBF), (0x4E00, 0x9FFF)):  # as _NOT_WORD keeps them
+        table[lo : hi + 1] |= _IS_LETTER
+    table[0x30:0x3A] |= _IS_LETTER | _IS_DIGIT
+    return table
+
+
+_CLASS = _classes()
 _SENTENCE_RE = re.compile(r"[^。！？!?；;\n]+")
 _CLAUSE_RE = re.compile(r"[^。！？!?；;\n，,、：:]+")
 _SLACK = 1e-4  # the bounds are computed in float64, the exact similarity in float32: never gate on a hair
@@ -380,13 +393,14 @@ def all_windows(folded: str) -> list[tuple[int, int]]:
     return sorted(out)
 
 
-def _segments(codes: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split at the characters ``ends``: (segment id of each character, segment starts, ends)."""
-    is_end = np.isin(codes, ends, kind="table")
+def _segments(cls: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split at the characters of class ``end`` (``cls``: each character's ``_CLASS``): (segment id
+    of each character, segment starts, ends)."""
+    is_end = (cls & end) != 0
     seg = np.cumsum(is_end) - is_end  # an end character belongs to the segment it ends
     cut = np.flatnonzero(is_end)
     starts = np.concatenate(([0], cut + 1))
-    stops = np.concatenate((cut, [len(codes)]))
+    stops = np.concatenate((cut, [len(cls)]))
     return seg, starts, stops
 
 
@@ -409,9 +423,9 @@ def candidate_windows(matcher: Matcher, folded: str, at_least: float,
 
 def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list[tuple[int, int]]:
     """:func:`candidate_windows` for one piece (``codes``: its code points)."""
-    digit = (codes >= 0x30) & (codes <= 0x39)
-    word = digit | ((codes >= 0x61) & (codes <= 0x7A)) | ((codes >= 0x3400) & (codes <= 0x4DBF)) \
-        | ((codes >= 0x4E00) & (codes <= 0x9FFF))
+    cls = _CLASS[codes]
+    digit = (cls & _IS_DIGIT) != 0
+    word = (cls & _IS_LETTER) != 0
     prev_digit = np.concatenate(([False], digit[:-1]))
     keep = np.flatnonzero(word & ~(digit & prev_digit))  # a run of digits is one "0"
     if len(keep) < MIN_CHARS:
@@ -420,7 +434,7 @@ def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list
     key[digit[keep]] = 0x30
     grams = _grams_of(matcher, key)
     out: set[tuple[int, int]] = set()
-    sent_seg, sent_starts, sent_stops = _segments(codes, _SENTENCE_ENDS)
+    sent_seg, sent_starts, sent_stops = _segments(cls, _IS_SENTENCE_END)
     sent_len = sent_stops - sent_starts
     kseg = sent_seg[keep]  # the segment of each letter: non-decreasing, a segment's letters are contiguous
     letters = np.bincount(kseg, minlength=len(sent_starts))
@@ -431,7 +445,7 @@ def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list
     # clauses, only inside the sentences longer than MAX_WINDOW (so only their grams are read)
     if (sent_len > MAX_WINDOW).any():
         inside = sent_len[kseg] > MAX_WINDOW
-        seg, starts, stops = _segments(codes, _CLAUSE_ENDS)
+        seg, starts, stops = _segments(cls, _IS_CLAUSE_END)
         kseg = seg[keep]
         letters = np.bincount(kseg, minlength=len(starts))
         own = sent_seg[np.minimum(starts, len(codes) - 1)]
