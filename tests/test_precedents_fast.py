@@ -187,7 +187,7 @@ def page_texts(draw) -> str:
     return "".join(parts)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 @given(text=page_texts(), which=st.integers(0, 5))
 def test_fast_path_gives_the_reference_findings(no_rules, text, which):
