@@ -499,7 +499,7 @@ def _reach(matcher: Matcher, key: np.ndarray, grams: list[tuple[int, np.ndarray,
 
     The exact similarity is Σ_g (1 + ln c_g)·idf_g·p_g / |q| over the distinct grams g of the
     segment (c_g: how often; p: the precedent's unit vector), with |q|² = Σ_g (1 + ln c_g)²·idf_g².
-    Upper bounds, in two stages, none of which sorts:
+    Upper bounds, in three stages, none of which sorts:
 
     1. dot product ≤ Σ over every occurrence of idf_g·top_g (``c ≥ 1 + ln c``; top_g: the gram's
        largest weight in a suspect-able precedent), and |q|² ≥ r·Σ over every occurrence of idf_g²,
@@ -507,19 +507,23 @@ def _reach(matcher: Matcher, key: np.ndarray, grams: list[tuple[int, np.ndarray,
        often), r = 1 up to C = 12. Only the known grams are read: a segment of L letters has
        L − n + 1 n-grams, the unknown ones all of the largest idf;
     2. for the segments left: dot product ≤ Σ over every occurrence of idf_g·p_g, per precedent
-       through its postings, and |q|² ≥ Σ of idf_g² over distinct (segment, gram) pairs, one
+       through its postings (the same norm);
+    3. for the segments left: also |q|² ≥ Σ of idf_g² over distinct (segment, gram) pairs, one
        occurrence per occupied slot of a hash table (two pairs sharing a slot count once: lower,
-       still a bound)."""
+       still a bound); the larger of the two lower bounds is used."""
     m = matcher
     nseg = len(letters)
     unseen2 = m.unseen_idf ** 2
     norm2 = np.zeros(nseg)
     reach = np.zeros(nseg)
+    known_s, known_j = [], []  # the known grams inside a segment: their segment, vocabulary index
     for n, j, at in grams:
         norm2 += unseen2 * np.maximum(letters - n + 1, 0)
         gs = kseg[at]
         inner = gs == kseg[at + n - 1]
         gs, jk = gs[inner], j[at[inner]]
+        known_s.append(gs)
+        known_j.append(jk)
         norm2 += np.bincount(gs, m.pad_idf2[jk] - unseen2, minlength=nseg)
         reach += np.bincount(gs, m.pad_reach[jk], minlength=nseg)
     most = np.maximum(letters - 1, 1).astype(np.float64)
@@ -528,7 +532,28 @@ def _reach(matcher: Matcher, key: np.ndarray, grams: list[tuple[int, np.ndarray,
     rows = np.flatnonzero(ok)
     if not len(rows):
         return ok
-    # stage 2, on every gram of the segments left (their letters: a run of ``key`` each)
+    # stage 2: the dot product per precedent, through the postings of the known grams
+    ks = np.concatenate(known_s)
+    jk = np.concatenate(known_j)
+    sel = ok[ks]
+    ks, jk = ks[sel], jk[sel]
+    lo = m.post_ptr[jk]
+    cnt = m.post_ptr[jk + 1] - lo
+    total = int(cnt.sum())
+    if not total:
+        return np.zeros(nseg, dtype=bool)
+    occ = np.repeat(np.arange(len(jk)), cnt)
+    at = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+    local = np.cumsum(ok) - 1
+    npre = m.post_rows
+    dot = np.bincount(local[ks[occ]] * npre + m.post_prec[at], m.gram_idf[jk[occ]] * m.post_w[at],
+                      minlength=len(rows) * npre).reshape(len(rows), npre).max(axis=1)
+    keep = dot >= (at_least - _SLACK) * norm[rows]
+    ok[rows] = keep
+    rows, dot = rows[keep], dot[keep]
+    if not len(rows):
+        return ok
+    # stage 3: a closer norm, from every gram of the segments left (their letters: a run of ``key``)
     first_letter = np.searchsorted(kseg, rows)
     parts = []
     for n, j, _ in grams:
@@ -545,21 +570,9 @@ def _reach(matcher: Matcher, key: np.ndarray, grams: list[tuple[int, np.ndarray,
     ids = np.arange(len(gs))
     table[slot] = ids
     first = table[slot] == ids
-    norm = np.sqrt(np.bincount(gs[first], m.pad_idf2[j[first]], minlength=nseg))
-    known = np.flatnonzero(j >= 0)
-    ks, jk = gs[known], j[known]
-    lo = m.post_ptr[jk]
-    cnt = m.post_ptr[jk + 1] - lo
-    total = int(cnt.sum())
-    if not total:
-        return np.zeros(nseg, dtype=bool)
-    occ = np.repeat(np.arange(len(jk)), cnt)
-    at = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
-    local = np.cumsum(ok) - 1
-    npre = m.post_rows
-    dot = np.bincount(local[ks[occ]] * npre + m.post_prec[at], m.gram_idf[jk[occ]] * m.post_w[at],
-                      minlength=len(rows) * npre).reshape(len(rows), npre)
-    ok[rows] = (dot.max(axis=1) >= (at_least - _SLACK) * norm[rows]) & (norm[rows] > 0)
+    distinct = np.sqrt(np.bincount(gs[first], m.pad_idf2[j[first]], minlength=nseg))
+    closer = np.maximum(norm[rows], distinct[rows])  # both are lower bounds of the norm
+    ok[rows] = dot >= (at_least - _SLACK) * closer
     return ok
 
 
