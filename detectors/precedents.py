@@ -231,16 +231,16 @@ class Matcher:
         self.post_ptr = np.searchsorted(gram, np.arange(len(self.vocab) + 1)).astype(np.int64)
         self._table_bits = max(4, (8 * len(self.vocab)).bit_length())
         size = 1 << self._table_bits
-        self._table_code = np.full(size, -1, dtype=np.int64)
-        self._table_index = np.full(size, -1, dtype=np.int64)
+        empty = len(self.vocab)  # a slot's value: a vocabulary index, or this
+        self._table = np.full(size, empty, dtype=np.int32)
         self._probes = 0
         codes = np.array([_gram_code(t) for t in self.vocab], dtype=np.int64)
-        for j, (c, h) in enumerate(zip(codes.tolist(), self._slots(codes).tolist(), strict=True)):
+        self._vocab_codes = np.append(codes, -1)  # by vocabulary index; an empty slot's is no gram's
+        for j, h in enumerate(self._slots(codes).tolist()):
             k = 0
-            while self._table_code[(h + k) & (size - 1)] != -1:
+            while self._table[(h + k) & (size - 1)] != empty:
                 k += 1
-            self._table_code[(h + k) & (size - 1)] = c
-            self._table_index[(h + k) & (size - 1)] = j
+            self._table[(h + k) & (size - 1)] = j
             self._probes = max(self._probes, k)
         self._masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -250,21 +250,20 @@ class Matcher:
 
     def lookup(self, codes: np.ndarray) -> np.ndarray:
         """The vocabulary index of each gram code (:func:`_gram_code`), -1 for a gram no precedent has."""
-        mask = len(self._table_code) - 1
+        mask = len(self._table) - 1
+        empty = len(self.vocab)
         slot = self._slots(codes)
-        found = self._table_code[slot]
-        hit = found == codes
-        out = self._table_index[slot]
-        out[~hit] = -1
-        todo = np.flatnonzero((found != -1) & ~hit)  # an occupied slot of another gram: probe on
+        index = self._table[slot]
+        hit = self._vocab_codes[index] == codes
+        out = np.where(hit, index, -1)
+        todo = np.flatnonzero((index != empty) & ~hit)  # an occupied slot of another gram: probe on
         for k in range(1, self._probes + 1):
             if not len(todo):
                 break
-            at = (slot[todo] + k) & mask
-            found = self._table_code[at]
-            hit = found == codes[todo]
-            out[todo[hit]] = self._table_index[at[hit]]
-            todo = todo[(found != -1) & ~hit]
+            index = self._table[(slot[todo] + k) & mask]
+            hit = self._vocab_codes[index] == codes[todo]
+            out[todo[hit]] = index[hit]
+            todo = todo[(index != empty) & ~hit]
         return out
 
     def similarities(self, text: str, *, folded: bool = False) -> np.ndarray:

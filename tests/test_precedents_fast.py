@@ -259,3 +259,17 @@ def test_the_bound_holds_when_grams_repeat_many_times(no_rules):
             assert (s, e) in cands, folded[s:e]
     assert reached >= 10
     assert d.annotate(text, []) == reference_annotate(d, text, [])
+
+
+def test_the_vocabulary_table_finds_every_gram_and_nothing_else():
+    from detectors.precedents import Matcher, _gram_code
+
+    for m in (Matcher(LIBRARY), Matcher(OWN), Matcher([*LIBRARY, *OWN])):
+        grams = list(m.vocab)
+        codes = np.array([_gram_code(t) for t in grams], dtype=np.int64)
+        assert m.lookup(codes).tolist() == [m.vocab[t] for t in grams]
+        rng = random.Random(4)
+        others = {"".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(rng.choice((2, 3)))) for _ in range(5000)}
+        others -= set(grams)
+        found = m.lookup(np.array([_gram_code(t) for t in others], dtype=np.int64))
+        assert (found == -1).all()
