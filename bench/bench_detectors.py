@@ -13,7 +13,9 @@ wall time) of ``detect`` on the corpus texts repeated to the target size, on non
 page-like text (with the recall of the violation texts inserted in it and the findings elsewhere),
 and on the same page-like text with the rule packs grown by 40 rules / 4000 extra anchor words
 (matching must not slow down as packs grow), each beside a naive regex alternation of the same
-anchor terms in the same run.
+anchor terms in the same run; and the detector as shipped (rules + precedents: citations and the
+suspected tier) on the page-like text, as one text (issue 11's target: ≥ 10 MB/s per core,
+figure ``detectors.shipped_page_like_mb_s``) and page by page as a scan calls it.
 """
 
 from __future__ import annotations
