@@ -24,6 +24,7 @@ from detectors.model import Finding
 from detectors.normalize import char_fold
 from detectors.precedents import (
     CITE_AT,
+    Match,
     Precedent,
     PrecedentDetector,
     _sentence_around,
@@ -98,8 +99,6 @@ def reference_annotate(d: PrecedentDetector, text: str, found: list[Finding]) ->
             if other is not None:
                 del best[other]
             best[(s, e)] = pos
-    from detectors.precedents import Match
-
     for (s, e), (p, sim) in best.items():
         s, e = _trim(text, s, e)
         out.append(d._suspected(text, s, e, Match(p, sim)))
@@ -191,14 +190,15 @@ def page_texts(draw) -> str:
                                                                     HealthCheck.too_slow])
 @given(text=page_texts(), which=st.integers(0, 5))
 def test_fast_path_gives_the_reference_findings(no_rules, text, which):
-    d = _detectors(no_rules)[which] if which not in _CACHE else _CACHE[which]
-    _CACHE[which] = d  # one detector per kind for the whole run: its memos carry over between texts
+    if not _CACHE:  # one detector per kind for the whole run: its memos carry over between texts
+        _CACHE.extend(_detectors(no_rules))
+    d = _CACHE[which]
     found = d.detector.detect(text)
     assert d.annotate(text, found) == reference_annotate(d, text, found)
     assert d.detect(text) == reference_annotate(d, text, d.detector.detect(text))
 
 
-_CACHE: dict[int, PrecedentDetector] = {}
+_CACHE: list[PrecedentDetector] = []
 
 
 def test_fast_path_on_page_like_text_with_violations(no_rules, monkeypatch):
