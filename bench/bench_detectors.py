@@ -13,7 +13,9 @@ wall time) of ``detect`` on the corpus texts repeated to the target size, on non
 page-like text (with the recall of the violation texts inserted in it and the findings elsewhere),
 and on the same page-like text with the rule packs grown by 40 rules / 4000 extra anchor words
 (matching must not slow down as packs grow), each beside a naive regex alternation of the same
-anchor terms in the same run.
+anchor terms in the same run; and the detector as shipped (rules + precedents: citations and the
+suspected tier) on the page-like text, as one text (issue 11's target: ≥ 10 MB/s per core,
+figure ``detectors.shipped_page_like_mb_s``) and page by page as a scan calls it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import figure
 from detectors.engine import default_detector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,6 +297,33 @@ def speed_rows(big: str) -> dict:
             "ncpu": size / ncpu, "nwall": size / nwall, "n_naive": n_naive, "n_terms": len(words)}
 
 
+PAGE_LINES = 40  # lines per page when the page-like text is read page by page (~12 KB)
+
+
+def shipped_row(big: str) -> dict:
+    """The detector as a scan runs it: the rules, then the precedent matcher (citations, the
+    suspected tier), from a cold start (no memoised line or citation), on ``big`` as one text and
+    page by page (``PAGE_LINES`` lines each: a scan calls it once per page)."""
+    from detectors.precedents import SUSPECTED, PrecedentDetector, load_library
+
+    size = len(big.encode("utf-8")) / 1e6
+    det = default_detector()
+    det._line_cache.clear()
+    shipped = PrecedentDetector(det, load_library())
+    found, cpu, wall = _timed(lambda: shipped.detect(big))
+    lines = big.split("\n")
+    pages = ["\n".join(lines[i : i + PAGE_LINES]) for i in range(0, len(lines), PAGE_LINES)]
+    det._line_cache.clear()
+    shipped = PrecedentDetector(det, load_library())
+    _, pcpu, pwall = _timed(lambda: [shipped.detect(p) for p in pages])
+    det._line_cache.clear()
+    _, rcpu, rwall = _timed(lambda: [det.detect(p) for p in pages])
+    return {"mb": size, "found": found, "cpu": size / cpu, "wall": size / wall,
+            "suspected": sum(f.tier == SUSPECTED for f in found), "pages": len(pages),
+            "page_kb": size * 1000 / len(pages), "pcpu": size / pcpu, "pwall": size / pwall,
+            "rcpu": size / rcpu, "rwall": size / rwall}
+
+
 def grown_rows(big: str, n_rules: int = 40, per_rule: int = 100) -> dict:
     """The same text with the rule packs grown by ``n_rules`` rules of ``per_rule`` extra anchor words
     each (rare three-character words), beside the naive regex of the grown term list."""
@@ -373,6 +403,7 @@ def main() -> None:
     v, c = dev  # the speed runs read tuning texts only
     real_mb = float(os.environ.get("JIANFU_BENCH_REAL_MB", min(mb, 20.0)))
     real, big = realistic_rows(real_mb, v, c, held)
+    shipped = shipped_row(big)
     grown = grown_rows(big)
     print("| speed, one core (MB = UTF-8 bytes; CPU time of this process, wall time in brackets) | "
           "jianfu detect MB/s | naive regex MB/s | hits |")
@@ -382,6 +413,13 @@ def main() -> None:
     print(f"| ~{real['mb']:.0f} MB: page-like text, {real['lines']} lines, {real['unique']} distinct (no memo help) "
           f"| {real['cpu']:.1f} ({real['wall']:.1f}) | {real['ncpu']:.1f} ({real['nwall']:.1f}) "
           f"| {len(real['found'])} findings / {real['n_naive']} matches |")
+    print(f"| ~{shipped['mb']:.0f} MB: the same page-like text, rules + precedents (citations, suspected tier) "
+          f"as a scan runs them | {shipped['cpu']:.1f} ({shipped['wall']:.1f}) | "
+          f"| {len(shipped['found'])} findings, {shipped['suspected']} of them suspected |")
+    print(f"| the same, page by page ({shipped['pages']} pages of ~{shipped['page_kb']:.0f} KB): rules "
+          f"| {shipped['rcpu']:.1f} ({shipped['rwall']:.1f}) | | |")
+    print(f"| the same, page by page: rules + precedents as a scan runs them | {shipped['pcpu']:.1f} "
+          f"({shipped['pwall']:.1f}) | | |")
     print(f"| ~{grown['mb']:.0f} MB: the same page-like text, rule packs grown to {grown['n_rules']} rules / "
           f"{grown['n_terms']} anchor terms | {grown['cpu']:.1f} ({grown['wall']:.1f}) "
           f"| {grown['ncpu']:.1f} ({grown['nwall']:.1f}) | {len(grown['found'])} findings |")
@@ -389,6 +427,16 @@ def main() -> None:
     print(f"page-like text: {real['n_viol']} inserted violation texts, {real['hit_viol']} of them with a finding "
           f"({real['hit_viol'] / max(1, real['n_viol']):.3f}); {real['outside']} findings elsewhere "
           f"(filler, policy prose, compliant texts: false positives or real hits in policy quotes).")
+    print(f"issue 11 target: the shipped combination ≥ 10 MB/s per core on page-like text: "
+          f"{shipped['cpu']:.1f} MB/s (CPU).")
+    figure("detectors.repeated_mb_s", rep["cpu"])
+    figure("detectors.page_like_mb_s", real["cpu"])
+    figure("detectors.shipped_page_like_mb_s", shipped["cpu"])
+    figure("detectors.pages_mb_s", shipped["rcpu"])
+    figure("detectors.shipped_pages_mb_s", shipped["pcpu"])
+    figure("detectors.grown_page_like_mb_s", grown["cpu"])
+    figure("detectors.naive_regex_page_like_mb_s", real["ncpu"])
+    figure("detectors.page_like_violations_found", real["hit_viol"] / max(1, real["n_viol"]))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 
-from bench import corpus
+from bench import corpus, figure
 from detectors.engine import Detector, default_detector
 from detectors.precedents import SUSPECTED, PrecedentDetector, load_library
 
@@ -100,6 +100,9 @@ def main() -> None:
     print(f"| rules | {size / max(t_rules, 1e-9):.1f} | |")
     print(f"| rules + precedents (citations, suspected tier) | {size / max(t_rules + t_prec, 1e-9):.1f} | "
           f"{alarms / size:.1f} |")
+    figure("precedents.filler_rules_mb_s", size / max(t_rules, 1e-9))
+    figure("precedents.filler_shipped_mb_s", size / max(t_rules + t_prec, 1e-9))
+    figure("precedents.filler_suspected_per_mb", alarms / size)
 
 
 if __name__ == "__main__":

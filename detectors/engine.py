@@ -50,8 +50,7 @@ import yaml
 from detectors.checks import CHECK_BOOST, CHECKS, GATES, Candidate
 from detectors.gate import LineGate, Spelling, regex_groups, with_first_chars
 from detectors.model import CATEGORIES, SEVERITIES, Finding
-from detectors.normalize import _TABLE as FOLD_TABLE
-from detectors.normalize import EVASION_RE, Normalized, Normalizer, char_fold, fold_codes
+from detectors.normalize import EVASION_RE, Normalized, Normalizer, char_fold, fold, fold_codes
 
 RULES_DIR = Path(__file__).with_name("rules")
 LEXICON = "_lexicon.yaml"
@@ -587,6 +586,7 @@ class Detector:
             for j, (ri, pi) in enumerate(self._pairs)
             if self.rules[ri].patterns[pi].regex is not None
         ]
+        self._regex_gate_cols = np.array([j for j, _, _ in self._regex_gates], dtype=np.int64)
         self._line_cache: dict[str, tuple[tuple, ...]] = {}  # folded line → its merged findings
         self._heads = {r.id: (f"{r.title}（规则 {r.id}）", f"违反{r.basis}", str(r.basis)) for r in self.rules}
 
@@ -857,7 +857,7 @@ class Detector:
     def _detect_small(self, text: str) -> list[Finding]:
         """A short text (one ad, an OCR snippet): every line with an anchor, an evasion or a
         respelt word goes through the rules directly (the line gate's fixed cost would dominate)."""
-        f = text.translate(FOLD_TABLE)
+        f = fold(text)
         cache = self._line_cache
         out: list[Finding] = []
         pos = 0
@@ -902,10 +902,14 @@ class Detector:
             for k in evk:
                 norms[k] = nk = normalize(todo[k], folded=True)
                 texts[k] = nk.text
-        for j, rx, gate in self._regex_gates:
-            ks = np.flatnonzero(live[:, j] & gated).tolist()
-            if not ks:
-                continue
+        # the lines each regex gate reads, for all gates at once (gate by gate, then line by line)
+        cols = self._regex_gate_cols
+        which, lines = np.nonzero((live[:, cols] & gated[:, None]).T)
+        bounds = np.searchsorted(which, np.arange(len(cols) + 1)).tolist()
+        lines_l = lines.tolist()
+        for i in np.unique(which).tolist():
+            j, rx, gate = self._regex_gates[i]
+            ks = lines_l[bounds[i] : bounds[i + 1]]
             if gate is None:
                 search = rx.search
                 dead = [k for k in ks if search(texts[k]) is None]

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from detectors.model import Finding
-from detectors.normalize import char_fold
+from detectors.normalize import char_fold, fold_codes
 
 LIBRARY_DIR = Path(__file__).with_name("precedents")
 NGRAMS = (2, 3)
@@ -46,7 +46,7 @@ CITE_AT = 0.15  # below this a rule finding cites a case of its kind ("同类：
 MIN_CHARS = 6  # a sentence with fewer letters is not compared (menus, labels)
 MIN_CASE_CHARS = 8  # a shorter precedent ("一对一辅导") is a keyword, the rules' job: it makes no suspect
 MAX_WINDOW = 60  # a longer sentence is also compared clause by clause
-CHUNK_CHARS = 1 << 20  # candidate_windows works on at most this many characters at once
+CHUNK_CHARS = 1 << 16  # candidate_windows works on at most this many characters at once
 SUSPECTED = "suspected"
 
 CATEGORY_NAMES = {
@@ -212,17 +212,59 @@ class Matcher:
                 self.matrix[row] /= norm
         self.violation = np.array([p.violation for p in self.precedents], dtype=bool)
         self.wordy = np.array([len(matching_key(p.text)) >= MIN_CASE_CHARS for p in self.precedents], dtype=bool)
+        self.decided = np.array([bool(p.authority) for p in self.precedents], dtype=bool)  # an authority decided it
         self.by_gram = np.ascontiguousarray(self.matrix.T)  # gram × precedent: a query gathers rows
         self.gram_info = {t: (j, float(self.idf[j])) for t, j in self.vocab.items()}
-        # for candidate_windows: grams as integers, sorted, with their idf and their largest weight
-        # in any precedent (a bound on what they can add to a similarity)
+        # for candidate_windows: per gram (vocabulary index) its idf and its largest weight in a
+        # precedent a suspect can match; the postings of those precedents (gram → rows, weights);
+        # and the grams as integers in an open-addressing hash table, looked up all at once
         suspects = self.matrix[self.violation & self.wordy]  # the only precedents a suspect can match
-        top = suspects.max(axis=0) if len(suspects) else np.zeros(len(self.vocab), dtype=np.float32)
-        codes = {_gram_code(t): (float(self.idf[j]), float(top[j])) for t, j in self.vocab.items()}
-        self.gram_codes = np.array(sorted(codes), dtype=np.int64)
-        self.gram_idf = np.array([codes[c][0] for c in self.gram_codes.tolist()], dtype=np.float64)
-        self.gram_top = np.array([codes[c][1] for c in self.gram_codes.tolist()], dtype=np.float64)
+        self.gram_idf = self.idf.astype(np.float64)
+        top = (suspects.max(axis=0) if len(suspects) else np.zeros(len(self.vocab))).astype(np.float64)
+        # indexed by vocabulary index, the last entry for index -1 (a gram no precedent has)
+        self.pad_idf2 = np.append(self.gram_idf ** 2, self.unseen_idf ** 2)
+        self.pad_reach = np.append(self.gram_idf * top, 0.0)
+        gram, row = np.nonzero(suspects.T)
+        self.post_rows = len(suspects)
+        self.post_prec = row.astype(np.int64)
+        self.post_w = suspects[row, gram].astype(np.float64)
+        self.post_ptr = np.searchsorted(gram, np.arange(len(self.vocab) + 1)).astype(np.int64)
+        self._table_bits = max(4, (8 * len(self.vocab)).bit_length())
+        size = 1 << self._table_bits
+        empty = len(self.vocab)  # a slot's value: a vocabulary index, or this
+        self._table = np.full(size, empty, dtype=np.int32)
+        self._probes = 0
+        codes = np.array([_gram_code(t) for t in self.vocab], dtype=np.int64)
+        self._vocab_codes = np.append(codes, -1)  # by vocabulary index; an empty slot's is no gram's
+        for j, h in enumerate(self._slots(codes).tolist()):
+            k = 0
+            while self._table[(h + k) & (size - 1)] != empty:
+                k += 1
+            self._table[(h + k) & (size - 1)] = j
+            self._probes = max(self._probes, k)
         self._masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _slots(self, codes: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return (codes.view(np.uint64) * _MIX >> np.uint64(64 - self._table_bits)).view(np.int64)
+
+    def lookup(self, codes: np.ndarray) -> np.ndarray:
+        """The vocabulary index of each gram code (:func:`_gram_code`), -1 for a gram no precedent has."""
+        mask = len(self._table) - 1
+        empty = len(self.vocab)
+        slot = self._slots(codes)
+        index = self._table[slot]
+        hit = self._vocab_codes[index] == codes
+        out = np.where(hit, index, -1)
+        todo = np.flatnonzero((index != empty) & ~hit)  # an occupied slot of another gram: probe on
+        for k in range(1, self._probes + 1):
+            if not len(todo):
+                break
+            index = self._table[(slot[todo] + k) & mask]
+            hit = self._vocab_codes[index] == codes[todo]
+            out[todo[hit]] = index[hit]
+            todo = todo[(index != empty) & ~hit]
+        return out
 
     def similarities(self, text: str, *, folded: bool = False) -> np.ndarray:
         """Cosine similarity of ``text`` to each precedent (0 for an empty text)."""
@@ -265,13 +307,20 @@ class Matcher:
                 np.array([category in p.categories for p in self.precedents], dtype=bool))
         return got
 
+    def allowed(self, exclude: Callable[[Precedent], bool]) -> np.ndarray:
+        """The mask of the precedents ``exclude`` does not exclude."""
+        return np.array([not exclude(p) for p in self.precedents], dtype=bool)
+
     def nearest(self, text: str, *, violation: bool | None = True, category: str | None = None,
                 exclude: Callable[[Precedent], bool] | None = None) -> Match | None:
         sims = self.similarities(text)
         return self._best(sims, violation=violation, category=category, exclude=exclude)
 
     def _best(self, sims: np.ndarray, *, violation: bool | None, category: str | None,
-              exclude: Callable[[Precedent], bool] | None, wordy: bool = False) -> Match | None:
+              exclude: Callable[[Precedent], bool] | None, wordy: bool = False,
+              allowed: np.ndarray | None = None) -> Match | None:
+        """The precedent of the kind asked for closest by ``sims``; ``allowed``: a mask of the
+        precedents it may be (as :meth:`allowed` of an ``exclude``)."""
         if not len(sims):
             return None
         mask = self.wordy.copy() if wordy else np.ones(len(sims), dtype=bool)
@@ -281,7 +330,9 @@ class Matcher:
             main, anywhere = self._category_masks(category)
             mask &= main if (mask & main).any() else anywhere
         if exclude is not None:
-            mask &= np.array([not exclude(p) for p in self.precedents], dtype=bool)
+            mask &= self.allowed(exclude)
+        if allowed is not None:
+            mask &= allowed
         if not mask.any():
             return None
         masked = np.where(mask, sims, -1.0)
@@ -289,105 +340,239 @@ class Matcher:
         return Match(self.precedents[i], float(sims[i]))
 
 
-_SENTENCE_ENDS = np.array(sorted(map(ord, "。！？!?；;\n")), dtype=np.uint32)
-_CLAUSE_ENDS = np.array(sorted(map(ord, "。！？!?；;\n，,、：:")), dtype=np.uint32)
+# what each code point is to the matcher, as bits of one table (read once per character)
+_IS_SENTENCE_END, _IS_CLAUSE_END, _IS_LETTER, _IS_DIGIT = 1, 2, 4, 8
 
 
-def _segments(codes: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split at the characters ``ends``: (segment id of each character, segment starts, ends)."""
-    is_end = np.isin(codes, ends)
+def _classes() -> np.ndarray:
+    table = np.zeros(0x110000, dtype=np.uint8)
+    table[[ord(c) for c in "。！？!?；;\n"]] |= _IS_SENTENCE_END
+    table[[ord(c) for c in "。！？!?；;\n，,、：:"]] |= _IS_CLAUSE_END
+    for lo, hi in ((0x61, 0x7A), (0x3400, 0x4DBF), (0x4E00, 0x9FFF)):  # as _NOT_WORD keeps them
+        table[lo : hi + 1] |= _IS_LETTER
+    table[0x30:0x3A] |= _IS_LETTER | _IS_DIGIT
+    return table
+
+
+_CLASS = _classes()
+_SENTENCE_RE = re.compile(r"[^。！？!?；;\n]+")
+_CLAUSE_RE = re.compile(r"[^。！？!?；;\n，,、：:]+")
+_SLACK = 1e-4  # the bounds are computed in float64, the exact similarity in float32: never gate on a hair
+
+
+def text_pieces(folded: str) -> list[tuple[int, str]]:
+    """``folded`` as (offset, piece) pieces of at most ``CHUNK_CHARS`` characters, cut at a line or
+    sentence end when the piece has one (bounded memory); windows never cross a cut."""
+    out = []
+    at = 0
+    while len(folded) - at > CHUNK_CHARS:
+        cut = max(folded.rfind(c, at, at + CHUNK_CHARS) for c in "\n。！？!?；;") + 1
+        if cut <= at:
+            cut = at + CHUNK_CHARS
+        out.append((at, folded[at:cut]))
+        at = cut
+    out.append((at, folded[at:]))
+    return out
+
+
+def all_windows(folded: str) -> list[tuple[int, int]]:
+    """Every span of ``folded`` the matcher compares, by the definition and without any shortcut:
+    in each piece (:func:`text_pieces`), the sentences, and the clauses of the sentences longer
+    than ``MAX_WINDOW`` characters, that have at least ``MIN_CHARS`` letters. The reference the
+    vectorised :func:`candidate_windows` is tested against."""
+    out = set()
+    for at, piece in text_pieces(folded):
+        for m in _SENTENCE_RE.finditer(piece):
+            if len(_key(m.group())) >= MIN_CHARS:
+                out.add((at + m.start(), at + m.end()))
+            if m.end() - m.start() > MAX_WINDOW:
+                for c in _CLAUSE_RE.finditer(piece, m.start(), m.end()):
+                    if c.end() - c.start() < m.end() - m.start() and len(_key(c.group())) >= MIN_CHARS:
+                        out.add((at + c.start(), at + c.end()))
+    return sorted(out)
+
+
+def _segments(cls: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split at the characters of class ``end`` (``cls``: each character's ``_CLASS``): (segment id
+    of each character, segment starts, ends)."""
+    is_end = (cls & end) != 0
     seg = np.cumsum(is_end) - is_end  # an end character belongs to the segment it ends
     cut = np.flatnonzero(is_end)
     starts = np.concatenate(([0], cut + 1))
-    stops = np.concatenate((cut, [len(codes)]))
+    stops = np.concatenate((cut, [len(cls)]))
     return seg, starts, stops
 
 
-def candidate_windows(matcher: Matcher, folded: str, at_least: float) -> list[tuple[int, int]]:
-    """The spans of ``folded`` (a folded text) worth comparing with the precedents: sentences, and
-    the clauses of sentences longer than ``MAX_WINDOW``, with at least ``MIN_CHARS`` letters, that
-    could reach ``at_least`` similarity with some violation precedent a suspect may match (a bound on the dot product: each
-    shared gram's weight times its largest weight in any precedent), computed for the whole text
-    at once with numpy. The exact similarity is left to the caller."""
+def candidate_windows(matcher: Matcher, folded: str, at_least: float,
+                      codes: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """The windows of :func:`all_windows` that could reach ``at_least`` similarity with some
+    violation precedent a suspect may match, computed for the whole text at once with numpy (an
+    upper bound on each similarity, see :func:`_reach`): a window left out cannot be suspected.
+    The exact similarity is left to the caller. ``codes``: the code points of ``folded`` if the
+    caller has them."""
     if not folded or not matcher.precedents:
         return []
-    if len(folded) > CHUNK_CHARS:  # bounded memory: long texts in pieces cut at a line or sentence end
-        cut = max(folded.rfind(c, 0, CHUNK_CHARS) for c in "\n。！？!?；;") + 1 or CHUNK_CHARS
-        rest = candidate_windows(matcher, folded[cut:], at_least)
-        return candidate_windows(matcher, folded[:cut], at_least) + [(s + cut, e + cut) for s, e in rest]
-    codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    digit = (codes >= 0x30) & (codes <= 0x39)
-    word = digit | ((codes >= 0x61) & (codes <= 0x7A)) | ((codes >= 0x3400) & (codes <= 0x4DBF)) \
-        | ((codes >= 0x4E00) & (codes <= 0x9FFF))
+    if codes is None:
+        codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    out: list[tuple[int, int]] = []
+    for at, piece in text_pieces(folded):
+        out.extend((s + at, e + at) for s, e in _piece_windows(matcher, codes[at : at + len(piece)], at_least))
+    return sorted(out)
+
+
+def _piece_windows(matcher: Matcher, codes: np.ndarray, at_least: float) -> list[tuple[int, int]]:
+    """:func:`candidate_windows` for one piece (``codes``: its code points)."""
+    cls = _CLASS[codes]
+    digit = (cls & _IS_DIGIT) != 0
+    word = (cls & _IS_LETTER) != 0
     prev_digit = np.concatenate(([False], digit[:-1]))
     keep = np.flatnonzero(word & ~(digit & prev_digit))  # a run of digits is one "0"
+    if len(keep) < MIN_CHARS:
+        return []
     key = codes[keep].astype(np.int64)
     key[digit[keep]] = 0x30
-    out: list[tuple[int, int]] = []
-    sent_seg, sent_starts, sent_stops = _segments(codes, _SENTENCE_ENDS)
+    grams = _grams_of(matcher, key)
+    out: set[tuple[int, int]] = set()
+    sent_seg, sent_starts, sent_stops = _segments(cls, _IS_SENTENCE_END)
     sent_len = sent_stops - sent_starts
-    for ends, long_only in ((_SENTENCE_ENDS, False), (_CLAUSE_ENDS, True)):
-        if long_only:  # clauses, only inside the sentences longer than MAX_WINDOW
-            inside = sent_len[sent_seg[keep]] > MAX_WINDOW
-            if not inside.any():
-                break
-            seg, starts, stops = _segments(codes, ends)
-            kseg, kkey = seg[keep[inside]], key[inside]
-        else:
-            seg, starts, stops = sent_seg, sent_starts, sent_stops
-            kseg, kkey = seg[keep], key
-        letters, norm2, reach = _bounds(matcher, kseg, kkey, len(starts))
-        ok = (letters >= MIN_CHARS) & (norm2 > 0) & (reach >= at_least * np.sqrt(norm2))
-        if long_only:
-            own = sent_seg[np.minimum(starts, len(codes) - 1)]
-            ok &= (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
-        out.extend(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
-    return sorted(set(out))
+    kseg = sent_seg[keep]  # the segment of each letter: non-decreasing, a segment's letters are contiguous
+    letters = np.bincount(kseg, minlength=len(sent_starts))
+    ok = letters >= MIN_CHARS
+    if ok.any():
+        ok &= _reach(matcher, key, grams, kseg, letters, at_least, ok)
+    out.update(zip(sent_starts[ok].tolist(), sent_stops[ok].tolist(), strict=True))
+    # clauses, only inside the sentences longer than MAX_WINDOW (so only their grams are read)
+    if (sent_len > MAX_WINDOW).any():
+        inside = sent_len[kseg] > MAX_WINDOW
+        seg, starts, stops = _segments(cls, _IS_CLAUSE_END)
+        kseg = seg[keep]
+        letters = np.bincount(kseg, minlength=len(starts))
+        own = sent_seg[np.minimum(starts, len(codes) - 1)]
+        ok = (letters >= MIN_CHARS) & (sent_len[own] > MAX_WINDOW) & ((stops - starts) < sent_len[own])
+        if ok.any():
+            ok &= _reach(matcher, key, [(n, j, at[inside[at]]) for n, j, at in grams], kseg, letters, at_least, ok)
+        out.update(zip(starts[ok].tolist(), stops[ok].tolist(), strict=True))
+    return sorted(out)
 
 
-_MIX = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15 as a signed 64-bit number
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
-def _bounds(matcher: Matcher, kseg: np.ndarray, key: np.ndarray, nseg: int
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per segment: its letters, its query norm², and a bound on its dot product with any
-    suspect-able precedent (each shared gram's weight × its largest weight in one)."""
-    letters = np.bincount(kseg, minlength=nseg)
-    grams_s, grams_c = [], []
-    for n in NGRAMS:
-        if len(key) < n:
-            continue
-        m = len(key) - n + 1
-        code = np.zeros(m, dtype=np.int64)
-        for k in range(n):
-            code = (code << 21) | key[k : k + m]
-        same = kseg[:m] == kseg[n - 1 :]
-        grams_s.append(kseg[:m][same])
-        grams_c.append(code[same])
-    if not grams_s:
-        zero = np.zeros(nseg)
-        return letters, zero, zero
-    gs = np.concatenate(grams_s)
-    gc = np.concatenate(grams_c)
-    # the same gram twice in one segment counts once with tf 1 + log(count): one sort on a hash of
-    # (segment, gram), then runs of equal pairs (a hash collision could only split a run, which
-    # raises the bound: still safe)
+def _gram_codes(key: np.ndarray, n: int, at: np.ndarray | None = None) -> np.ndarray:
+    """The codes (:func:`_gram_code`) of the n-grams of ``key`` starting at the letters ``at`` (all)."""
+    if at is None:
+        k = len(key) - n + 1
+        code = key[:k] << 21 | key[1 : k + 1]
+        return code << 21 | key[2 : k + 2] if n == 3 else code
+    code = key[at] << 21 | key[at + 1]
+    return code << 21 | key[at + 2] if n == 3 else code
+
+
+def _grams_of(matcher: Matcher, key: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per gram length n of ``NGRAMS`` (2 and 3): (n, the vocabulary index of the gram starting at
+    each letter of ``key``, -1 for a gram no precedent has; the letters where a known one starts).
+    A trigram is only looked up where both its bigrams are known (a precedent holding it holds them)."""
+    out = []
+    if len(key) < 2:
+        return out
+    j2 = matcher.lookup(_gram_codes(key, 2))
+    known = j2 >= 0
+    out.append((2, j2, np.flatnonzero(known)))
+    if len(key) >= 3:
+        both = np.flatnonzero(known[:-1] & known[1:])
+        j3 = np.full(len(key) - 2, -1, dtype=np.int64)
+        if len(both):
+            j3[both] = matcher.lookup(_gram_codes(key, 3, both))
+        out.append((3, j3, both[j3[both] >= 0]))
+    return out
+
+
+def _reach(matcher: Matcher, key: np.ndarray, grams: list[tuple[int, np.ndarray, np.ndarray]],
+           kseg: np.ndarray, letters: np.ndarray, at_least: float, wanted: np.ndarray) -> np.ndarray:
+    """Per segment, whether its similarity to some suspect-able precedent (violation, at least
+    ``MIN_CASE_CHARS`` letters) may reach ``at_least``; only the ``wanted`` segments are looked at.
+    ``key``: the letters, ``kseg``: the segment of each (a segment's letters are contiguous),
+    ``letters``: how many each segment has, ``grams``: :func:`_grams_of` the letters (a gram across
+    two segments is in neither).
+
+    The exact similarity is Σ_g (1 + ln c_g)·idf_g·p_g / |q| over the distinct grams g of the
+    segment (c_g: how often; p: the precedent's unit vector), with |q|² = Σ_g (1 + ln c_g)²·idf_g².
+    Upper bounds, in three stages, none of which sorts:
+
+    1. dot product ≤ Σ over every occurrence of idf_g·top_g (``c ≥ 1 + ln c``; top_g: the gram's
+       largest weight in a suspect-able precedent), and |q|² ≥ r·Σ over every occurrence of idf_g²,
+       r = min over c ≤ C of (1 + ln c)²/c, C = the segment's letters − 1 (no gram occurs more
+       often), r = 1 up to C = 12. Only the known grams are read: a segment of L letters has
+       L − n + 1 n-grams, the unknown ones all of the largest idf;
+    2. for the segments left: dot product ≤ Σ over every occurrence of idf_g·p_g, per precedent
+       through its postings (the same norm);
+    3. for the segments left: also |q|² ≥ Σ of idf_g² over distinct (segment, gram) pairs, one
+       occurrence per occupied slot of a hash table (two pairs sharing a slot count once: lower,
+       still a bound); the larger of the two lower bounds is used."""
+    m = matcher
+    nseg = len(letters)
+    unseen2 = m.unseen_idf ** 2
+    norm2 = np.zeros(nseg)
+    reach = np.zeros(nseg)
+    known_s, known_j = [], []  # the known grams inside a segment: their segment, vocabulary index
+    for n, j, at in grams:
+        norm2 += unseen2 * np.maximum(letters - n + 1, 0)
+        gs = kseg[at]
+        inner = gs == kseg[at + n - 1]
+        gs, jk = gs[inner], j[at[inner]]
+        known_s.append(gs)
+        known_j.append(jk)
+        norm2 += np.bincount(gs, m.pad_idf2[jk] - unseen2, minlength=nseg)
+        reach += np.bincount(gs, m.pad_reach[jk], minlength=nseg)
+    most = np.maximum(letters - 1, 1).astype(np.float64)
+    norm = np.sqrt(np.minimum(1.0, (1 + np.log(most)) ** 2 / most) * np.maximum(norm2, 0.0))
+    ok = wanted & (reach >= (at_least - _SLACK) * norm) & (norm > 0)
+    rows = np.flatnonzero(ok)
+    if not len(rows):
+        return ok
+    # stage 2: the dot product per precedent, through the postings of the known grams
+    ks = np.concatenate(known_s)
+    jk = np.concatenate(known_j)
+    sel = ok[ks]
+    ks, jk = ks[sel], jk[sel]
+    lo = m.post_ptr[jk]
+    cnt = m.post_ptr[jk + 1] - lo
+    total = int(cnt.sum())
+    if not total:
+        return np.zeros(nseg, dtype=bool)
+    occ = np.repeat(np.arange(len(jk)), cnt)
+    at = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+    local = np.cumsum(ok) - 1
+    npre = m.post_rows
+    dot = np.bincount(local[ks[occ]] * npre + m.post_prec[at], m.gram_idf[jk[occ]] * m.post_w[at],
+                      minlength=len(rows) * npre).reshape(len(rows), npre).max(axis=1)
+    keep = dot >= (at_least - _SLACK) * norm[rows]
+    ok[rows] = keep
+    rows, dot = rows[keep], dot[keep]
+    if not len(rows):
+        return ok
+    # stage 3: a closer norm, from every gram of the segments left (their letters: a run of ``key``)
+    first_letter = np.searchsorted(kseg, rows)
+    parts = []
+    for n, j, _ in grams:
+        cnt = np.maximum(letters[rows] - n + 1, 0)
+        at = np.repeat(first_letter - (np.cumsum(cnt) - cnt), cnt) + np.arange(int(cnt.sum()))
+        parts.append((np.repeat(rows, cnt), _gram_codes(key, n, at), j[at]))
+    gs = np.concatenate([p[0] for p in parts])
+    gc = np.concatenate([p[1] for p in parts])
+    j = np.concatenate([p[2] for p in parts])
+    bits = max(4, (4 * len(gs)).bit_length())
     with np.errstate(over="ignore"):
-        order = np.argsort(gc ^ (gs.astype(np.int64) * _MIX), kind="stable")
-    gs, gc = gs[order], gc[order]
-    first = np.ones(len(gs), dtype=bool)
-    first[1:] = (gs[1:] != gs[:-1]) | (gc[1:] != gc[:-1])
-    run = np.flatnonzero(first)
-    count = np.diff(np.append(run, len(gs)))
-    us, uc = gs[run], gc[run]
-    at = np.searchsorted(matcher.gram_codes, uc)
-    at[at >= len(matcher.gram_codes)] = 0
-    known = matcher.gram_codes[at] == uc
-    idf = np.where(known, matcher.gram_idf[at], matcher.unseen_idf)
-    w = (1 + np.log(count)) * idf
-    norm2 = np.bincount(us, w * w, minlength=nseg)
-    reach = np.bincount(us[known], w[known] * matcher.gram_top[at[known]], minlength=nseg)
-    return letters, norm2, reach
+        slot = ((gc.view(np.uint64) * _MIX + gs.view(np.uint64)) * _MIX2 >> np.uint64(64 - bits)).view(np.int64)
+    table = np.empty(1 << bits, dtype=np.int64)
+    ids = np.arange(len(gs))
+    table[slot] = ids
+    first = table[slot] == ids
+    distinct = np.sqrt(np.bincount(gs[first], m.pad_idf2[j[first]], minlength=nseg))
+    closer = np.maximum(norm[rows], distinct[rows])  # both are lower bounds of the norm
+    ok[rows] = dot >= (at_least - _SLACK) * closer
+    return ok
 
 
 def _trim(line: str, s: int, e: int) -> tuple[int, int]:
@@ -411,6 +596,9 @@ class PrecedentDetector:
         self.suspect_at = suspect_at
         self.margin = margin
         self.exclude = exclude
+        self._allowed: tuple[Callable[[Precedent], bool] | None, np.ndarray | None] = (None, None)
+        self._citations: dict[tuple[str, str], str | None] = {}  # (sentence, category) → citation
+        self._texts: dict[tuple[Precedent, str], str] = {}  # (case, similarity as worded) → its citation
         self._basis: dict[str, str] = {}
         for rule in getattr(detector, "rules", ()):
             self._basis.setdefault(rule.category, str(rule.basis))
@@ -435,9 +623,9 @@ class PrecedentDetector:
         covered = np.zeros(len(text) + 1, dtype=bool)  # characters a rule finding holds
         for f in found:
             covered[f.start : max(f.end, f.start + 1)] = True
-        folded = char_fold(text)
+        folded, codes = fold_codes(text)
         best: dict[tuple[int, int], Match] = {}  # per sentence, its best window
-        for s, e in candidate_windows(self.matcher, folded, self.suspect_at):
+        for s, e in candidate_windows(self.matcher, folded, self.suspect_at, codes):
             if covered[s:e].any():
                 continue
             match = self.suspect(folded[s:e], folded=True)
@@ -454,35 +642,68 @@ class PrecedentDetector:
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return out
 
+    def _allowed_mask(self) -> np.ndarray | None:
+        """The precedents ``self.exclude`` leaves (None: all), computed once per ``exclude``."""
+        if self.exclude is None:
+            return None
+        if self._allowed[0] is not self.exclude:
+            self._allowed = (self.exclude, self.matcher.allowed(self.exclude))
+        return self._allowed[1]
+
     def suspect(self, words: str, *, folded: bool = False) -> Match | None:
         """The violation precedent ``words`` are suspected of resembling, or None."""
         key = _key(words) if folded else matching_key(words)
         sims = self.matcher.similarities_of_key(key, at_least=self.suspect_at)
-        pos = self.matcher._best(sims, violation=True, category=None, exclude=self.exclude, wordy=True)
+        allowed = self._allowed_mask()
+        pos = self.matcher._best(sims, violation=True, category=None, exclude=None, wordy=True, allowed=allowed)
         if pos is None or pos.similarity < self.suspect_at:
             return None
-        neg = self.matcher._best(sims, violation=False, category=None, exclude=self.exclude)
+        neg = self.matcher._best(sims, violation=False, category=None, exclude=None, allowed=allowed)
         if neg is not None and neg.similarity + self.margin >= pos.similarity:
             return None
         return pos
 
     def _cite(self, text: str, f: Finding) -> Finding:
         lo, hi = _sentence_around(text, f.start, f.end)
-        sims = self.matcher.similarities(text[lo:hi])
-        m = self.matcher._best(sims, violation=True, category=f.category, exclude=self.exclude)
-        if m is None:
+        memo = (text[lo:hi], f.category)
+        cite = self._citations.get(memo, "") if self.exclude is None else ""
+        if cite == "":
+            cite = self._citation(text[lo:hi], f.category)
+            if self.exclude is None:
+                if len(self._citations) >= 20_000:
+                    self._citations.clear()
+                self._citations[memo] = cite
+        if cite is None:
             return f
-        if m.similarity < CITE_AT:  # nothing really alike: a case of the kind an authority decided, if any
-            decided = self.matcher._best(sims, violation=True, category=f.category,
-                                         exclude=lambda p: not p.authority or bool(self.exclude and self.exclude(p)))
-            m = decided or m
-        cite = m.precedent.citation(m.similarity if m.similarity >= CITE_AT else None)
         return dataclasses.replace(f, precedent=cite, explanation=(*f.explanation, f"先例：{cite}"))
+
+    def _citation(self, sentence: str, category: str) -> str | None:
+        """The citation of a rule finding of ``category`` in ``sentence``: its closest violation
+        precedent of the category, or below ``CITE_AT`` a case of the kind an authority decided."""
+        sims = self.matcher.similarities(sentence)
+        allowed = self._allowed_mask()
+        m = self.matcher._best(sims, violation=True, category=category, exclude=None, allowed=allowed)
+        if m is None:
+            return None
+        if m.similarity < CITE_AT:  # nothing really alike: a case of the kind an authority decided, if any
+            decided = self.matcher.decided if allowed is None else self.matcher.decided & allowed
+            m = self.matcher._best(sims, violation=True, category=category, exclude=None, allowed=decided) or m
+        return self._text_of(m.precedent, m.similarity if m.similarity >= CITE_AT else None)
+
+    def _text_of(self, p: Precedent, similarity: float | None) -> str:
+        """``p.citation(similarity)``, each one worded once."""
+        key = (p, "" if similarity is None else f"{similarity:.2f}")  # all the wording depends on
+        got = self._texts.get(key)
+        if got is None:
+            if len(self._texts) >= 20_000:
+                self._texts.clear()
+            got = self._texts[key] = p.citation(similarity)
+        return got
 
     def _suspected(self, text: str, s: int, e: int, m: Match) -> Finding:
         p = m.precedent
         cat = p.categories[0]
-        cite = p.citation(m.similarity)
+        cite = self._text_of(p, m.similarity)
         name = CATEGORY_NAMES.get(cat, cat)
         explanation = (
             f"疑似{name}：未命中任何规则，但与已有先例相近，需人工核实",

@@ -22,6 +22,7 @@ from detectors.precedents import (
     Precedent,
     PrecedentDetector,
     _key,
+    all_windows,
     candidate_windows,
     default_precedent_detector,
     load_library,
@@ -181,7 +182,8 @@ def test_a_library_text_does_not_count_for_itself():
 
 def test_the_window_gate_never_hides_a_suspect(monkeypatch):
     """candidate_windows is a necessary condition: every sentence whose exact similarity reaches
-    the threshold is among the candidates."""
+    the threshold is among the candidates, also when a long text is read in pieces (cut at
+    sentence ends), and every candidate is a window of the reference enumeration."""
     library = load_library()
     m = Matcher(library)
     rng = random.Random(5)
@@ -190,13 +192,16 @@ def test_the_window_gate_never_hides_a_suspect(monkeypatch):
         text = "\n".join("".join(rng.choice("。，；") + rng.choice(pieces) for _ in range(rng.randint(1, 4)))
                          for _ in range(120))
         folded = char_fold(text)
+        windows = set(all_windows(folded))
         cands = set(candidate_windows(m, folded, at))
-        with monkeypatch.context() as mp:  # a long text is read in pieces cut at sentence ends: same windows
+        with monkeypatch.context() as mp:
             mp.setattr("detectors.precedents.CHUNK_CHARS", 500)
-            assert set(candidate_windows(m, folded, at)) == cands
+            assert set(all_windows(folded)) == windows  # cut at sentence ends: the same windows
+            chunked = set(candidate_windows(m, folded, at))
+        assert cands <= windows and chunked <= windows
         for mt in re.finditer(r"[^。！？!?；;\n]+", folded):
             if len(_key(mt.group())) < 6:
                 continue
             sims = m.similarities_of_key(_key(mt.group()))[m.violation & m.wordy]
             if float(sims.max()) >= at + 1e-6:
-                assert (mt.start(), mt.end()) in cands, mt.group()
+                assert (mt.start(), mt.end()) in cands and (mt.start(), mt.end()) in chunked, mt.group()
