@@ -49,6 +49,8 @@ MAX_SCROLL_STEPS = 12           # screens scrolled to wake lazy loaders
 CONTEXT_LIFETIME = 40           # pages a browser context serves before it is closed and recreated
 MAX_RECORDED_RESPONSES = 400    # per page: a page that polls forever cannot flood the archive
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
+IDLE_QUIET = 0.1                # s without a request that ends the wait early, when the page has no timer pending
+IDLE_CONFIRM = 0.03             # s between the two looks that find it so
 
 
 class RenderFailed(IgnoreRequest):
@@ -123,6 +125,27 @@ async def abort_request(request: Any) -> bool:
 
 
 # -- JavaScript run in the page -----------------------------------------------------------------
+# Installed before the page's own scripts (an init script): counts the page's pending short
+# timers (``setTimeout`` up to SHORT_TIMER_MS), so the capture knows whether the page still has
+# work scheduled (a pop-up after 300 ms, a fetch after ``load`` + 200 ms) once the network is
+# quiet. The page's timers run exactly as before; only the count is kept.
+SHORT_TIMER_MS = 1000
+TIMERS_JS = """(() => {
+  if (window.__jianfuTimers) return;
+  const pending = new Set(), set = window.setTimeout, clear = window.clearTimeout;
+  window.setTimeout = function (fn, ms, ...rest) {
+    if (typeof fn !== 'function' || (Number(ms) || 0) > SHORT_TIMER_MS) return set.apply(window, arguments);
+    const id = set.call(window, function () {
+      try { return fn.apply(this, arguments); } finally { pending.delete(id); }
+    }, ms, ...rest);
+    pending.add(id);
+    return id;
+  };
+  window.clearTimeout = function (id) { pending.delete(id); return clear.call(window, id); };
+  Object.defineProperty(window, '__jianfuTimers', {value: () => pending.size});
+})()""".replace("SHORT_TIMER_MS", str(SHORT_TIMER_MS))
+PENDING_TIMERS_JS = "() => window.__jianfuTimers ? window.__jianfuTimers() : -1"
+
 SCROLL_JS = """async ({maxSteps, pause, maxHeight}) => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
   const H = () => Math.max(document.body ? document.body.scrollHeight : 0, document.documentElement.scrollHeight);
@@ -287,12 +310,13 @@ class PageRecorder:
         self.popups: list[str] = []
         self.recorded = 0
         self.closed = False
+        self.loaded = False  # the main frame's load event fired
         self.lost_pages = 0
 
     def handlers(self) -> dict[str, Any]:
         return {"request": self.on_request, "requestfinished": self.on_done, "requestfailed": self.on_failed,
                 "response": self.on_response, "dialog": self.on_dialog, "pageerror": self.on_error,
-                "popup": self.on_popup, "close": self.on_close, "crash": self.on_close}
+                "popup": self.on_popup, "close": self.on_close, "crash": self.on_close, "load": self.on_load}
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -302,6 +326,14 @@ class PageRecorder:
     def on_request(self, request: Any) -> None:
         self.pending.add(request)
         self.last_activity = time.monotonic()
+        try:
+            if request.is_navigation_request() and request.frame.parent_frame is None:
+                self.loaded = False  # a new document: wait for its own load event
+        except Exception:
+            pass
+
+    def on_load(self, page: Any = None) -> None:
+        self.loaded = True
 
     def on_done(self, request: Any) -> None:
         self.pending.discard(request)
@@ -415,18 +447,39 @@ class PageRecorder:
         self.restored[url] = (prev.warc_file, prev.warc_offset, fetch_id, prev.scan_id)
         ctx.stats["not_modified"] += 1
 
-    async def settle(self, quiet: float, timeout: float) -> bool:
-        """Wait until no request has been in flight for ``quiet`` seconds; False on timeout."""
+    async def settle(self, quiet: float, timeout: float, page: Any = None) -> bool:
+        """Wait until the page is done: nothing in flight for ``quiet`` seconds. With ``page``, sooner
+        once the page has loaded, nothing has been in flight for ``IDLE_QUIET`` seconds and the page
+        has no short timer pending (``TIMERS_JS``), seen twice in a row. False on timeout."""
         deadline = time.monotonic() + timeout
+        idle_since = 0.0  # when the page was first seen idle, timers included (0: not idle)
         while True:
             now = time.monotonic()
-            if not self.pending and now - self.last_activity >= quiet:
+            quiet_for = now - self.last_activity
+            if not self.pending and quiet_for >= quiet:
                 return True
             if now >= deadline:
                 return False
-            # idle: sleep just until the quiet period would be over (activity meanwhile moves it)
-            wait = 0.05 if self.pending else quiet - (now - self.last_activity)
-            await asyncio.sleep(max(0.005, min(wait, deadline - now)))
+            early = page is not None and quiet > IDLE_QUIET
+            if early and self.loaded and not self.pending and quiet_for >= IDLE_QUIET:
+                if not await self._no_timers(page):
+                    idle_since = 0.0
+                elif idle_since > self.last_activity and time.monotonic() - idle_since >= IDLE_CONFIRM:
+                    return True
+                elif idle_since <= self.last_activity:
+                    idle_since = time.monotonic()
+                wait = IDLE_CONFIRM
+            elif self.pending or (early and not self.loaded):
+                wait = 0.03
+            else:  # just until the quiet period would be over (activity meanwhile moves it)
+                wait = (IDLE_QUIET if early else quiet) - quiet_for
+            await asyncio.sleep(max(0.005, min(wait, deadline - time.monotonic())))
+
+    async def _no_timers(self, page: Any) -> bool:
+        try:
+            return await page.evaluate(PENDING_TIMERS_JS) == 0
+        except Exception:  # navigating, closed: the plain quiet period decides
+            return False
 
     async def flush(self, timeout: float = 5.0) -> None:
         if self.tasks:
@@ -510,8 +563,8 @@ class RenderMiddleware:
             "playwright_page_event_handlers": recorder.handlers(),
             "jianfu_recorder": recorder, "jianfu_slot": slot, "dont_retry": True,
         })
+        request.meta["playwright_page_init_callback"] = prepare_page
         if request.meta.get("jianfu_render_prev"):  # captured before: ask whether it changed
-            request.meta["playwright_page_init_callback"] = revalidate_document
             request.meta["jianfu_render_timeout"] = self.timeout
         return None
 
@@ -596,7 +649,7 @@ class RenderMiddleware:
                                           "restarted browser")
             ctx.stats["errors"] += 1
             rec.lost_pages = 0
-        if not await rec.settle(self.quiet, min(5.0, budget / 3)):
+        if not await rec.settle(self.quiet, min(5.0, budget / 3), page):
             notes.append(f"network still busy after {min(5.0, budget / 3):.1f} s (captured as shown)")
         if self.wait_for:
             try:
@@ -614,7 +667,7 @@ class RenderMiddleware:
         if found is None:
             if height > VIEWPORT["height"]:
                 await page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
-                await rec.settle(0.2, 2.0)
+                await rec.settle(0.2, 2.0, page)
             found = await self._evaluate(page, TEXT_JS, {"maxChars": 500_000}, notes)
         if found is None:
             raise RenderFailed("render_failed", "the page went away before its text could be read")
@@ -679,6 +732,14 @@ class RenderMiddleware:
                 except Exception:
                     pass
         return None
+
+
+async def prepare_page(page: Any, request: Request) -> None:
+    """scrapy-playwright page init callback (before the page navigates): count the page's short
+    timers (``TIMERS_JS``), and revalidate a page captured by an earlier scan."""
+    await page.add_init_script(TIMERS_JS)
+    if request.meta.get("jianfu_render_prev"):
+        await revalidate_document(page, request)
 
 
 async def revalidate_document(page: Any, request: Request) -> None:
