@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,7 +80,10 @@ def chromium_version(executable: str) -> str:
 
 def browser_settings(executable: str, *, concurrency: int, timeout: float) -> dict[str, Any]:
     """Scrapy settings that route ``playwright`` requests through Chromium (HTTP stays HTTP)."""
-    pages = max(1, min(concurrency, 8))
+    # pages open at once: as many as one site may have in flight (CONCURRENT_REQUESTS_PER_DOMAIN).
+    # The capture runs after the download slot is freed, so the per-site limit alone would let
+    # up to --concurrency pages (and renderer processes) pile up in the browser.
+    pages = max(1, min(concurrency // 2, 8))
     contexts = 2 if pages > 1 else 1
     handler = "crawler.lazy_browser.LazyPlaywrightHandler"
     return {
@@ -148,6 +152,8 @@ PENDING_TIMERS_JS = "() => window.__jianfuTimers ? window.__jianfuTimers() : -1"
 
 SCROLL_JS = """async ({maxSteps, pause, maxHeight}) => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
+  // the page's scroll handlers run in the next frame: wait for it (at most 1 s: a hidden page draws none)
+  const frame = () => Promise.race([new Promise(r => requestAnimationFrame(() => r())), sleep(1000)]);
   const H = () => Math.max(document.body ? document.body.scrollHeight : 0, document.documentElement.scrollHeight);
   const initial = H();
   let steps = 0;
@@ -155,6 +161,7 @@ SCROLL_JS = """async ({maxSteps, pause, maxHeight}) => {
     for (; steps < maxSteps; steps++) {
       const before = H();
       window.scrollTo(0, window.scrollY + window.innerHeight);
+      await frame();
       await sleep(pause);
       const h = H();
       if (window.scrollY + window.innerHeight >= h - 2 && h === before) break;
@@ -311,12 +318,25 @@ class PageRecorder:
         self.recorded = 0
         self.closed = False
         self.loaded = False  # the main frame's load event fired
+        self.settled = False  # the page went quiet before the capture
         self.lost_pages = 0
+        self._handlers: dict[str, Any] = {}
 
     def handlers(self) -> dict[str, Any]:
-        return {"request": self.on_request, "requestfinished": self.on_done, "requestfailed": self.on_failed,
+        if not self._handlers:
+            self._handlers = {
+                "request": self.on_request, "requestfinished": self.on_done, "requestfailed": self.on_failed,
                 "response": self.on_response, "dialog": self.on_dialog, "pageerror": self.on_error,
                 "popup": self.on_popup, "close": self.on_close, "crash": self.on_close, "load": self.on_load}
+        return self._handlers
+
+    def detach(self, page: Any) -> None:
+        """Stop listening to ``page`` (it goes on to another URL with another recorder)."""
+        for event, handler in self._handlers.items():
+            try:
+                page.remove_listener(event, handler)
+            except Exception:
+                pass
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -489,37 +509,56 @@ class PageRecorder:
 # -- the pool of context names --------------------------------------------------------------------
 class ContextPool:
     """A fixed set of context names; each context is closed after ``lifetime`` pages (once idle) and
-    recreated by scrapy-playwright on the next request that names it."""
+    recreated by scrapy-playwright on the next request that names it. A page that captured cleanly
+    is kept open and navigated to the context's next page: its tab keeps its renderer process, so
+    the browser does not start (and later tear down) a process for every page."""
 
     def __init__(self, size: int, lifetime: int = CONTEXT_LIFETIME, pages: int | None = None) -> None:
         self.size, self.lifetime = size, lifetime
         self.pages = pages or 10**9     # pages open at once over all contexts
-        # staggered start: contexts retire one at a time, so the others keep the browser busy
-        self.served = [i * lifetime // size for i in range(size)]
+        self.served = [0] * size
         self.inflight = [0] * size
         self.retiring = [False] * size
         self.contexts: list[Any] = [None] * size
+        self.idle: list[list[Any]] = [[] for _ in range(size)]  # open pages waiting for their next URL
 
-    async def acquire(self) -> int:
+    async def acquire(self) -> tuple[int, Any]:
+        """A context slot and, when that context has one, an open page to reuse."""
         while True:
             free = [i for i in range(self.size) if not self.retiring[i]]
             if free and sum(self.inflight) < self.pages:
-                slot = min(free, key=lambda i: self.inflight[i])
+                # a context with an open page first (no new tab), then the one already in use: one
+                # context serves until it retires, while the other drains and is closed
+                slot = min(free, key=lambda i: (not self.idle[i], -self.inflight[i], i))
                 break
             await asyncio.sleep(0.02)
         self.inflight[slot] += 1
         self.served[slot] += 1
         if self.served[slot] >= self.lifetime:
             self.retiring[slot] = True
-        return slot
+        page = None
+        while self.idle[slot] and page is None:
+            candidate = self.idle[slot].pop()
+            if not candidate.is_closed():
+                page = candidate
+        return slot, page
 
-    async def release(self, slot: int, context: Any = None) -> None:
+    async def release(self, slot: int, context: Any = None, page: Any = None) -> None:
+        """The slot's request is done; ``page`` (open, captured cleanly) may serve the next one."""
         if context is not None:
             self.contexts[slot] = context
         self.inflight[slot] -= 1
+        if page is not None:
+            if self.retiring[slot] or context is None:
+                await _close_page(page)
+            else:
+                self.idle[slot].append(page)
         if self.retiring[slot] and self.inflight[slot] == 0:
             ctx, self.contexts[slot] = self.contexts[slot], None
+            pages, self.idle[slot] = self.idle[slot], []
             try:
+                for idle in pages:
+                    await _close_page(idle)
                 if ctx is not None:
                     await asyncio.wait_for(ctx.close(), 10)
             except Exception:
@@ -527,6 +566,14 @@ class ContextPool:
             finally:
                 self.served[slot] = 0
                 self.retiring[slot] = False
+
+
+async def _close_page(page: Any) -> None:
+    try:
+        if not page.is_closed():
+            await asyncio.wait_for(page.close(), 10)
+    except Exception:
+        pass
 
 
 # -- the downloader middleware --------------------------------------------------------------------
@@ -551,28 +598,38 @@ class RenderMiddleware:
     async def process_request(self, request: Request) -> None:
         if not request.meta.get("jianfu_render"):
             return None
-        slot = await self.pool.acquire()
         recorder = PageRecorder(self.ctx, request.url)
         request.meta.pop("playwright_page", None)
         request.meta.update({
-            "playwright": True, "playwright_include_page": True, "playwright_context": f"jianfu-{slot}",
+            "playwright": True, "playwright_include_page": True,
             "playwright_context_kwargs": {"viewport": dict(VIEWPORT), "accept_downloads": False,
                                           "locale": "zh-CN", "service_workers": "block",
                                           "ignore_https_errors": True},
             "playwright_page_goto_kwargs": {"wait_until": "domcontentloaded", "timeout": self.timeout * 1000},
             "playwright_page_event_handlers": recorder.handlers(),
-            "jianfu_recorder": recorder, "jianfu_slot": slot, "dont_retry": True,
+            "jianfu_recorder": recorder, "jianfu_take_page": self.take_page, "dont_retry": True,
         })
         request.meta["playwright_page_init_callback"] = prepare_page
         if request.meta.get("jianfu_render_prev"):  # captured before: ask whether it changed
             request.meta["jianfu_render_timeout"] = self.timeout
         return None
 
+    async def take_page(self, request: Request) -> None:
+        """Called by the download handler (``crawler.lazy_browser``) when the request's turn has come
+        (after the per-site limits, unlike ``process_request``): a context, and an open page of it
+        when one is free, so no page waits in the queue."""
+        slot, page = await self.pool.acquire()
+        request.meta["jianfu_slot"] = slot
+        request.meta["playwright_context"] = f"jianfu-{slot}"
+        if page is not None:  # scrapy-playwright navigates the open page to this URL
+            request.meta["playwright_page"] = page
+
     async def process_response(self, request: Request, response: Response) -> Response:
         if "playwright" not in response.flags or "jianfu_recorder" not in request.meta:
             return response
         page = request.meta.pop("playwright_page", None)
         recorder: PageRecorder = request.meta.pop("jianfu_recorder")
+        clean = False
         try:
             if request.meta.get("playwright_suggested_filename"):
                 raise RenderFailed("download", "the address starts a file download, not a page")
@@ -586,13 +643,15 @@ class RenderMiddleware:
             except Exception as e:
                 error, reason = describe(e)
                 raise RenderFailed(error, reason) from e
+            clean = True
         except RenderFailed as e:
             await recorder.flush(2)
             self._record_failure(request, recorder, e.error, e.reason)
             raise
         finally:
             recorder.closed = True
-            await self._close(page, request)
+            # a clean capture's page may serve the context's next URL; any other is closed
+            await self._close(page, request, recorder if clean else None)
         request.meta["jianfu_rendered"] = rendered
         headers = Headers(response.headers)
         headers[b"Content-Type"] = b"text/html; charset=utf-8"
@@ -615,18 +674,36 @@ class RenderMiddleware:
             return request.replace(dont_filter=True, meta={**meta, "jianfu_crash_retried": True})
         return None  # CaptureMiddleware records the failure (crawler.failures names browser errors)
 
-    async def _close(self, page: Any, request: Request) -> None:
-        context = None
+    async def _close(self, page: Any, request: Request, recorder: PageRecorder | None = None) -> None:
+        """Close the page, or with the ``recorder`` of a clean capture, keep it open for the
+        context's next page; either way the page's slot is free again."""
+        context = keep = None
         if page is not None:
             try:
                 context = page.context
-                if not page.is_closed():
-                    await asyncio.wait_for(page.close(), 10)
+                if recorder is not None and await self._reusable(page, recorder):
+                    keep = page
+                else:
+                    await _close_page(page)
             except Exception:
-                pass
+                await _close_page(page)
         slot = request.meta.pop("jianfu_slot", None)
         if slot is not None:
-            await self.pool.release(slot, context)
+            await self.pool.release(slot, context, keep)
+        elif keep is not None:
+            await _close_page(keep)
+
+    async def _reusable(self, page: Any, recorder: PageRecorder) -> bool:
+        """Ready the page for another URL: this capture's event handlers off, the viewport back to
+        its size. Only a page that went quiet: not one still busy (polling), showing dialogs,
+        opening windows, that crashed or left the web."""
+        recorder.detach(page)
+        if page.is_closed() or not recorder.settled or recorder.lost_pages or recorder.popups \
+                or recorder.dialogs or urlsplit(page.url).scheme not in ("http", "https"):
+            return False
+        if page.viewport_size != VIEWPORT:
+            await asyncio.wait_for(page.set_viewport_size(dict(VIEWPORT)), 5)
+        return True
 
     def _record_failure(self, request: Request, recorder: PageRecorder, error: str, reason: str) -> None:
         ctx = self.ctx
@@ -649,7 +726,8 @@ class RenderMiddleware:
                                           "restarted browser")
             ctx.stats["errors"] += 1
             rec.lost_pages = 0
-        if not await rec.settle(self.quiet, min(5.0, budget / 3), page):
+        rec.settled = await rec.settle(self.quiet, min(5.0, budget / 3), page)
+        if not rec.settled:
             notes.append(f"network still busy after {min(5.0, budget / 3):.1f} s (captured as shown)")
         if self.wait_for:
             try:
@@ -734,10 +812,15 @@ class RenderMiddleware:
         return None
 
 
+_TIMED_PAGES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 async def prepare_page(page: Any, request: Request) -> None:
     """scrapy-playwright page init callback (before the page navigates): count the page's short
     timers (``TIMERS_JS``), and revalidate a page captured by an earlier scan."""
-    await page.add_init_script(TIMERS_JS)
+    if page not in _TIMED_PAGES:  # a reused page has it already
+        await page.add_init_script(TIMERS_JS)
+        _TIMED_PAGES.add(page)
     if request.meta.get("jianfu_render_prev"):
         await revalidate_document(page, request)
 
