@@ -876,23 +876,30 @@ async def revalidate_document(page: Any, request: Request) -> None:
     await page.route("**", on_route)
 
 
+_DEVTOOLS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # page → its DevTools session
+SHOT_PARAMS = {"format": "png", "optimizeForSpeed": True, "captureBeyondViewport": False, "fromSurface": True}
+
+
 async def screenshot(page: Any) -> bytes:
     """PNG of the viewport (as tall as the captured page), straight from Chromium's DevTools
     ``Page.captureScreenshot`` with its fast PNG encoder; Playwright's ``page.screenshot`` (which
-    adds several round trips per page) when a DevTools session cannot be had."""
-    try:
-        cdp = await page.context.new_cdp_session(page)
-    except Exception:
-        return await page.screenshot(type="png", full_page=False)
-    try:
-        out = await cdp.send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True,
-                                                        "captureBeyondViewport": False, "fromSurface": True})
-    finally:
+    adds several round trips per page) when a DevTools session cannot be had. The session stays
+    open with the page (a reused page shoots its next URL without opening another)."""
+    for attempt in range(2):
+        cdp = _DEVTOOLS.get(page)
+        if cdp is None:
+            try:
+                cdp = _DEVTOOLS[page] = await page.context.new_cdp_session(page)
+            except Exception:
+                return await page.screenshot(type="png", full_page=False)
         try:
-            await cdp.detach()
+            out = await cdp.send("Page.captureScreenshot", SHOT_PARAMS)
+            return base64.b64decode(out["data"])
         except Exception:
-            pass
-    return base64.b64decode(out["data"])
+            _DEVTOOLS.pop(page, None)  # the session went away with a navigation: once more, on a new one
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _browser_version(page: Any) -> str:
