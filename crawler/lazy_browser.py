@@ -5,6 +5,8 @@ out to be script-built and need rendering. scrapy-playwright's handler imports P
 starts its Node driver as the engine starts, which cost every plain scan about two seconds. This
 handler serves plain requests with Scrapy's HTTP/1.1 handler and creates the scrapy-playwright
 handler (and so Playwright and Chromium) with the first request whose meta says ``playwright``.
+A rendered request gets its browser context and page here, when its download starts
+(``jianfu_take_page``), not while it waits behind the per-site limits.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class LazyPlaywrightHandler(HTTP11DownloadHandler):
                                        "start needs scrapy-playwright 0.0.4x (see pyproject.toml)")
                 await launch()
                 self._browser = handler
+        take_page = request.meta.pop("jianfu_take_page", None)  # crawler.render.RenderMiddleware.take_page
+        if take_page is not None:
+            await take_page(request)
         return await self._browser.download_request(request)
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +50,8 @@ MAX_SCROLL_STEPS = 12           # screens scrolled to wake lazy loaders
 CONTEXT_LIFETIME = 40           # pages a browser context serves before it is closed and recreated
 MAX_RECORDED_RESPONSES = 400    # per page: a page that polls forever cannot flood the archive
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
+IDLE_QUIET = 0.1                # s without a request that ends the wait early, when the page has no timer pending
+IDLE_CONFIRM = 0.03             # s between the two looks that find it so
 
 
 class RenderFailed(IgnoreRequest):
@@ -77,7 +80,10 @@ def chromium_version(executable: str) -> str:
 
 def browser_settings(executable: str, *, concurrency: int, timeout: float) -> dict[str, Any]:
     """Scrapy settings that route ``playwright`` requests through Chromium (HTTP stays HTTP)."""
-    pages = max(1, min(concurrency, 8))
+    # pages open at once: as many as one site may have in flight (CONCURRENT_REQUESTS_PER_DOMAIN).
+    # The capture runs after the download slot is freed, so the per-site limit alone would let
+    # up to --concurrency pages (and renderer processes) pile up in the browser.
+    pages = max(1, min(concurrency // 2, 8))
     contexts = 2 if pages > 1 else 1
     handler = "crawler.lazy_browser.LazyPlaywrightHandler"
     return {
@@ -123,8 +129,31 @@ async def abort_request(request: Any) -> bool:
 
 
 # -- JavaScript run in the page -----------------------------------------------------------------
+# Installed before the page's own scripts (an init script): counts the page's pending short
+# timers (``setTimeout`` up to SHORT_TIMER_MS), so the capture knows whether the page still has
+# work scheduled (a pop-up after 300 ms, a fetch after ``load`` + 200 ms) once the network is
+# quiet. The page's timers run exactly as before; only the count is kept.
+SHORT_TIMER_MS = 1000
+TIMERS_JS = """(() => {
+  if (window.__jianfuTimers) return;
+  const pending = new Set(), set = window.setTimeout, clear = window.clearTimeout;
+  window.setTimeout = function (fn, ms, ...rest) {
+    if (typeof fn !== 'function' || (Number(ms) || 0) > SHORT_TIMER_MS) return set.apply(window, arguments);
+    const id = set.call(window, function () {
+      try { return fn.apply(this, arguments); } finally { pending.delete(id); }
+    }, ms, ...rest);
+    pending.add(id);
+    return id;
+  };
+  window.clearTimeout = function (id) { pending.delete(id); return clear.call(window, id); };
+  Object.defineProperty(window, '__jianfuTimers', {value: () => pending.size});
+})()""".replace("SHORT_TIMER_MS", str(SHORT_TIMER_MS))
+PENDING_TIMERS_JS = "() => window.__jianfuTimers ? window.__jianfuTimers() : -1"
+
 SCROLL_JS = """async ({maxSteps, pause, maxHeight}) => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
+  // the page's scroll handlers run in the next frame: wait for it (at most 1 s: a hidden page draws none)
+  const frame = () => Promise.race([new Promise(r => requestAnimationFrame(() => r())), sleep(1000)]);
   const H = () => Math.max(document.body ? document.body.scrollHeight : 0, document.documentElement.scrollHeight);
   const initial = H();
   let steps = 0;
@@ -132,6 +161,7 @@ SCROLL_JS = """async ({maxSteps, pause, maxHeight}) => {
     for (; steps < maxSteps; steps++) {
       const before = H();
       window.scrollTo(0, window.scrollY + window.innerHeight);
+      await frame();
       await sleep(pause);
       const h = H();
       if (window.scrollY + window.innerHeight >= h - 2 && h === before) break;
@@ -287,12 +317,26 @@ class PageRecorder:
         self.popups: list[str] = []
         self.recorded = 0
         self.closed = False
+        self.loaded = False  # the main frame's load event fired
+        self.settled = False  # the page went quiet before the capture
         self.lost_pages = 0
+        self._handlers: dict[str, Any] = {}
 
     def handlers(self) -> dict[str, Any]:
-        return {"request": self.on_request, "requestfinished": self.on_done, "requestfailed": self.on_failed,
+        if not self._handlers:
+            self._handlers = {
+                "request": self.on_request, "requestfinished": self.on_done, "requestfailed": self.on_failed,
                 "response": self.on_response, "dialog": self.on_dialog, "pageerror": self.on_error,
-                "popup": self.on_popup, "close": self.on_close, "crash": self.on_close}
+                "popup": self.on_popup, "close": self.on_close, "crash": self.on_close, "load": self.on_load}
+        return self._handlers
+
+    def detach(self, page: Any) -> None:
+        """Stop listening to ``page`` (it goes on to another URL with another recorder)."""
+        for event, handler in self._handlers.items():
+            try:
+                page.remove_listener(event, handler)
+            except Exception:
+                pass
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -302,6 +346,14 @@ class PageRecorder:
     def on_request(self, request: Any) -> None:
         self.pending.add(request)
         self.last_activity = time.monotonic()
+        try:
+            if request.is_navigation_request() and request.frame.parent_frame is None:
+                self.loaded = False  # a new document: wait for its own load event
+        except Exception:
+            pass
+
+    def on_load(self, page: Any = None) -> None:
+        self.loaded = True
 
     def on_done(self, request: Any) -> None:
         self.pending.discard(request)
@@ -415,18 +467,39 @@ class PageRecorder:
         self.restored[url] = (prev.warc_file, prev.warc_offset, fetch_id, prev.scan_id)
         ctx.stats["not_modified"] += 1
 
-    async def settle(self, quiet: float, timeout: float) -> bool:
-        """Wait until no request has been in flight for ``quiet`` seconds; False on timeout."""
+    async def settle(self, quiet: float, timeout: float, page: Any = None) -> bool:
+        """Wait until the page is done: nothing in flight for ``quiet`` seconds. With ``page``, sooner
+        once the page has loaded, nothing has been in flight for ``IDLE_QUIET`` seconds and the page
+        has no short timer pending (``TIMERS_JS``), seen twice in a row. False on timeout."""
         deadline = time.monotonic() + timeout
+        idle_since = 0.0  # when the page was first seen idle, timers included (0: not idle)
         while True:
             now = time.monotonic()
-            if not self.pending and now - self.last_activity >= quiet:
+            quiet_for = now - self.last_activity
+            if not self.pending and quiet_for >= quiet:
                 return True
             if now >= deadline:
                 return False
-            # idle: sleep just until the quiet period would be over (activity meanwhile moves it)
-            wait = 0.05 if self.pending else quiet - (now - self.last_activity)
-            await asyncio.sleep(max(0.005, min(wait, deadline - now)))
+            early = page is not None and quiet > IDLE_QUIET
+            if early and self.loaded and not self.pending and quiet_for >= IDLE_QUIET:
+                if not await self._no_timers(page):
+                    idle_since = 0.0
+                elif idle_since > self.last_activity and time.monotonic() - idle_since >= IDLE_CONFIRM:
+                    return True
+                elif idle_since <= self.last_activity:
+                    idle_since = time.monotonic()
+                wait = IDLE_CONFIRM
+            elif self.pending or (early and not self.loaded):
+                wait = 0.03
+            else:  # just until the quiet period would be over (activity meanwhile moves it)
+                wait = (IDLE_QUIET if early else quiet) - quiet_for
+            await asyncio.sleep(max(0.005, min(wait, deadline - time.monotonic())))
+
+    async def _no_timers(self, page: Any) -> bool:
+        try:
+            return await page.evaluate(PENDING_TIMERS_JS) == 0
+        except Exception:  # navigating, closed: the plain quiet period decides
+            return False
 
     async def flush(self, timeout: float = 5.0) -> None:
         if self.tasks:
@@ -436,37 +509,56 @@ class PageRecorder:
 # -- the pool of context names --------------------------------------------------------------------
 class ContextPool:
     """A fixed set of context names; each context is closed after ``lifetime`` pages (once idle) and
-    recreated by scrapy-playwright on the next request that names it."""
+    recreated by scrapy-playwright on the next request that names it. A page that captured cleanly
+    is kept open and navigated to the context's next page: its tab keeps its renderer process, so
+    the browser does not start (and later tear down) a process for every page."""
 
     def __init__(self, size: int, lifetime: int = CONTEXT_LIFETIME, pages: int | None = None) -> None:
         self.size, self.lifetime = size, lifetime
         self.pages = pages or 10**9     # pages open at once over all contexts
-        # staggered start: contexts retire one at a time, so the others keep the browser busy
-        self.served = [i * lifetime // size for i in range(size)]
+        self.served = [0] * size
         self.inflight = [0] * size
         self.retiring = [False] * size
         self.contexts: list[Any] = [None] * size
+        self.idle: list[list[Any]] = [[] for _ in range(size)]  # open pages waiting for their next URL
 
-    async def acquire(self) -> int:
+    async def acquire(self) -> tuple[int, Any]:
+        """A context slot and, when that context has one, an open page to reuse."""
         while True:
             free = [i for i in range(self.size) if not self.retiring[i]]
             if free and sum(self.inflight) < self.pages:
-                slot = min(free, key=lambda i: self.inflight[i])
+                # a context with an open page first (no new tab), then the one already in use: one
+                # context serves until it retires, while the other drains and is closed
+                slot = min(free, key=lambda i: (not self.idle[i], -self.inflight[i], i))
                 break
             await asyncio.sleep(0.02)
         self.inflight[slot] += 1
         self.served[slot] += 1
         if self.served[slot] >= self.lifetime:
             self.retiring[slot] = True
-        return slot
+        page = None
+        while self.idle[slot] and page is None:
+            candidate = self.idle[slot].pop()
+            if not candidate.is_closed():
+                page = candidate
+        return slot, page
 
-    async def release(self, slot: int, context: Any = None) -> None:
+    async def release(self, slot: int, context: Any = None, page: Any = None) -> None:
+        """The slot's request is done; ``page`` (open, captured cleanly) may serve the next one."""
         if context is not None:
             self.contexts[slot] = context
         self.inflight[slot] -= 1
+        if page is not None:
+            if self.retiring[slot] or context is None:
+                await _close_page(page)
+            else:
+                self.idle[slot].append(page)
         if self.retiring[slot] and self.inflight[slot] == 0:
             ctx, self.contexts[slot] = self.contexts[slot], None
+            pages, self.idle[slot] = self.idle[slot], []
             try:
+                for idle in pages:
+                    await _close_page(idle)
                 if ctx is not None:
                     await asyncio.wait_for(ctx.close(), 10)
             except Exception:
@@ -474,6 +566,14 @@ class ContextPool:
             finally:
                 self.served[slot] = 0
                 self.retiring[slot] = False
+
+
+async def _close_page(page: Any) -> None:
+    try:
+        if not page.is_closed():
+            await asyncio.wait_for(page.close(), 10)
+    except Exception:
+        pass
 
 
 # -- the downloader middleware --------------------------------------------------------------------
@@ -498,28 +598,38 @@ class RenderMiddleware:
     async def process_request(self, request: Request) -> None:
         if not request.meta.get("jianfu_render"):
             return None
-        slot = await self.pool.acquire()
         recorder = PageRecorder(self.ctx, request.url)
         request.meta.pop("playwright_page", None)
         request.meta.update({
-            "playwright": True, "playwright_include_page": True, "playwright_context": f"jianfu-{slot}",
+            "playwright": True, "playwright_include_page": True,
             "playwright_context_kwargs": {"viewport": dict(VIEWPORT), "accept_downloads": False,
                                           "locale": "zh-CN", "service_workers": "block",
                                           "ignore_https_errors": True},
             "playwright_page_goto_kwargs": {"wait_until": "domcontentloaded", "timeout": self.timeout * 1000},
             "playwright_page_event_handlers": recorder.handlers(),
-            "jianfu_recorder": recorder, "jianfu_slot": slot, "dont_retry": True,
+            "jianfu_recorder": recorder, "jianfu_take_page": self.take_page, "dont_retry": True,
         })
+        request.meta["playwright_page_init_callback"] = prepare_page
         if request.meta.get("jianfu_render_prev"):  # captured before: ask whether it changed
-            request.meta["playwright_page_init_callback"] = revalidate_document
             request.meta["jianfu_render_timeout"] = self.timeout
         return None
+
+    async def take_page(self, request: Request) -> None:
+        """Called by the download handler (``crawler.lazy_browser``) when the request's turn has come
+        (after the per-site limits, unlike ``process_request``): a context, and an open page of it
+        when one is free, so no page waits in the queue."""
+        slot, page = await self.pool.acquire()
+        request.meta["jianfu_slot"] = slot
+        request.meta["playwright_context"] = f"jianfu-{slot}"
+        if page is not None:  # scrapy-playwright navigates the open page to this URL
+            request.meta["playwright_page"] = page
 
     async def process_response(self, request: Request, response: Response) -> Response:
         if "playwright" not in response.flags or "jianfu_recorder" not in request.meta:
             return response
         page = request.meta.pop("playwright_page", None)
         recorder: PageRecorder = request.meta.pop("jianfu_recorder")
+        clean = False
         try:
             if request.meta.get("playwright_suggested_filename"):
                 raise RenderFailed("download", "the address starts a file download, not a page")
@@ -533,13 +643,15 @@ class RenderMiddleware:
             except Exception as e:
                 error, reason = describe(e)
                 raise RenderFailed(error, reason) from e
+            clean = True
         except RenderFailed as e:
             await recorder.flush(2)
             self._record_failure(request, recorder, e.error, e.reason)
             raise
         finally:
             recorder.closed = True
-            await self._close(page, request)
+            # a clean capture's page may serve the context's next URL; any other is closed
+            await self._close(page, request, recorder if clean else None)
         request.meta["jianfu_rendered"] = rendered
         headers = Headers(response.headers)
         headers[b"Content-Type"] = b"text/html; charset=utf-8"
@@ -562,18 +674,36 @@ class RenderMiddleware:
             return request.replace(dont_filter=True, meta={**meta, "jianfu_crash_retried": True})
         return None  # CaptureMiddleware records the failure (crawler.failures names browser errors)
 
-    async def _close(self, page: Any, request: Request) -> None:
-        context = None
+    async def _close(self, page: Any, request: Request, recorder: PageRecorder | None = None) -> None:
+        """Close the page, or with the ``recorder`` of a clean capture, keep it open for the
+        context's next page; either way the page's slot is free again."""
+        context = keep = None
         if page is not None:
             try:
                 context = page.context
-                if not page.is_closed():
-                    await asyncio.wait_for(page.close(), 10)
+                if recorder is not None and await self._reusable(page, recorder):
+                    keep = page
+                else:
+                    await _close_page(page)
             except Exception:
-                pass
+                await _close_page(page)
         slot = request.meta.pop("jianfu_slot", None)
         if slot is not None:
-            await self.pool.release(slot, context)
+            await self.pool.release(slot, context, keep)
+        elif keep is not None:
+            await _close_page(keep)
+
+    async def _reusable(self, page: Any, recorder: PageRecorder) -> bool:
+        """Ready the page for another URL: this capture's event handlers off, the viewport back to
+        its size. Only a page that went quiet: not one still busy (polling), showing dialogs,
+        opening windows, that crashed or left the web."""
+        recorder.detach(page)
+        if page.is_closed() or not recorder.settled or recorder.lost_pages or recorder.popups \
+                or recorder.dialogs or urlsplit(page.url).scheme not in ("http", "https"):
+            return False
+        if page.viewport_size != VIEWPORT:
+            await asyncio.wait_for(page.set_viewport_size(dict(VIEWPORT)), 5)
+        return True
 
     def _record_failure(self, request: Request, recorder: PageRecorder, error: str, reason: str) -> None:
         ctx = self.ctx
@@ -596,7 +726,8 @@ class RenderMiddleware:
                                           "restarted browser")
             ctx.stats["errors"] += 1
             rec.lost_pages = 0
-        if not await rec.settle(self.quiet, min(5.0, budget / 3)):
+        rec.settled = await rec.settle(self.quiet, min(5.0, budget / 3), page)
+        if not rec.settled:
             notes.append(f"network still busy after {min(5.0, budget / 3):.1f} s (captured as shown)")
         if self.wait_for:
             try:
@@ -614,7 +745,7 @@ class RenderMiddleware:
         if found is None:
             if height > VIEWPORT["height"]:
                 await page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
-                await rec.settle(0.2, 2.0)
+                await rec.settle(0.2, 2.0, page)
             found = await self._evaluate(page, TEXT_JS, {"maxChars": 500_000}, notes)
         if found is None:
             raise RenderFailed("render_failed", "the page went away before its text could be read")
@@ -681,6 +812,19 @@ class RenderMiddleware:
         return None
 
 
+_TIMED_PAGES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def prepare_page(page: Any, request: Request) -> None:
+    """scrapy-playwright page init callback (before the page navigates): count the page's short
+    timers (``TIMERS_JS``), and revalidate a page captured by an earlier scan."""
+    if page not in _TIMED_PAGES:  # a reused page has it already
+        await page.add_init_script(TIMERS_JS)
+        _TIMED_PAGES.add(page)
+    if request.meta.get("jianfu_render_prev"):
+        await revalidate_document(page, request)
+
+
 async def revalidate_document(page: Any, request: Request) -> None:
     """scrapy-playwright page init callback for a page captured by an earlier scan: the page's own
     navigation is asked for with that capture's validators (If-None-Match / If-Modified-Since), on
@@ -732,23 +876,30 @@ async def revalidate_document(page: Any, request: Request) -> None:
     await page.route("**", on_route)
 
 
+_DEVTOOLS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # page → its DevTools session
+SHOT_PARAMS = {"format": "png", "optimizeForSpeed": True, "captureBeyondViewport": False, "fromSurface": True}
+
+
 async def screenshot(page: Any) -> bytes:
     """PNG of the viewport (as tall as the captured page), straight from Chromium's DevTools
     ``Page.captureScreenshot`` with its fast PNG encoder; Playwright's ``page.screenshot`` (which
-    adds several round trips per page) when a DevTools session cannot be had."""
-    try:
-        cdp = await page.context.new_cdp_session(page)
-    except Exception:
-        return await page.screenshot(type="png", full_page=False)
-    try:
-        out = await cdp.send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True,
-                                                        "captureBeyondViewport": False, "fromSurface": True})
-    finally:
+    adds several round trips per page) when a DevTools session cannot be had. The session stays
+    open with the page (a reused page shoots its next URL without opening another)."""
+    for attempt in range(2):
+        cdp = _DEVTOOLS.get(page)
+        if cdp is None:
+            try:
+                cdp = _DEVTOOLS[page] = await page.context.new_cdp_session(page)
+            except Exception:
+                return await page.screenshot(type="png", full_page=False)
         try:
-            await cdp.detach()
+            out = await cdp.send("Page.captureScreenshot", SHOT_PARAMS)
+            return base64.b64decode(out["data"])
         except Exception:
-            pass
-    return base64.b64decode(out["data"])
+            _DEVTOOLS.pop(page, None)  # the session went away with a navigation: once more, on a new one
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _browser_version(page: Any) -> str:

@@ -211,3 +211,31 @@ def test_browser_crash_mid_crawl_is_recorded_and_the_browser_restarts(demo_sites
         pages = {r["url"]: r["rendered"] for r in con.execute("SELECT url, rendered FROM pages")}
     assert failed and failed[0]["error"] == "browser_crash" and "restarted browser" in failed[0]["reason"]
     assert pages.get(base + "crash.html") == 1 and pages.get(base + "after-crash.html") == 1
+
+
+def test_a_reused_tab_shoots_and_measures_the_page_it_is_on(demo_sites, tmp_path):
+    """One page in flight (--concurrency 2): every page after the first is drawn in the tab the
+    previous page used. Each screenshot must show its own page where its text boxes say: the
+    heading's box, cut from the screenshot and read by OCR, is that page's heading."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from detectors.images import read_image
+
+    scan(tmp_path, demo_sites.urls["generated"], "--render", "--concurrency", "2", "--max-pages", "6")
+    with db(tmp_path) as con:
+        pages = con.execute("SELECT text, text_boxes, screenshot_sha256 FROM pages").fetchall()
+    assert len(pages) == 6
+    shots = set()
+    for page in pages:
+        text, boxes, sha = page["text"], json.loads(page["text_boxes"]), page["screenshot_sha256"]
+        heading = next(b for b in boxes if text[b["start"]:b["end"]].startswith("机构动态"))
+        x, y, w, h = heading["box"]
+        shot = Image.open(tmp_path / "blobs" / sha[:2] / sha)
+        crop = BytesIO()
+        shot.crop((max(0, x - 8), max(0, y - 8), x + w + 8, y + h + 8)).save(crop, format="PNG")
+        read = read_image(crop.getvalue(), qr=False)
+        assert read.text.replace(" ", "") == text[heading["start"]:heading["end"]].replace(" ", ""), read.text
+        shots.add(sha)
+    assert len(shots) == len({p["text"] for p in pages})
