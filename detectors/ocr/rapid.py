@@ -54,11 +54,12 @@ FRIENDLY: dict[str, str] = {
 # for every input shape) are mmap'ed and returned to the system when freed, instead of fragmenting
 # glibc's heap: without this the OCR process grows by ~200 MB over the first 60 ad images
 # (bench/bench_ocr.py). Tensors inside a model run come from onnxruntime's arena (BANNER_DEFAULTS):
-# served by mmap one by one, they cost half of the OCR time in page faults. 1 MB, not 64 KB (issue
-# 18): the many small pre-processing buffers (line crops, a banner's detector input) are then
-# reused from the heap instead of page-faulted in afresh each image (~5 % of the time), and peak
-# memory stays flat over three passes of the bench set (291 → 292 MB).
-HEAP_MMAP_THRESHOLD = 1024 * 1024
+# served by mmap one by one, they cost half of the OCR time in page faults. 4 MB, not 64 KB (issue
+# 18): a banner's or poster's pre-processing buffers (its BGR copy, the detector input in float32,
+# line crops) are then reused from the heap instead of page-faulted in afresh for each image
+# (~8 % of a banner's time: as fast as no cap at all), while the big ones (tiles of long images)
+# are still returned; peak memory stays flat over passes of the bench set (~295 MB).
+HEAP_MMAP_THRESHOLD = 4 * 1024 * 1024
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 _heap_capped: int | None = None
 
