@@ -167,8 +167,9 @@ class SqliteBackend:
             raise SearchError(f"SQLite full-text index unavailable: {e}") from e
 
     def catch_up(self) -> int:
-        """Bring both indexes up to date with findings changed since the last
-        search. The store's triggers list them in findings_bi_dirty, in the writer's transaction."""
+        """Bring both indexes up to date with findings changed since the last search. The store's
+        triggers list them in findings_bi_dirty, in the writer's transaction, with the values the
+        indexes hold for them (forgotten here first, then the current values indexed)."""
         if self.db.execute("SELECT 1 FROM findings_bi_dirty LIMIT 1").fetchone() is None:
             return 0
         n = 0
