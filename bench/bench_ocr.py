@@ -37,6 +37,8 @@ ENGINES: dict[str, tuple[str, dict]] = {
     "rapidocr (tuned, side 960)": ("rapidocr", {"limit_side_len": 960}),
     "rapidocr (tuned, heap not capped)": ("rapidocr", {"heap_mmap_threshold": None}),
     "rapidocr (tuned, no onnxruntime arena: before issue 18)": ("rapidocr", {"cpu_mem_arena": False}),
+    "rapidocr (tuned, lines batched by 6, 64 KB heap cap: issue 18 first step)": (
+        "rapidocr", {"rec_batch_num": 6, "heap_mmap_threshold": 64 * 1024}),
     "rapidocr (bare defaults)": ("rapidocr", {"defaults": False}),
     "paddleocr PP-OCRv4 (extra)": ("paddleocr", {}),
 }
@@ -44,7 +46,8 @@ BARE = "rapidocr (bare defaults)"
 DEFAULT = "rapidocr (jianfu tuned)"
 # figure-name prefix per engine: the default configuration's figures carry no engine part
 SLUGS = {DEFAULT: "", "rapidocr (tuned, side 960)": "side960_", "rapidocr (tuned, heap not capped)": "uncapped_",
-         "rapidocr (tuned, no onnxruntime arena: before issue 18)": "no_arena_", BARE: "bare_",
+         "rapidocr (tuned, no onnxruntime arena: before issue 18)": "no_arena_",
+         "rapidocr (tuned, lines batched by 6, 64 KB heap cap: issue 18 first step)": "batch6_", BARE: "bare_",
          "paddleocr PP-OCRv4 (extra)": "paddle_"}
 
 

@@ -344,3 +344,61 @@ def test_sqlite_index_follows_other_writers(tmp_path):
     assert be.count(SearchQuery(text="整改")) == 0
     reader.close()
     writer.close()
+
+
+def _vocab(store: Any) -> dict[str, list[tuple]]:
+    """Every term of both SQLite indexes with the number of findings holding it."""
+    db = store.db
+    out = {}
+    for table in ("findings_fts", "findings_bi"):
+        db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{table}_vocab USING fts5vocab(main, {table}, 'row')")
+        out[table] = db.execute(f"SELECT term, doc FROM temp.{table}_vocab ORDER BY term").fetchall()
+    return out
+
+
+def test_sqlite_index_forgets_changed_and_deleted_findings(tmp_path):
+    """The SQLite indexes keep no copy of the text: a changed or deleted finding leaves them only
+    when given the values they were built from. After updates (twice before one catch-up, text
+    only, context only, by upsert), deletes, a deleted last row whose rowid is taken again, and
+    several catch-ups, the indexes hold exactly what indexing the final findings afresh holds."""
+    from bench.bench_search import generate
+    from search.sqlite_fts import SqliteBackend
+    from store import Store
+
+    docs = list(generate(400, seed=5, with_page_text=False))
+    store, writer = Store(tmp_path / "a"), Store(tmp_path / "a")
+    be = SqliteBackend(store)
+    be.index(docs[:300])
+    assert be.count(SearchQuery(text="", filters={"source": ["text", "image"]})) == 300
+    w = writer.db
+    ids = [d["id"] for d in docs]
+    with w:
+        w.executemany("UPDATE findings SET context = context || '加急开班' WHERE id=?", [(i,) for i in ids[:40]])
+        w.executemany("UPDATE findings SET context = '改为周日上课' WHERE id=?", [(i,) for i in ids[:20]])  # twice
+        w.executemany("UPDATE findings SET text = '补习班' WHERE id=?", [(i,) for i in ids[40:60]])
+        w.executemany("DELETE FROM findings WHERE id=?", [(i,) for i in ids[60:90]])
+        w.executemany("UPDATE findings SET status = 'confirmed' WHERE id=?", [(i,) for i in ids[90:100]])
+    assert be.count(SearchQuery(text="周日")) == 20 and be.count(SearchQuery(text="加急开班")) == 20
+    be.index([{**d, "context": "暑期托管班报名"} for d in docs[100:130]] + docs[300:350])  # upserts and new ones
+    last = w.execute("SELECT id FROM findings ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+    with w:
+        w.execute("DELETE FROM findings WHERE id=?", (last,))
+    be.index(docs[350:])  # the first of these takes the deleted row's rowid
+    with w:
+        w.execute("UPDATE findings SET context = '全新内容' WHERE id=?", (ids[399],))
+    assert be.count(SearchQuery(text="托管")) == 30
+
+    rows = [dict(r) for r in store.db.execute("SELECT * FROM findings")]
+    fresh_store = Store(tmp_path / "b")
+    fresh = SqliteBackend(fresh_store)
+    fresh.index(rows)
+    fresh.refresh()
+    assert len(rows) == 400 - 30 - 1
+    got, want = _vocab(store), _vocab(fresh_store)
+    assert got["findings_bi"] == want["findings_bi"]
+    assert got["findings_fts"] == want["findings_fts"]
+    for word in ("周", "周日", "加急", "补习班", "托管", "全新", "奥数", "学费"):
+        q = SearchQuery(text=word, size=500, sort="newest")
+        assert [h.id for h in be.search(q).hits] == [h.id for h in fresh.search(q).hits], word
+    for s in (store, writer, fresh_store):
+        s.close()
