@@ -2,8 +2,8 @@
 
 Pages: the visible text (title first) is stored and run through the detectors. Images: bytes
 are stored by content hash; the OCR reading is cached by that hash in the store, so an image is
-read once however many pages or scans show it; OCR runs in a worker thread so the crawl keeps
-going; findings from an image are recorded for every page of the scan that shows it.
+read once however many pages or scans show it; OCR runs in a worker process of the scan
+(``crawler.ocr_worker``) so the crawl keeps going on another core; findings from an image are recorded for every page of the scan that shows it.
 
 When Elasticsearch is configured (``JIANFU_ES_URL`` or ``jianfu index --es``), findings are sent
 to it as the scan goes: the store queues every saved finding in the same transaction, and the
@@ -22,11 +22,12 @@ from typing import Any
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet import defer, threads
+from twisted.internet import defer
 
 from crawler.context import ScanContext, context_of
 from crawler.incremental import reuse_text_findings
 from crawler.items import ImageItem, PageItem
+from crawler.ocr_worker import OcrWorker
 from detectors import Finding
 from detectors.paragraphs import Layout, continued_paragraphs, rendered_paragraphs
 
@@ -39,12 +40,13 @@ class CapturePipeline:
         # image_url → (sha256, text read, [(finding, boxes)]) for images already read in this scan
         self.read: dict[str, tuple[str, str, list[tuple[Finding, Any]]]] = {}
         self.ocr_slots = defer.DeferredSemaphore(crawler.settings.getint("JIANFU_OCR_WORKERS", 1))
-        self._engine: Any = None
+        self._ocr: OcrWorker | None = None  # the scan's OCR process, started by the first image to read
         self.bodies: dict[str, str] = {}  # content sha256 → first page URL with those bytes
         self.detected: dict[str, list[Finding]] = {}  # sha256 of a page text → its findings
         self.unreadable: dict[str, tuple[str, str]] = {}  # image_url → (sha256, why it cannot be read)
         self._indexer: Any = False  # search.indexer.Indexer, None when no index is configured
         crawler.signals.connect(self.flush_index, signal=signals.spider_closed)
+        crawler.signals.connect(self.close_ocr, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CapturePipeline:
@@ -135,7 +137,7 @@ class CapturePipeline:
     # -- images ------------------------------------------------------------------------------
     @defer.inlineCallbacks
     def read_image(self, item: ImageItem) -> Any:
-        from detectors.images import ImageReading, ImageRejected, image_findings, read_image
+        from detectors.images import ImageReading, image_findings
 
         ctx = self.ctx
         sha = hashlib.sha256(item.body).hexdigest()
@@ -150,21 +152,20 @@ class CapturePipeline:
             return
         else:
             ctx.store.put_blob(item.body)
-            try:
-                engine = yield self.engine()
-                reading = yield threads.deferToThread(read_image, item.body, engine)
-            except ImageRejected as e:
-                ctx.store.save_image(sha, bytes=len(item.body), error=str(e))
-                self.link_failure(item, sha, str(e))
+            outcome, value = yield self.ocr.read(item.body)
+            if outcome == "rejected":
+                ctx.store.save_image(sha, bytes=len(item.body), error=value)
+                self.link_failure(item, sha, value)
                 return
-            except Exception as e:  # an engine failure must not stop the crawl
-                log.exception("OCR failed on %s", item.url)
-                self.link_failure(item, sha, f"OCR failed: {type(e).__name__}: {e}"[:300])
+            if outcome != "ok":  # an engine failure must not stop the crawl
+                log.error("OCR failed on %s: %s", item.url, value)
+                self.link_failure(item, sha, f"OCR failed: {value}"[:300])
                 return
+            reading = ImageReading.from_dict(value)
             ctx.stats["ocr_runs"] += 1
             ctx.store.save_image(sha, bytes=len(item.body), width=reading.width, height=reading.height,
-                                 format=reading.format, phash=reading.phash, ocr_engine=self._engine.name,
-                                 ocr=json.dumps(reading.to_dict(), ensure_ascii=False), qr=reading.qr)
+                                 format=reading.format, phash=reading.phash, ocr_engine=reading.engine,
+                                 ocr=json.dumps(value, ensure_ascii=False), qr=reading.qr)
         found = image_findings(reading, ctx.detector)
         if reading.qr:
             self.follow_qr(item, sha, reading.qr)
@@ -202,16 +203,13 @@ class CapturePipeline:
         )
         ctx.stats["findings"] += len(found)
 
-    def engine(self) -> defer.Deferred:
-        if self._engine is not None:
-            return defer.succeed(self._engine)
-        from detectors.ocr import load_engine
+    @property
+    def ocr(self) -> OcrWorker:
+        if self._ocr is None:
+            self._ocr = OcrWorker(self.ctx.settings.get("ocr", {}),
+                                  workers=self.crawler.settings.getint("JIANFU_OCR_WORKERS", 1))
+        return self._ocr
 
-        settings = self.ctx.settings.get("ocr", {})
-
-        def load() -> Any:
-            self._engine = load_engine(settings.get("engine", "rapidocr"),
-                                       **{k: v for k, v in settings.items() if k != "engine"})
-            return self._engine
-
-        return threads.deferToThread(load)
+    def close_ocr(self, spider: object) -> None:
+        if self._ocr is not None:
+            self._ocr.close()

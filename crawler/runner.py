@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Scrapy's HTTP handler, imported here rather than when the crawl builds its downloader: its TLS
+# module makes deprecated aliases that call inspect.stack(), whose cost grows with the depth of
+# the stack it is called from (~0.1 s here, several times that inside the running reactor)
+import scrapy.core.downloader.handlers.http11  # noqa: F401
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
@@ -23,6 +28,8 @@ from crawler.warc import WarcWriter, utc_stamp
 from detectors.precedents import default_precedent_detector, reviewed_precedents
 from jianfu import __version__
 from store import Store
+
+COMMIT_SECONDS = 0.5  # how often a scan commits what it stored (Store.batched_writes)
 
 
 @dataclass
@@ -118,13 +125,14 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         print(f"jianfu scan: 扫描 {abandoned} 的进程已不在（被终止或崩溃），已记为中断 (interrupted)",
               file=sys.stderr, flush=True)
     scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
-    warc = WarcWriter(store.dir / "warc", scan_id, {
-        "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
-        "seeds": " ".join(s.url for s in seeds),
-        **capture_info(options.to_record(), executable),
-    })
-    # rules, plus the precedent library grown by the findings this store's investigators reviewed
-    detector = default_precedent_detector().with_precedents(reviewed_precedents(store.reviewed_findings()))
+    with ThreadPoolExecutor(1) as pool:  # asking Chromium its version waits on a process: meanwhile,
+        info = pool.submit(capture_info, options.to_record(), executable)
+        # rules, plus the precedent library grown by the findings this store's investigators reviewed
+        detector = default_precedent_detector().with_precedents(reviewed_precedents(store.reviewed_findings()))
+        warc = WarcWriter(store.dir / "warc", scan_id, {
+            "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
+            "seeds": " ".join(s.url for s in seeds), **info.result(),
+        })
     ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, detector=detector, warc=warc,
                       settings=options.to_record())
     CONTEXTS[scan_id] = ctx
@@ -140,15 +148,25 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         log_path.parent.mkdir(exist_ok=True)
         settings.set("LOG_FILE", str(log_path), priority="cmdline")
         faults = FaultLines(log_path)
+    committer = None
     try:
         process = CrawlerProcess(settings)
         if faults:
             logging.getLogger().addHandler(faults)
-        process.crawl(SiteSpider)
-        process.start()
+        # what the crawl stores is committed about every COMMIT_SECONDS, not once per write: a
+        # killed scan loses at most that much, and the next scan of the site fetches it again
+        with store.batched_writes(COMMIT_SECONDS):
+            process.crawl(SiteSpider)  # installs Scrapy's reactor
+            from twisted.internet import task
+
+            committer = task.LoopingCall(store.commit_writes)  # also while the crawl waits on the network
+            committer.start(COMMIT_SECONDS, now=False)
+            process.start()
         status = "interrupted" if ctx.stats["close_reason:shutdown"] else "finished"
         ledger_sites = cross_check_ledger(store, scan_id)
     finally:
+        if committer is not None and committer.running:
+            committer.stop()
         if faults:
             logging.getLogger().removeHandler(faults)
         warc.close()
