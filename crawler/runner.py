@@ -25,7 +25,7 @@ from crawler.context import CONTEXTS, ScanContext, Seed
 from crawler.render import browser_settings, capture_info, chromium_executable
 from crawler.spiders.site import SiteSpider
 from crawler.warc import WarcWriter, utc_stamp
-from detectors.precedents import default_precedent_detector, reviewed_precedents
+from crawler.workers import WorkerProcess, build_detector
 from jianfu import __version__
 from store import Store
 
@@ -127,13 +127,15 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
     scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
     with ThreadPoolExecutor(1) as pool:  # asking Chromium its version waits on a process: meanwhile,
         info = pool.submit(capture_info, options.to_record(), executable)
-        # rules, plus the precedent library grown by the findings this store's investigators reviewed
-        detector = default_precedent_detector().with_precedents(reviewed_precedents(store.reviewed_findings()))
+        # the worker process builds the rules, plus the precedent library grown by the findings
+        # this store's investigators reviewed, while this process starts the crawl
+        worker = WorkerProcess()
+        worker.submit(build_detector, store.reviewed_findings())
         warc = WarcWriter(store.dir / "warc", scan_id, {
             "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
             "seeds": " ".join(s.url for s in seeds), **info.result(),
         })
-    ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, detector=detector, warc=warc,
+    ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, worker=worker, warc=warc,
                       settings=options.to_record())
     CONTEXTS[scan_id] = ctx
     status = "failed"
@@ -169,6 +171,7 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
             committer.stop()
         if faults:
             logging.getLogger().removeHandler(faults)
+        worker.close()
         warc.close()
         summary = store.finish_scan(scan_id, status)
         summary["ocr_runs"] = ctx.stats["ocr_runs"]

@@ -206,11 +206,13 @@ def test_only_a_scan_whose_process_is_gone_is_closed(tmp_path):
 
 def test_a_fault_during_a_scan_is_one_line_naming_the_scans_log(demo_sites, tmp_path):
     """No page makes the pipeline fail any more, so the fault is planted (a test double for a
-    defect): the detector raises. stderr gets one line per fault (at most five) naming the log,
-    which holds the traceback; pages are still stored and the scan still finishes."""
-    code = ("import sys; from detectors.engine import Detector\n"
-            "def broken(self, text): raise ZeroDivisionError('planted fault')\n"
-            "Detector.detect = broken\n"
+    defect): the pipeline raises after storing each page (detection runs in the scan's worker
+    process, which a patch in this one would not reach). stderr gets one line per fault (at most
+    five) naming the log, which holds the traceback; pages are still stored and the scan still
+    finishes."""
+    code = ("import sys; import crawler.pipelines\n"
+            "def broken(*args, **kwargs): raise ZeroDivisionError('planted fault')\n"
+            "crawler.pipelines.reuse_text_findings = broken\n"
             "from jianfu.cli import main; sys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.run([sys.executable, "-c", code, "scan", demo_sites.urls["caihong"], "--store", str(tmp_path),
                            "--quiet", "--json", "--no-auto-render", "--max-pages", "3"],
