@@ -25,7 +25,7 @@ from crawler.context import CONTEXTS, ScanContext, Seed
 from crawler.render import browser_settings, capture_info, chromium_executable
 from crawler.spiders.site import SiteSpider
 from crawler.warc import WarcWriter, utc_stamp
-from crawler.workers import WorkerProcess, build_detector
+from crawler.workers import WorkerError, WorkerProcess, build_detector
 from jianfu import __version__
 from store import Store
 
@@ -130,7 +130,7 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         # the worker process builds the rules, plus the precedent library grown by the findings
         # this store's investigators reviewed, while this process starts the crawl
         worker = WorkerProcess()
-        worker.submit(build_detector, store.reviewed_findings())
+        built = worker.submit(build_detector, store.reviewed_findings())
         warc = WarcWriter(store.dir / "warc", scan_id, {
             "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
             "seeds": " ".join(s.url for s in seeds), **info.result(),
@@ -164,6 +164,11 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
             committer = task.LoopingCall(store.commit_writes)  # also while the crawl waits on the network
             committer.start(COMMIT_SECONDS, now=False)
             process.start()
+        # a scan whose pages the detectors could not examine is failed, not finished: the next scan
+        # examines its pages again instead of re-sighting what this one found
+        ok, why = worker.outcome(built)
+        if ok != "ok" or worker.lost:
+            raise WorkerError(f"the scan's worker process failed: {worker.lost or why}")
         status = "interrupted" if ctx.stats["close_reason:shutdown"] else "finished"
         ledger_sites = cross_check_ledger(store, scan_id)
     finally:

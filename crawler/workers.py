@@ -92,13 +92,6 @@ def read_image(data: bytes, settings: dict[str, Any]) -> tuple[str, Any]:
 
 
 # -- in the scan's process -----------------------------------------------------------------------
-def _outcome(future: Future) -> tuple[str, Any]:
-    try:
-        return future.result()
-    except Exception as e:  # noqa: BLE001 - the worker died (killed, out of memory): this call failed
-        return "failed", f"{type(e).__name__}: {e}"
-
-
 class WorkerProcess:
     """``processes`` worker processes (one by default), started by the first call. Calls run in
     the order they are made (one process: one at a time)."""
@@ -106,6 +99,15 @@ class WorkerProcess:
     def __init__(self, processes: int = 1) -> None:
         self.processes = max(1, processes)
         self._pool: ProcessPoolExecutor | None = None
+        self.lost: str | None = None  # why the worker is gone (killed, out of memory), once it is
+
+    def outcome(self, future: Future) -> tuple[str, Any]:
+        """``(status, value)`` of a finished call."""
+        try:
+            return future.result()
+        except Exception as e:  # noqa: BLE001 - the worker died: this call, and every later one, failed
+            self.lost = self.lost or f"{type(e).__name__}: {e}"
+            return "failed", f"{type(e).__name__}: {e}"
 
     def submit(self, fn: Callable[..., tuple[str, Any]], *args: Any) -> Future:
         """``fn(*args)`` in the worker, as a ``concurrent.futures.Future`` (usable before the crawl's
@@ -121,12 +123,13 @@ class WorkerProcess:
         try:
             future = self.submit(fn, *args)
         except Exception as e:  # noqa: BLE001 - the worker could not be started or has died
+            self.lost = self.lost or f"{type(e).__name__}: {e}"
             return defer.succeed(("failed", f"{type(e).__name__}: {e}"))
         from twisted.internet import reactor
 
         done: defer.Deferred = defer.Deferred()
         # the pool's own thread finishes the future; the answer is handed to the reactor's thread
-        future.add_done_callback(lambda f: reactor.callFromThread(done.callback, _outcome(f)))
+        future.add_done_callback(lambda f: reactor.callFromThread(done.callback, self.outcome(f)))
         return done
 
     def close(self) -> None:
