@@ -125,12 +125,14 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         print(f"jianfu scan: 扫描 {abandoned} 的进程已不在（被终止或崩溃），已记为中断 (interrupted)",
               file=sys.stderr, flush=True)
     scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
+    # the worker process builds the rules, plus the precedent library grown by the findings this
+    # store's investigators reviewed, while this process starts the crawl (started here, before
+    # this process runs any other thread: crawler.workers)
+    worker = WorkerProcess()
+    built = worker.submit(build_detector, store.reviewed_findings())
     with ThreadPoolExecutor(1) as pool:  # asking Chromium its version waits on a process: meanwhile,
         info = pool.submit(capture_info, options.to_record(), executable)
-        # the worker process builds the rules, plus the precedent library grown by the findings
-        # this store's investigators reviewed, while this process starts the crawl
-        worker = WorkerProcess()
-        built = worker.submit(build_detector, store.reviewed_findings())
+        settings = scrapy_settings(scan_id, options, executable)
         warc = WarcWriter(store.dir / "warc", scan_id, {
             "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
             "seeds": " ".join(s.url for s in seeds), **info.result(),
@@ -143,7 +145,6 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
     if options.log_level != "INFO":  # every failure is in the summary; don't repeat retries on stderr
         for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    settings = scrapy_settings(scan_id, options, executable)
     faults = None
     if options.log_level != "INFO":  # Scrapy's log goes to the store; stderr gets one line per fault
         log_path = store.dir / "logs" / f"scan-{scan_id}.log"

@@ -113,8 +113,10 @@ class WorkerProcess:
         """``fn(*args)`` in the worker, as a ``concurrent.futures.Future`` (usable before the crawl's
         reactor is installed, e.g. to build the detector while Scrapy starts)."""
         if self._pool is None:
-            # spawn: a fresh interpreter, not a fork of the crawl's threads and open connections
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+            # fork: the worker starts with everything this process imported (a fresh interpreter
+            # would import it all again). The pool forks at its first call, which the scan makes
+            # before it starts any thread; the worker never touches the store's connection.
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("fork"),
                                              initializer=_ignore_stop_signals)
         return self._pool.submit(fn, *args)
 

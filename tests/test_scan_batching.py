@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from demo_site.server import DemoSites
 from store import Store
 from tests.conftest import ROOT
 
 
 def count(store: Path, sql: str, *args: object) -> int:
-    con = sqlite3.connect(store / "jianfu.sqlite3")  # another connection: sees only what is committed
+    # another connection: sees only what is committed (mode=rw: never creates the file)
+    con = sqlite3.connect(f"file:{store / 'jianfu.sqlite3'}?mode=rw", uri=True)
     try:
         return con.execute(sql, args).fetchone()[0]
     finally:
@@ -51,6 +53,7 @@ def test_a_batch_commits_on_time_and_a_failed_call_undoes_only_itself(tmp_path):
 
 KILLED_MID_BATCH = """
 import os, sys
+from demo_site.server import DemoSites
 from store import Store
 store = Store(sys.argv[1])
 scan = store.begin_scan(["http://127.0.0.1:9/"])
@@ -81,24 +84,36 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def test_a_scan_whose_worker_dies_is_failed_and_keeps_its_pages(demo_sites, tmp_path):
+@pytest.fixture
+def slow_site():
+    """The generated site answering each page after 10 ms: a scan of it is still running seconds later."""
+    with DemoSites(["generated"]) as sites:
+        sites.handlers["generated"].page_delay = 0.01
+        yield sites.urls["generated"]
+
+
+def test_a_scan_whose_worker_dies_is_failed_and_keeps_its_pages(slow_site, tmp_path):
     """The worker process (detection, OCR) killed mid-scan: the crawl goes on storing pages, the
     scan ends as failed with one line naming its log (so the next scan examines its pages again
     instead of re-sighting findings this one could not look for)."""
     store = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "jianfu", "scan", demo_sites.urls["generated"], "--store",
-                             str(store), "--quiet", "--json", "--max-pages", "60", "--no-auto-render",
-                             "--concurrency", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "jianfu", "scan", slow_site, "--store", str(store), "--quiet",
+                             "--json", "--depth", "50", "--max-pages", "500", "--no-auto-render", "--concurrency", "2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # some pages examined: the worker is up and working
-            if (store / "jianfu.sqlite3").exists() and count(store, "SELECT COUNT(*) FROM sightings") >= 3:
-                break
+            try:
+                if count(store, "SELECT COUNT(*) FROM sightings") >= 3:
+                    break
+            except sqlite3.OperationalError:  # the store's file or tables are not there yet
+                pass
             assert proc.poll() is None, proc.stderr.read()[-2000:]
             time.sleep(0.2)
         else:
             raise AssertionError("the scan did not get going")
-        workers = [c for c in children(proc.pid) if "spawn" in Path(f"/proc/{c}/cmdline").read_text()]
+        scan_cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()  # the worker is a fork of the scan
+        workers = [c for c in children(proc.pid) if Path(f"/proc/{c}/cmdline").read_bytes() == scan_cmdline]
         assert len(workers) == 1, workers
         os.kill(workers[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
