@@ -93,11 +93,10 @@ def read_image(data: bytes, settings: dict[str, Any]) -> tuple[str, Any]:
 
 # -- in the scan's process -----------------------------------------------------------------------
 class WorkerProcess:
-    """``processes`` worker processes (one by default), started by the first call. Calls run in
-    the order they are made (one process: one at a time)."""
+    """The scan's one worker process, started by the first call. Calls run one at a time, in the
+    order they are made (the first builds the detector the others use)."""
 
-    def __init__(self, processes: int = 1) -> None:
-        self.processes = max(1, processes)
+    def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self.lost: str | None = None  # why the worker is gone (killed, out of memory), once it is
 
@@ -116,7 +115,7 @@ class WorkerProcess:
             # fork: the worker starts with everything this process imported (a fresh interpreter
             # would import it all again). The pool forks at its first call, which the scan makes
             # before it starts any thread; the worker never touches the store's connection.
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("fork"),
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
                                              initializer=_ignore_stop_signals)
         return self._pool.submit(fn, *args)
 
