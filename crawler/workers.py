@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -82,7 +83,8 @@ def read_image(data: bytes, settings: dict[str, Any]) -> tuple[str, Any]:
         if "engine" not in _state:
             from detectors.ocr import load_engine
 
-            _state["engine"] = load_engine(settings.get("engine", "rapidocr"),
+            # its own engine (cache=False): never one the scan's process loaded before the fork
+            _state["engine"] = load_engine(settings.get("engine", "rapidocr"), cache=False,
                                            **{k: v for k, v in settings.items() if k != "engine"})
         return "ok", read(data, _state["engine"]).to_dict()
     except ImageRejected as e:
@@ -114,8 +116,10 @@ class WorkerProcess:
         if self._pool is None:
             # fork: the worker starts with everything this process imported (a fresh interpreter
             # would import it all again). The pool forks at its first call, which the scan makes
-            # before it starts any thread; the worker never touches the store's connection.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+            # before it starts any thread; the worker never touches the store's connection. A
+            # process already running other threads (their locks would be copied held) spawns.
+            method = "fork" if threading.active_count() == 1 else "spawn"
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method),
                                              initializer=_ignore_stop_signals)
         return self._pool.submit(fn, *args)
 
