@@ -12,7 +12,7 @@ from scrapy.crawler import Crawler
 
 from crawler.address_guard import is_exempt_seed_host
 from crawler.warc import WarcWriter
-from detectors import Detector
+from crawler.workers import WorkerProcess
 from store import Store
 
 
@@ -34,7 +34,7 @@ class ScanContext:
     store: Store
     scan_id: str
     seeds: list[Seed]
-    detector: Detector
+    worker: WorkerProcess  # detection and OCR (crawler.workers)
     warc: WarcWriter
     settings: dict[str, Any] = field(default_factory=dict)
     stats: Counter[str] = field(default_factory=Counter)

@@ -2,8 +2,8 @@
 
 Pages: the visible text (title first) is stored and run through the detectors. Images: bytes
 are stored by content hash; the OCR reading is cached by that hash in the store, so an image is
-read once however many pages or scans show it; OCR runs in a worker thread so the crawl keeps
-going; findings from an image are recorded for every page of the scan that shows it.
+read once however many pages or scans show it. Detection and OCR run in the scan's worker
+process (``crawler.workers``) so the crawl keeps going on another core; findings from an image are recorded for every page of the scan that shows it.
 
 When Elasticsearch is configured (``JIANFU_ES_URL`` or ``jianfu index --es``), findings are sent
 to it as the scan goes: the store queues every saved finding in the same transaction, and the
@@ -22,11 +22,13 @@ from typing import Any
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet import defer, threads
+from twisted.internet import defer
 
 from crawler.context import ScanContext, context_of
 from crawler.incremental import reuse_text_findings
 from crawler.items import ImageItem, PageItem
+from crawler.workers import WorkerError, detect_image, detect_text
+from crawler.workers import read_image as ocr_image
 from detectors import Finding
 from detectors.paragraphs import Layout, continued_paragraphs, rendered_paragraphs
 
@@ -39,7 +41,6 @@ class CapturePipeline:
         # image_url → (sha256, text read, [(finding, boxes)]) for images already read in this scan
         self.read: dict[str, tuple[str, str, list[tuple[Finding, Any]]]] = {}
         self.ocr_slots = defer.DeferredSemaphore(crawler.settings.getint("JIANFU_OCR_WORKERS", 1))
-        self._engine: Any = None
         self.bodies: dict[str, str] = {}  # content sha256 → first page URL with those bytes
         self.detected: dict[str, list[Finding]] = {}  # sha256 of a page text → its findings
         self.unreadable: dict[str, tuple[str, str]] = {}  # image_url → (sha256, why it cannot be read)
@@ -56,7 +57,7 @@ class CapturePipeline:
 
     async def process_item(self, item: Any) -> Any:
         if isinstance(item, PageItem):
-            self.save_page(item)
+            await maybe_deferred_to_future(self.save_page(item))
         elif isinstance(item, ImageItem):
             await maybe_deferred_to_future(self.ocr_slots.run(self.read_image, item))
         if self.indexer is not None:  # at most one batch every few seconds: never hold up the crawl
@@ -78,7 +79,8 @@ class CapturePipeline:
             log.info("search index: %s", result)
 
     # -- pages -------------------------------------------------------------------------------
-    def save_page(self, item: PageItem) -> None:
+    @defer.inlineCallbacks
+    def save_page(self, item: PageItem) -> Any:
         ctx = self.ctx
         seed = ctx.seed_for(item.url)
         text = f"{item.title}\n{item.text}" if item.title else item.text
@@ -104,25 +106,6 @@ class CapturePipeline:
             )
         if new_page:
             ctx.stats["pages"] += 1
-        reused = reuse_text_findings(ctx, item.url, item.content_sha256,
-                                     self.crawler.settings.getbool("JIANFU_INCREMENTAL", True))
-        if reused is not None:  # same bytes as its last capture, same rules: findings re-sighted
-            ctx.stats["findings"] += reused
-        else:
-            # "/" and "/index.html" often serve the same text: detect it once, record it under each
-            # URL, so a finding's id never depends on which of the two arrived first
-            # the lines of one paragraph (one HTML block around <br>, a rendered notice's stacked
-            # lines) are read together: negation and context cross their line breaks
-            layout = Layout.of(text, rendered_paragraphs(text, boxes) if item.rendered
-                               else continued_paragraphs(item.continued_lines, offset=1 if item.title else 0))
-            text_key = hashlib.sha256(f"{text}\0{layout.joined}".encode("utf-8", "surrogatepass")).hexdigest()
-            findings = self.detected.get(text_key)
-            if findings is None:
-                findings = self.detected[text_key] = layout.detect(ctx.detector.detect)
-            ctx.store.save_findings(ctx.scan_id, item.url, "text", text, findings,
-                                    institution=seed.institution if seed else None,
-                                    district=seed.district if seed else None)
-            ctx.stats["findings"] += len(findings)
         for image_url in item.images:
             known = self.read.get(image_url)
             if known:
@@ -131,11 +114,33 @@ class CapturePipeline:
             else:  # not read yet, or could not be read (then say why here too)
                 sha, reason = self.unreadable.get(image_url, (None, None))
                 ctx.store.link_image(ctx.scan_id, item.url, image_url, sha, error=reason)
+        reused = reuse_text_findings(ctx, item.url, item.content_sha256,
+                                     self.crawler.settings.getbool("JIANFU_INCREMENTAL", True))
+        if reused is not None:  # same bytes as its last capture, same rules: findings re-sighted
+            ctx.stats["findings"] += reused
+            return
+        # "/" and "/index.html" often serve the same text: detect it once, record it under each
+        # URL, so a finding's id never depends on which of the two arrived first
+        # the lines of one paragraph (one HTML block around <br>, a rendered notice's stacked
+        # lines) are read together: negation and context cross their line breaks
+        layout = Layout.of(text, rendered_paragraphs(text, boxes) if item.rendered
+                           else continued_paragraphs(item.continued_lines, offset=1 if item.title else 0))
+        text_key = hashlib.sha256(f"{text}\0{layout.joined}".encode("utf-8", "surrogatepass")).hexdigest()
+        findings = self.detected.get(text_key)
+        if findings is None:  # the scan's worker process (crawler.workers) examines it
+            status, value = yield ctx.worker.call(detect_text, layout)
+            if status != "ok":
+                raise WorkerError(f"detecting {item.url} failed: {value}")
+            findings = self.detected[text_key] = value
+        ctx.store.save_findings(ctx.scan_id, item.url, "text", text, findings,
+                                institution=seed.institution if seed else None,
+                                district=seed.district if seed else None)
+        ctx.stats["findings"] += len(findings)
 
     # -- images ------------------------------------------------------------------------------
     @defer.inlineCallbacks
     def read_image(self, item: ImageItem) -> Any:
-        from detectors.images import ImageReading, ImageRejected, image_findings, read_image
+        from detectors.images import ImageReading
 
         ctx = self.ctx
         sha = hashlib.sha256(item.body).hexdigest()
@@ -150,22 +155,23 @@ class CapturePipeline:
             return
         else:
             ctx.store.put_blob(item.body)
-            try:
-                engine = yield self.engine()
-                reading = yield threads.deferToThread(read_image, item.body, engine)
-            except ImageRejected as e:
-                ctx.store.save_image(sha, bytes=len(item.body), error=str(e))
-                self.link_failure(item, sha, str(e))
+            outcome, value = yield ctx.worker.call(ocr_image, item.body, ctx.settings.get("ocr", {}))
+            if outcome == "rejected":
+                ctx.store.save_image(sha, bytes=len(item.body), error=value)
+                self.link_failure(item, sha, value)
                 return
-            except Exception as e:  # an engine failure must not stop the crawl
-                log.exception("OCR failed on %s", item.url)
-                self.link_failure(item, sha, f"OCR failed: {type(e).__name__}: {e}"[:300])
+            if outcome != "ok":  # an engine failure must not stop the crawl
+                log.error("OCR failed on %s: %s", item.url, value)
+                self.link_failure(item, sha, f"OCR failed: {value.splitlines()[0]}"[:300])
                 return
+            reading = ImageReading.from_dict(value)
             ctx.stats["ocr_runs"] += 1
             ctx.store.save_image(sha, bytes=len(item.body), width=reading.width, height=reading.height,
-                                 format=reading.format, phash=reading.phash, ocr_engine=self._engine.name,
-                                 ocr=json.dumps(reading.to_dict(), ensure_ascii=False), qr=reading.qr)
-        found = image_findings(reading, ctx.detector)
+                                 format=reading.format, phash=reading.phash, ocr_engine=reading.engine,
+                                 ocr=json.dumps(value, ensure_ascii=False), qr=reading.qr)
+        status, found = yield ctx.worker.call(detect_image, reading.to_dict())
+        if status != "ok":
+            raise WorkerError(f"detecting image {item.url} failed: {found}")
         if reading.qr:
             self.follow_qr(item, sha, reading.qr)
         self.read[item.url] = (sha, reading.text, found)
@@ -201,17 +207,3 @@ class CapturePipeline:
             institution=seed.institution if seed else None, district=seed.district if seed else None,
         )
         ctx.stats["findings"] += len(found)
-
-    def engine(self) -> defer.Deferred:
-        if self._engine is not None:
-            return defer.succeed(self._engine)
-        from detectors.ocr import load_engine
-
-        settings = self.ctx.settings.get("ocr", {})
-
-        def load() -> Any:
-            self._engine = load_engine(settings.get("engine", "rapidocr"),
-                                       **{k: v for k, v in settings.items() if k != "engine"})
-            return self._engine
-
-        return threads.deferToThread(load)

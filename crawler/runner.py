@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Scrapy's HTTP handler, imported here rather than when the crawl builds its downloader: its TLS
+# module makes deprecated aliases that call inspect.stack(), whose cost grows with the depth of
+# the stack it is called from (~0.1 s here, several times that inside the running reactor)
+import scrapy.core.downloader.handlers.http11  # noqa: F401
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
@@ -20,9 +25,11 @@ from crawler.context import CONTEXTS, ScanContext, Seed
 from crawler.render import browser_settings, capture_info, chromium_executable
 from crawler.spiders.site import SiteSpider
 from crawler.warc import WarcWriter, utc_stamp
-from detectors.precedents import default_precedent_detector, reviewed_precedents
+from crawler.workers import WorkerError, WorkerProcess, build_detector
 from jianfu import __version__
 from store import Store
+
+COMMIT_SECONDS = 0.5  # how often a scan commits what it stored (Store.batched_writes)
 
 
 @dataclass
@@ -118,14 +125,19 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         print(f"jianfu scan: 扫描 {abandoned} 的进程已不在（被终止或崩溃），已记为中断 (interrupted)",
               file=sys.stderr, flush=True)
     scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
-    warc = WarcWriter(store.dir / "warc", scan_id, {
-        "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
-        "seeds": " ".join(s.url for s in seeds),
-        **capture_info(options.to_record(), executable),
-    })
-    # rules, plus the precedent library grown by the findings this store's investigators reviewed
-    detector = default_precedent_detector().with_precedents(reviewed_precedents(store.reviewed_findings()))
-    ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, detector=detector, warc=warc,
+    # the worker process builds the rules, plus the precedent library grown by the findings this
+    # store's investigators reviewed, while this process starts the crawl (started here, before
+    # this process runs any other thread: crawler.workers)
+    worker = WorkerProcess()
+    built = worker.submit(build_detector, store.reviewed_findings())
+    with ThreadPoolExecutor(1) as pool:  # asking Chromium its version waits on a process: meanwhile,
+        info = pool.submit(capture_info, options.to_record(), executable)
+        settings = scrapy_settings(scan_id, options, executable)
+        warc = WarcWriter(store.dir / "warc", scan_id, {
+            "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
+            "seeds": " ".join(s.url for s in seeds), **info.result(),
+        })
+    ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, worker=worker, warc=warc,
                       settings=options.to_record())
     CONTEXTS[scan_id] = ctx
     status = "failed"
@@ -133,24 +145,39 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
     if options.log_level != "INFO":  # every failure is in the summary; don't repeat retries on stderr
         for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    settings = scrapy_settings(scan_id, options, executable)
     faults = None
     if options.log_level != "INFO":  # Scrapy's log goes to the store; stderr gets one line per fault
         log_path = store.dir / "logs" / f"scan-{scan_id}.log"
         log_path.parent.mkdir(exist_ok=True)
         settings.set("LOG_FILE", str(log_path), priority="cmdline")
         faults = FaultLines(log_path)
+    committer = None
     try:
         process = CrawlerProcess(settings)
         if faults:
             logging.getLogger().addHandler(faults)
-        process.crawl(SiteSpider)
-        process.start()
+        # what the crawl stores is committed about every COMMIT_SECONDS, not once per write: a
+        # killed scan loses at most that much, and the next scan of the site fetches it again
+        with store.batched_writes(COMMIT_SECONDS):
+            process.crawl(SiteSpider)  # installs Scrapy's reactor
+            from twisted.internet import task
+
+            committer = task.LoopingCall(store.commit_writes)  # also while the crawl waits on the network
+            committer.start(COMMIT_SECONDS, now=False)
+            process.start()
+        # a scan whose pages the detectors could not examine is failed, not finished: the next scan
+        # examines its pages again instead of re-sighting what this one found
+        ok, why = worker.outcome(built)
+        if ok != "ok" or worker.lost:
+            raise WorkerError(f"the scan's worker process failed: {worker.lost or why}")
         status = "interrupted" if ctx.stats["close_reason:shutdown"] else "finished"
         ledger_sites = cross_check_ledger(store, scan_id)
     finally:
+        if committer is not None and committer.running:
+            committer.stop()
         if faults:
             logging.getLogger().removeHandler(faults)
+        worker.close()
         warc.close()
         summary = store.finish_scan(scan_id, status)
         summary["ocr_runs"] = ctx.stats["ocr_runs"]

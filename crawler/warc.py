@@ -41,7 +41,8 @@ class WarcWriter:
         headers = [(k, v) for k, v in response_headers if k.lower() not in _HOP_BY_HOP]
         http = StatusAndHeaders(f"{status} {reason}".strip(), headers, protocol=protocol or "HTTP/1.1")
         warc_headers = {"WARC-IP-Address": ip} if ip else {}
-        resp = self._writer.create_warc_record(url, "response", payload=io.BytesIO(body),
+        # lengths given: warcio then digests the bytes once, without spooling them to a temporary file
+        resp = self._writer.create_warc_record(url, "response", payload=io.BytesIO(body), length=len(body),
                                                http_headers=http, warc_headers_dict=warc_headers)
         self._writer.write_record(resp)
         split = urlsplit(url)
@@ -49,7 +50,7 @@ class WarcWriter:
         req_http = StatusAndHeaders(f"{method} {path} HTTP/1.1", [("Host", split.netloc), *request_headers],
                                     is_http_request=True)
         req = self._writer.create_warc_record(
-            url, "request", payload=io.BytesIO(b""), http_headers=req_http,
+            url, "request", payload=io.BytesIO(b""), length=0, http_headers=req_http,
             warc_headers_dict={"WARC-Concurrent-To": resp.rec_headers.get_header("WARC-Record-ID")},
         )
         self._writer.write_record(req)
@@ -61,7 +62,7 @@ class WarcWriter:
         """A resource record (e.g. a screenshot as ``urn:view:<url>``); returns its offset."""
         offset = self._fh.tell()
         headers = {"Content-Type": content_type, **(metadata or {})}
-        rec = self._writer.create_warc_record(uri, "resource", payload=io.BytesIO(data),
+        rec = self._writer.create_warc_record(uri, "resource", payload=io.BytesIO(data), length=len(data),
                                               warc_content_type=content_type, warc_headers_dict=headers)
         self._writer.write_record(rec)
         self._fh.flush()
@@ -74,7 +75,7 @@ class WarcWriter:
         offset = self._fh.tell()
         headers = {"WARC-Refers-To": refers_to} if refers_to else {}
         data = json.dumps(info, ensure_ascii=False, default=str, sort_keys=True).encode("utf-8")
-        rec = self._writer.create_warc_record(uri, "metadata", payload=io.BytesIO(data),
+        rec = self._writer.create_warc_record(uri, "metadata", payload=io.BytesIO(data), length=len(data),
                                               warc_content_type="application/json", warc_headers_dict=headers)
         self._writer.write_record(rec)
         self._fh.flush()

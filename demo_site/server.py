@@ -213,8 +213,12 @@ class DemoHandler(BaseHTTPRequestHandler):
         self.send_body(200, body, ctype, mtime=file.stat().st_mtime)
 
     # -- a generated site for benchmarks: GENERATED_PAGES pages, five links each --------------
+    page_delay = 0.0  # seconds each generated page waits (tests that must catch a scan mid-way)
+
     def generated(self, path: str) -> None:
         n = GENERATED_PAGES
+        if self.page_delay and path != "/robots.txt":
+            time.sleep(self.page_delay)
         if path == "/robots.txt":
             return self.send_body(200, b"User-agent: *\nAllow: /\n", "text/plain")
         if path.startswith("/img/ad-") and path.endswith(".png") and path[8:-4].isdigit():

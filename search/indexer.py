@@ -149,6 +149,8 @@ class Indexer:
         try:
             if getattr(self.backend, "name", "") == "sqlite":
                 return res  # the embedded index is transactional with the store: nothing to send
+            if hasattr(self.store, "commit_writes"):  # a scan's batched writes (Store.batched_writes):
+                self.store.commit_writes()            # only committed findings leave for the index
             due, args = self._due(retry_rejected)
             if self.db.execute(f"SELECT 1 FROM index_outbox WHERE {due} LIMIT 1", args).fetchone() is None:
                 if self.db.execute("SELECT 1 FROM index_outbox LIMIT 1").fetchone() is not None:

@@ -29,7 +29,9 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -76,12 +78,72 @@ def store_exists(location: str | Path) -> bool:
         db.close()
 
 
+class SqliteConnection(sqlite3.Connection):
+    """``sqlite3.Connection`` that can group many ``with db:`` blocks into one transaction.
+
+    Outside a batch it is a plain connection. Inside ``batched(seconds)`` (one scan's writes), each
+    ``with db:`` block is a savepoint of a transaction that is committed once it has been open
+    ``seconds`` (checked as each block ends, and by ``commit_batch()``, which a crawl calls on a
+    timer while it waits on the network): a block that fails still undoes only its own writes,
+    and a process killed mid-batch loses only the writes of the last ``seconds``. The batch
+    takes the write lock when it begins (``BEGIN IMMEDIATE``), so its reads never hold an old
+    snapshot that another writer could invalidate."""
+
+    _batch_seconds: float | None = None
+    _batch_began = 0.0
+    _depth = 0  # open ``with db:`` blocks of the batch
+
+    @contextmanager
+    def batched(self, seconds: float) -> Iterator[None]:
+        self.commit()
+        self._batch_seconds = seconds
+        try:
+            yield
+        finally:
+            self._batch_seconds = None
+            if self.in_transaction:
+                self.commit()
+
+    def commit_batch(self, *, due_only: bool = False) -> None:
+        """Commit the open batch (only if it has been open long enough, with ``due_only``)."""
+        if self._batch_seconds is None or not self.in_transaction:
+            return
+        if self._depth:  # inside a block: it ends first (a block is never split across commits)
+            return
+        if not due_only or time.monotonic() - self._batch_began >= self._batch_seconds:
+            self.commit()
+
+    def __enter__(self) -> SqliteConnection:
+        if self._batch_seconds is None:
+            return super().__enter__()
+        if not self.in_transaction:
+            self.execute("BEGIN IMMEDIATE")
+            self._batch_began = time.monotonic()
+        self.execute("SAVEPOINT batched_unit")
+        self._depth += 1
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        if self._batch_seconds is None:
+            return super().__exit__(exc_type, exc, tb)
+        self._depth -= 1
+        if not self.in_transaction:  # someone committed inside the block: nothing left to release
+            return super().__exit__(exc_type, exc, tb)
+        if exc_type is not None:
+            self.execute("ROLLBACK TO batched_unit")
+        self.execute("RELEASE batched_unit")
+        if exc_type is None:
+            self.commit_batch(due_only=True)
+        return False
+
+
 def connect(location: str | Path, *, autocommit: bool = False) -> Any:
-    """An SQLite connection to ``location/jianfu.sqlite3`` or a PostgresConnection to the URL.
-    ``autocommit`` (SQLite): no implicit transactions, for code that issues BEGIN itself."""
+    """An SQLite connection to ``location/jianfu.sqlite3`` (a ``SqliteConnection``) or a
+    PostgresConnection to the URL. ``autocommit`` (SQLite): no implicit transactions, for code
+    that issues BEGIN itself."""
     conninfo, files = split_location(location)
     if conninfo is None:
-        db = sqlite3.connect(files / DB_NAME, check_same_thread=False, timeout=30,
+        db = sqlite3.connect(files / DB_NAME, check_same_thread=False, timeout=30, factory=SqliteConnection,
                              **({"isolation_level": None} if autocommit else {}))
         db.row_factory = sqlite3.Row
         return db

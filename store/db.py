@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,26 @@ class Store(CaseStore, LedgerTables, IntakeTables):
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def batched_writes(self, seconds: float = 0.5) -> Iterator[None]:
+        """Group the writes made inside the block into one transaction about every ``seconds``
+        (a scan: one commit per page costs more than the page's own statements). Each Store method
+        stays atomic; a process killed inside the block loses at most the last ``seconds`` of
+        writes, which the next scan of the site fetches again. Call ``commit_writes()`` when
+        waiting, so nothing sits uncommitted. SQLite only; on PostgreSQL every write commits."""
+        batched = getattr(self.db, "batched", None)
+        if batched is None:
+            yield
+            return
+        with batched(seconds):
+            yield
+
+    def commit_writes(self) -> None:
+        """Commit what ``batched_writes`` holds (nothing to do outside it)."""
+        commit = getattr(self.db, "commit_batch", None)
+        if commit is not None:
+            commit()
 
     def __enter__(self) -> Store:
         return self

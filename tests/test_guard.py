@@ -68,7 +68,7 @@ def test_public_or_unresolvable_hosts_pass(host):
 def fake_crawler(*seeds: str) -> SimpleNamespace:
     scan_id = f"guard-test-{len(CONTEXTS)}"
     CONTEXTS[scan_id] = ScanContext(store=None, scan_id=scan_id, seeds=[Seed(u, "测试机构") for u in seeds],
-                                    detector=None, warc=None)
+                                    worker=None, warc=None)
     return SimpleNamespace(settings={"JIANFU_SCAN_ID": scan_id})
 
 

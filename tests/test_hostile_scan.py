@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from demo_site.server import DEEP_TEXT, LONG_LINE_TEXT
+from demo_site.server import DEEP_TEXT, LONG_LINE_TEXT, DemoSites
 from store import Store
 from store.db import process_key
 from tests.conftest import ROOT, jianfu
@@ -137,7 +137,7 @@ def test_robots_txt_answering_5xx_disallows_everything_until_it_answers(demo_sit
 # -- a scan killed mid-way ------------------------------------------------------------------------
 def start_scan(url: str, store: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "jianfu", "scan", url, "--store", str(store), "--quiet",
-                             "--max-pages", "400", "--no-auto-render", "--concurrency", "2"],
+                             "--depth", "50", "--max-pages", "500", "--no-auto-render", "--concurrency", "2"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -146,9 +146,12 @@ def wait_for_pages(store: Path, proc: subprocess.Popen, n: int = 3, timeout: flo
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         if (store / "jianfu.sqlite3").exists():
-            with db(store) as con:
-                row = con.execute("SELECT s.id, (SELECT COUNT(*) FROM pages p WHERE p.scan_id=s.id) AS n "
-                                  "FROM scans s WHERE s.status='running'").fetchone()
+            try:
+                with db(store) as con:
+                    row = con.execute("SELECT s.id, (SELECT COUNT(*) FROM pages p WHERE p.scan_id=s.id) AS n "
+                                      "FROM scans s WHERE s.status='running'").fetchone()
+            except sqlite3.OperationalError:  # the file is there, its tables not yet
+                row = None
             if row and row["n"] >= n:
                 return row["id"]
         time.sleep(0.3)
@@ -160,10 +163,18 @@ def scan_row(store: Path, scan_id: str) -> sqlite3.Row:
         return con.execute("SELECT * FROM scans WHERE id=?", (scan_id,)).fetchone()
 
 
+@pytest.fixture
+def slow_site():
+    """The generated site answering each page after 20 ms: a scan of it is still running seconds later."""
+    with DemoSites(["generated"]) as sites:
+        sites.handlers["generated"].page_delay = 0.02
+        yield sites.urls["generated"]
+
+
 @pytest.mark.parametrize("closer", ["runs", "scan"])
-def test_a_killed_scan_is_closed_as_interrupted_and_a_running_one_is_not(demo_sites, tmp_path, closer):
+def test_a_killed_scan_is_closed_as_interrupted_and_a_running_one_is_not(demo_sites, slow_site, tmp_path, closer):
     store = tmp_path / "store"
-    proc = start_scan(demo_sites.urls["generated"], store)
+    proc = start_scan(slow_site, store)
     try:
         scan_id = wait_for_pages(store, proc)
         row = scan_row(store, scan_id)
@@ -206,11 +217,13 @@ def test_only_a_scan_whose_process_is_gone_is_closed(tmp_path):
 
 def test_a_fault_during_a_scan_is_one_line_naming_the_scans_log(demo_sites, tmp_path):
     """No page makes the pipeline fail any more, so the fault is planted (a test double for a
-    defect): the detector raises. stderr gets one line per fault (at most five) naming the log,
-    which holds the traceback; pages are still stored and the scan still finishes."""
-    code = ("import sys; from detectors.engine import Detector\n"
-            "def broken(self, text): raise ZeroDivisionError('planted fault')\n"
-            "Detector.detect = broken\n"
+    defect): the pipeline raises after storing each page (detection runs in the scan's worker
+    process, which a patch in this one would not reach). stderr gets one line per fault (at most
+    five) naming the log, which holds the traceback; pages are still stored and the scan still
+    finishes."""
+    code = ("import sys; import crawler.pipelines\n"
+            "def broken(*args, **kwargs): raise ZeroDivisionError('planted fault')\n"
+            "crawler.pipelines.reuse_text_findings = broken\n"
             "from jianfu.cli import main; sys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.run([sys.executable, "-c", code, "scan", demo_sites.urls["caihong"], "--store", str(tmp_path),
                            "--quiet", "--json", "--no-auto-render", "--max-pages", "3"],

@@ -26,6 +26,7 @@ from crawler.render import looks_script_built
 from store import canonical_page_url
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+RESOURCE_PRIORITY = 1  # images and stylesheets before pages (Scrapy's default priority is 0)
 
 
 def parse_data_uri(uri: str) -> tuple[str, bytes] | None:
@@ -85,7 +86,9 @@ class SiteSpider(scrapy.Spider):
             "jianfu_render": render and self.settings.getbool("JIANFU_RENDER_AVAILABLE")})
 
     def image_request(self, url: str, page_url: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse_image, errback=self.failed, priority=-1,
+        # ahead of the pages waiting: OCR (a thread of its own) then reads ads while the crawl goes
+        # on, instead of all of them after the last page
+        return scrapy.Request(url, callback=self.parse_image, errback=self.failed, priority=RESOURCE_PRIORITY,
                               meta={"jianfu_kind": "image", "jianfu_page": page_url})
 
     def qr_requests(self, payloads: list[str], *, page_url: str, image_url: str, sha256: str) -> list[scrapy.Request]:
@@ -164,7 +167,7 @@ class SiteSpider(scrapy.Spider):
             else:
                 yield self.image_request(url, page_url)
         for url in content.stylesheets:
-            yield scrapy.Request(url, callback=self.parse_stylesheet, errback=self.failed, priority=-1,
+            yield scrapy.Request(url, callback=self.parse_stylesheet, errback=self.failed, priority=RESOURCE_PRIORITY,
                                  meta={"jianfu_kind": "stylesheet", "jianfu_page": page_url})
         if depth >= self.settings.getint("JIANFU_MAX_DEPTH"):
             return
