@@ -7,7 +7,25 @@ block read together, ``detectors.paragraphs``) and the precedent library with it
 network, a database or Scrapy: text in, findings out.
 """
 
-from detectors.engine import Detector, default_detector, detect
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from detectors.model import CATEGORIES, Finding
 
+if TYPE_CHECKING:
+    from detectors.engine import Detector, default_detector, detect
+
 __all__ = ["CATEGORIES", "Detector", "Finding", "default_detector", "detect"]
+
+_ENGINE = ("Detector", "default_detector", "detect")
+
+
+def __getattr__(name: str) -> Any:
+    # the engine (numpy, YAML, the rule packs' code) is imported when first asked for, so a process
+    # that only stores findings — a scan's crawl process, the web app — does not pay for it
+    if name in _ENGINE:
+        from detectors import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'detectors' has no attribute {name!r}")
