@@ -165,9 +165,10 @@ def scan_row(store: Path, scan_id: str) -> sqlite3.Row:
 
 @pytest.fixture
 def slow_site():
-    """The generated site answering each page after 20 ms: a scan of it is still running seconds later."""
+    """The generated site answering each page after 100 ms: a scan of it (500 pages, two at a time) is
+    still running 25 s later, however fast scans become."""
     with DemoSites(["generated"]) as sites:
-        sites.handlers["generated"].page_delay = 0.02
+        sites.handlers["generated"].page_delay = 0.1
         yield sites.urls["generated"]
 
 

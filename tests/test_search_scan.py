@@ -2,7 +2,9 @@
 
 A real scan (subprocess) of the generated 500-page site indexes into the real test node; the node
 is stopped while the scan runs and started again; afterwards the index holds exactly the store's
-findings — no duplicates, none missing.
+findings — no duplicates, none missing. The site answers each page after 40 ms, one page at a
+time, so the scan lasts 20 s or more however fast scans become: long enough for the node to go
+down and come back while it runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from demo_site.server import DemoSites
 from search.base import SearchQuery
 from search.elastic import ElasticBackend
 from store import Store
@@ -23,13 +28,20 @@ from tests.test_search_outbox import SCRIPT, _node_managed
 ALL = SearchQuery(text="", filters={"source": ["text", "image"]})
 
 
-def test_scan_indexes_as_it_goes_and_survives_an_outage(demo_sites, tmp_path, es_url):  # noqa: F811
+@pytest.fixture
+def slow_generated_site():
+    with DemoSites(["generated"]) as sites:
+        sites.handlers["generated"].page_delay = 0.04
+        yield sites.urls["generated"]
+
+
+def test_scan_indexes_as_it_goes_and_survives_an_outage(slow_generated_site, tmp_path, es_url):  # noqa: F811
     assert _node_managed(es_url), "the test node must be the one scripts/elasticsearch.sh runs"
     alias = es_prefix("scan")
     env = {**os.environ, "JIANFU_ES_URL": es_url, "JIANFU_ES_INDEX": alias}
     store_dir = tmp_path / "store"
     scan = subprocess.Popen(
-        [sys.executable, "-m", "jianfu", "scan", demo_sites.urls["generated"], "--store", str(store_dir),
+        [sys.executable, "-m", "jianfu", "scan", slow_generated_site, "--store", str(store_dir),
          "--depth", "50", "--max-pages", "500", "--concurrency", "1", "--quiet", "--json"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     be = ElasticBackend(es_url, alias=alias, timeout=10)
