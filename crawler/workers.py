@@ -50,10 +50,17 @@ def build_detector(reviewed: list[dict[str, Any]]) -> tuple[str, Any]:
         return _state["detector_failed"]
 
 
+def _not_built() -> tuple[str, str] | None:
+    """Why there is no detector to examine with (None once it is built)."""
+    if "detector" in _state:
+        return None
+    return _state.get("detector_failed", ("failed", "RuntimeError: no detector was built"))
+
+
 def detect_text(layout: Any) -> tuple[str, Any]:
     """The findings in a page's text (a ``Layout``), offsets into ``layout.text``."""
-    if "detector" not in _state:
-        return _state.get("detector_failed", ("failed", "RuntimeError: no detector was built"))
+    if failed := _not_built():
+        return failed
     try:
         return "ok", layout.detect(_state["detector"].detect)
     except Exception as e:  # noqa: BLE001 - the page is reported as a fault, the scan goes on
@@ -62,8 +69,8 @@ def detect_text(layout: Any) -> tuple[str, Any]:
 
 def detect_image(reading: dict[str, Any]) -> tuple[str, Any]:
     """``detectors.images.image_findings`` of an image reading (``ImageReading.to_dict()``)."""
-    if "detector" not in _state:
-        return _state.get("detector_failed", ("failed", "RuntimeError: no detector was built"))
+    if failed := _not_built():
+        return failed
     try:
         from detectors.images import ImageReading, image_findings
 

@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -93,26 +95,39 @@ def web_store(demo_scan, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(web_store):
+    with serve(web_store, env={**os.environ, "JIANFU_WEB_LOGIN_LIMIT": "5"}, threads=4) as base:
+        yield base
+
+
+@contextmanager
+def serve(location: str | Path, *, env: dict[str, str] | None = None, threads: int | None = None) -> Iterator[str]:
+    """``jianfu serve`` on the store at ``location`` (a real waitress server on a free port): its base
+    URL once its login page answers; stopped when the block ends."""
     port = free_port()
-    env = {**os.environ, "JIANFU_WEB_LOGIN_LIMIT": "5"}
-    proc = subprocess.Popen([sys.executable, "-m", "jianfu", "serve", "--store", str(web_store), "--port", str(port),
-                             "--threads", "4"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    args = [sys.executable, "-m", "jianfu", "serve", "--store", str(location), "--port", str(port)]
+    if threads:
+        args += ["--threads", str(threads)]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
+    try:
+        for _ in range(150):
+            try:
+                if requests.get(base + "/login/", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+            if proc.poll() is not None:
+                pytest.fail("jianfu serve exited: " + proc.stdout.read())
+        else:
+            pytest.fail("jianfu serve did not answer")
+        yield base
+    finally:
+        proc.terminate()
         try:
-            if requests.get(base + "/login/", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            pytest.fail("jianfu serve exited: " + proc.stdout.read())
-    else:
-        proc.kill()
-        pytest.fail("jianfu serve did not answer")
-    yield base
-    proc.terminate()
-    proc.wait(10)
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def login(base: str, name: str, password: str | None = None) -> requests.Session:
@@ -505,23 +520,10 @@ def test_app_tables_in_postgresql(postgres_url, demo_scan, tmp_path):
 
     assert cli("users", "add", "pgadmin", "--role", "admin", "--store", str(store),
                input="Pg-admin-2026\n").returncode == 0
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "jianfu", "serve", "--store", str(store), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(150):
-            try:
-                requests.get(base + "/login/", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+    with serve(store, env=env) as base:
         s = login(base, "pgadmin", "Pg-admin-2026")
         ids = cases_of(s, base, q="幼小衔接")
         assert ids and s.get(f"{base}/cases/{ids[0]}/").status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(10)
     assert not (store / "webapp.sqlite3").exists()
     ok = cli("audit", "verify", "--store", str(store))
     assert ok.returncode == 0 and "完整" in ok.stdout
@@ -604,30 +606,17 @@ def test_app_over_a_postgresql_store(postgres_url, demo_sites, tmp_path):
     assert jianfu("index", "--store", location, "--es", "http://127.0.0.1:9200", "--es-index", alias).returncode == 0
     assert jianfu("users", "add", "pgsup", "--role", "supervisor", "--district", "示范区", "--store", location,
                   input="Pg-sup-2026x\n").returncode == 0
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "jianfu", "serve", "--store", location, "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(150):
-            try:
-                requests.get(base + "/login/", timeout=2)
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None:
-                    pytest.fail("jianfu serve exited: " + proc.stderr.read())
-                time.sleep(0.2)
-        s = login(base, "pgsup", "Pg-sup-2026x")
-        every = cases_of(s, base)
-        found = cases_of(s, base, q="幼小衔接")   # the search goes to Elasticsearch
-        assert every and found and set(found) <= set(every)
-        page = s.get(f"{base}/cases/{found[0]}/")
-        assert page.status_code == 200 and "幼小衔接" in page.text
-        r = post(s, base, f"/cases/{found[0]}/propose/", {"decision": "confirmed", "reason": "核实"})
-        assert r.status_code in (200, 302), r.text[-500:]
+        with serve(location) as base:
+            s = login(base, "pgsup", "Pg-sup-2026x")
+            every = cases_of(s, base)
+            found = cases_of(s, base, q="幼小衔接")   # the search goes to Elasticsearch
+            assert every and found and set(found) <= set(every)
+            page = s.get(f"{base}/cases/{found[0]}/")
+            assert page.status_code == 200 and "幼小衔接" in page.text
+            r = post(s, base, f"/cases/{found[0]}/propose/", {"decision": "confirmed", "reason": "核实"})
+            assert r.status_code in (200, 302), r.text[-500:]
     finally:
-        proc.terminate()
-        proc.wait(10)
         from search.elastic import ElasticBackend
 
         es = ElasticBackend("http://127.0.0.1:9200", alias=alias)

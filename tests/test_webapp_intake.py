@@ -6,9 +6,6 @@ page checked by a real rendered one-page scan."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,8 @@ import requests
 
 from demo_site import submissions as gen
 from store import Store
-from tests.conftest import ROOT, jianfu
-from tests.test_webapp import CHROMIUM, CHROMIUM_ARGS, free_port, login, post
+from tests.conftest import jianfu
+from tests.test_webapp import CHROMIUM, CHROMIUM_ARGS, login, post, serve
 
 PASSWORDS = {"inv": "Inv-pass-2026x", "far": "Far-pass-2026x"}
 
@@ -35,21 +32,8 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(store):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "jianfu", "serve", "--store", str(store), "--port", str(port),
-                             "--threads", "4"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if requests.get(base + "/login/", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            pytest.fail("jianfu serve exited: " + proc.stdout.read())
-    yield base
-    proc.terminate()
-    proc.wait(10)
+    with serve(store, threads=4) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
