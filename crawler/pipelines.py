@@ -130,7 +130,7 @@ class CapturePipeline:
         if findings is None:  # the scan's worker process (crawler.workers) examines it
             status, value = yield ctx.worker.call(detect_text, layout)
             if status != "ok":
-                raise WorkerError(f"detecting {item.url} failed: {value}")
+                raise WorkerError(f"检测页面 {item.url} 失败：{value}")
             findings = self.detected[text_key] = value
         ctx.store.save_findings(ctx.scan_id, item.url, "text", text, findings,
                                 institution=seed.institution if seed else None,
@@ -171,7 +171,7 @@ class CapturePipeline:
                                  ocr=json.dumps(value, ensure_ascii=False), qr=reading.qr)
         status, found = yield ctx.worker.call(detect_image, reading.to_dict())
         if status != "ok":
-            raise WorkerError(f"detecting image {item.url} failed: {found}")
+            raise WorkerError(f"检测图片 {item.url} 失败：{found}")
         if reading.qr:
             self.follow_qr(item, sha, reading.qr)
         self.read[item.url] = (sha, reading.text, found)

@@ -169,7 +169,7 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
         # examines its pages again instead of re-sighting what this one found
         ok, why = worker.outcome(built)
         if ok != "ok" or worker.lost:
-            raise WorkerError(f"the scan's worker process failed: {worker.lost or why}")
+            raise WorkerError(f"扫描的检测工作进程已中断（worker process failed），本次扫描记为失败，下次扫描将重新检查其页面：{worker.lost or why}")
         status = "interrupted" if ctx.stats["close_reason:shutdown"] else "finished"
         ledger_sites = cross_check_ledger(store, scan_id)
     finally:
