@@ -61,12 +61,17 @@ OFFLINE_LIMIT = 20 * 60 + 30  # D11/D10: 线下培训结束时间不得晚于20:
 ONLINE_LIMIT = 21 * 60  # D1 第15条: 线上培训结束时间不晚于21点
 
 
+_STARTS_AFTER_RE = re.compile(r"\s*(?:以后|之后|往后|后|开始|开课|上课|起)")
+
+
 @check
 def late_class(c: Candidate) -> Result:
     spans = schedule.parse_times(c.matched)
     latest = max((s.latest for s in spans if s.latest is not None), default=None)
     if latest is None:
         return None
+    if len(spans) == 1 and spans[0].end is None and _STARTS_AFTER_RE.match(c.text, c.end):
+        latest += 1  # "晚上九点以后的辅导", "21:00开课": a class that begins at the hour ends after it
     limit = ONLINE_LIMIT if c.online else OFFLINE_LIMIT
     if latest <= limit:
         return None
