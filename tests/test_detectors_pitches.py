@@ -495,6 +495,24 @@ POSITIVE = [
     ("1元学情诊断，限时领取学霸班名额", "false_claim"),
     ("科技嘉年华现场设数学思维挑战，前十名颁发证书", "competition_ranking"),
     ("线上青少年创新能力活动（数学方向），获奖者发放证书", "competition_ranking"),
+    ("暑期高分课", "off_hours_schedule"),
+    ("寒假提高营", "off_hours_schedule"),
+    ("春季周六班", "off_hours_schedule"),
+    ("暑假班火热报名中", "off_hours_schedule"),
+    ("双休日精品课", "off_hours_schedule"),
+    ("假期特训", "off_hours_schedule"),
+    ("暑期集训营(初高中)", "off_hours_schedule"),
+    ("国庆班", "off_hours_schedule"),
+    ("周末班", "off_hours_schedule"),
+    ("3-12岁少儿英语，分级教学", "preschool_subject"),
+    ("2-8岁思维训练课", "preschool_subject"),
+    ("早教中心英语启蒙课", "preschool_subject"),
+    ("3岁+英语绘本课，外教授课", "preschool_subject"),
+    ("3到10岁儿童英语戏剧课，按英语水平分级", "preschool_subject"),
+    ("学前儿童数学思维", "preschool_subject"),
+    ("幼儿数学", "preschool_subject"),
+    ("幼儿英语", "preschool_subject"),
+    ("少儿英语（4岁起）", "preschool_subject"),
 ]
 
 NEGATIVE = [
@@ -689,6 +707,13 @@ NEGATIVE = [
     "文化传播公司承办社区文艺演出",
     "自习室提供安静的学习环境，按小时计费，不提供辅导",
     "科技嘉年华现场有机器人表演和VR体验",
+    "3-12岁少儿美术，分级教学",
+    "2-8岁感统训练课",
+    "早教中心亲子游戏课",
+    "6-12岁编程课",
+    "周末亲子游",
+    "暑假开放时间",
+    "6-12岁少儿英语",
 ]
 
 
