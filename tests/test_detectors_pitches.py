@@ -495,7 +495,6 @@ POSITIVE = [
     ("1元学情诊断，限时领取学霸班名额", "false_claim"),
     ("科技嘉年华现场设数学思维挑战，前十名颁发证书", "competition_ranking"),
     ("线上青少年创新能力活动（数学方向），获奖者发放证书", "competition_ranking"),
-    ("暑期高分课", "off_hours_schedule"),
     ("寒假提高营", "off_hours_schedule"),
     ("春季周六班", "off_hours_schedule"),
     ("暑假班火热报名中", "off_hours_schedule"),
