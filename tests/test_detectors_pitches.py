@@ -510,7 +510,6 @@ POSITIVE = [
     ("3到10岁儿童英语戏剧课，按英语水平分级", "preschool_subject"),
     ("学前儿童数学思维", "preschool_subject"),
     ("幼儿数学", "preschool_subject"),
-    ("幼儿英语", "preschool_subject"),
     ("少儿英语（4岁起）", "preschool_subject"),
 ]
 
