@@ -62,9 +62,16 @@ _BR = object()  # a <br>: the line after it continues the paragraph of the line 
 
 def _visible_text(root: lxml.html.HtmlElement) -> tuple[str, list[int]]:
     """The visible text, one line per block, and the indexes of the lines that continue the line
-    before them (the two are one block's text around a single ``<br>``). A loop, not recursion,
-    since a hostile page may nest thousands of elements deep."""
+    before them (the two are one block's text around a single ``<br>``). A line break in the
+    page's source is white space, as a browser shows it (a paragraph typed over two source lines
+    is one line), except inside ``<pre>``. A loop, not recursion, since a hostile page may nest
+    thousands of elements deep."""
     parts: list[Any] = []
+    pre = 0  # depth of <pre> elements around the current text
+
+    def source_text(t: str) -> str:
+        return t if pre else t.replace("\n", " ")
+
     body = root.find("body")
     # (element, True) enters an element; (element, False) leaves it: its closing text, then its tail
     stack: list[tuple[etree._Element, bool]] = [(body if body is not None else root, True)]
@@ -75,20 +82,22 @@ def _visible_text(root: lxml.html.HtmlElement) -> tuple[str, list[int]]:
         if entering:
             if not tag or tag in _SKIP:  # comments, processing instructions, scripts: their tail only
                 if el is not top and el.tail:
-                    parts.append(el.tail)
+                    parts.append(source_text(el.tail))
                 continue
             if tag == "br":
                 parts.append(_BR)
                 if el is not top and el.tail:
-                    parts.append(el.tail)
+                    parts.append(source_text(el.tail))
                 continue
             if tag in _BLOCK:
                 parts.append("\n")
+            pre += tag == "pre"
             if el.text:
-                parts.append(el.text)
+                parts.append(source_text(el.text))
             stack.append((el, False))
             stack.extend((child, True) for child in reversed(el))
             continue
+        pre -= tag == "pre"
         if tag in _BLOCK:
             parts.append("\n")
         elif tag in ("td", "th"):  # a table row reads as one line: 课程 | 对象 | 时间
@@ -96,7 +105,7 @@ def _visible_text(root: lxml.html.HtmlElement) -> tuple[str, list[int]]:
         if tag == "img" and el.get("alt"):
             parts.append(f" {el.get('alt')} ")
         if el is not top and el.tail:
-            parts.append(el.tail)
+            parts.append(source_text(el.tail))
     raw: list[tuple[str, bool]] = []  # (line, whether a <br> ended the line before it)
     buf: list[str] = []
     after_br = False

@@ -228,6 +228,18 @@ def _wraps(upper: Rect, lower: Rect, line_height: float) -> bool:
     return upper[2] - upper[0] >= (lower[2] - lower[0]) - line_height
 
 
+def _text_units(text: str) -> float:
+    """A line's length in character widths: a CJK character is one, a Latin letter, digit, space
+    or half-width sign a half."""
+    return sum(0.5 if c.isascii() else 1.0 for c in text)
+
+
+def _wraps_by_text(upper: str, lower: str) -> bool:
+    """The same test on the lines' texts, where OCR boxes are up to half a character off at each
+    end: the upper line holds at least as many characters as the lower one, less one."""
+    return _text_units(upper) >= _text_units(lower) - 1.0
+
+
 def ocr_paragraphs(lines: Sequence[Any]) -> Paragraphs:
     """Paragraphs of OCR lines (objects with ``bbox`` = (left, top, right, bottom), in reading
     order): pieces of one row with a small gap are one line; a line continues the one above it
@@ -270,8 +282,12 @@ def ocr_paragraphs(lines: Sequence[Any]) -> Paragraphs:
             has_prev.add(best)
     out: list[list[int]] = []
     wrapped = {i for row in rows for i in row[1:]}
+    texts = [getattr(ln, "text", None) for ln in lines]
     for a, b in nxt.items():
-        if _wraps(boxes[a], boxes[b], boxes[a][3] - boxes[a][1]):
+        ta = [texts[i] for i in rows[a]]
+        tb = [texts[i] for i in rows[b]]
+        by_text = None not in ta and None not in tb and _wraps_by_text("".join(ta), "".join(tb))
+        if by_text or _wraps(boxes[a], boxes[b], boxes[a][3] - boxes[a][1]):
             wrapped.add(rows[b][0])
     for a in range(len(rows)):
         if a in has_prev:

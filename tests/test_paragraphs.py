@@ -107,6 +107,12 @@ def test_ocr_geometry():
     assert ocr_paragraphs(para) == ([[0, 1]], {1})  # the first line is full: the text wrapped
     slogan = [line("作业不会拍一拍", 80, 10, 400, 50), line("拍照搜题三秒出答案", 10, 80, 470, 120)]
     assert ocr_paragraphs(slogan) == ([[0, 1]], set())  # a shorter first line: broken on purpose
+    # OCR boxes are up to half a character off at each end: a banner wrapped after 13½ characters
+    # over 13½ more reads as wrapped by its text although its box is 1¼ line heights narrower
+    banner = [line("1 元抢购初中全科诊断!清北", 34, 55, 521, 95), line("名师定制学习方案,限时免费领", 32, 121, 569, 165)]
+    assert ocr_paragraphs(banner) == ([[0, 1]], {1})
+    assert Layout.of("\n".join(x.text for x in banner), ocr_paragraphs(banner)).joined == \
+        "1 元抢购初中全科诊断!清北名师定制学习方案,限时免费领"
     far = [line("第一块", 10, 10, 500, 50), line("第二块", 10, 200, 300, 240)]
     assert ocr_paragraphs(far).groups == [[0], [1]]
     heading = [line("大标题", 10, 10, 500, 110), line("正文", 10, 130, 300, 160)]
@@ -144,6 +150,19 @@ def test_html_lines_around_one_br_are_one_paragraph():
     assert continued_paragraphs(content.continued_lines) == [[2, 3]]
     assert continued_paragraphs(content.continued_lines, offset=1) == [[3, 4]]
     assert detect(content.text)
+    assert Layout.of(content.text, continued_paragraphs(content.continued_lines)).detect(detect) == []
+
+
+def test_a_line_break_in_the_page_source_is_white_space():
+    """A browser shows a paragraph typed over two source lines as one line (the line after a
+    ``<br>`` written on its own source line still continues it); ``<pre>`` keeps its lines."""
+    content = extract("<html><body><p>教育局要求：各类机构严禁面向学龄前儿童举办\n学前班、幼小衔接班</p>"
+                      "<p>提示函明确要求，各培训机构不得发布<br>\n  “保证提高分数”等承诺</p>"
+                      "<pre>第一行\n第二行</pre></body></html>", "http://127.0.0.1/")
+    lines = content.text.split("\n")
+    assert lines[0] == "教育局要求：各类机构严禁面向学龄前儿童举办 学前班、幼小衔接班"
+    assert lines[1:] == ["提示函明确要求，各培训机构不得发布", "“保证提高分数”等承诺", "第一行", "第二行"]
+    assert content.continued_lines == [2]
     assert Layout.of(content.text, continued_paragraphs(content.continued_lines)).detect(detect) == []
 
 
