@@ -12,6 +12,10 @@ on the same deterministic image set from ``demo_site.adgen.bench_set``:
   warm-up image; load time is reported separately;
 - peak RSS: the subprocess's maximum resident set size.
 
+The default engine runs the int8 det/rec models ``make install`` builds (``detectors.ocr.int8``;
+the table's footnote names the models that ran); "fp32 det/rec" is the same engine on the wheel's
+fp32 models, the default before issue 18's third step, so every run shows that gain.
+
 Targets (issue 4): CER ≤ 1 % on clean banners, ≤ 2 % on busy posters, ≤ 0.1 s per banner on one
 core, ≤ 600 MB resident.
 """
