@@ -11,7 +11,8 @@ Recipe (:data:`RECIPE`): the model's opset raised to 13 (per-channel QDQ needs i
 min/max calibration). MatMul, attention and the rest stay fp32. Calibration inputs are the exact
 detector and recogniser inputs of the fp32 engine reading 40 generated ads
 (:func:`demo_site.adgen.bench_set` with a seed of its own, not the benchmark's) and the tiles of one
-long image, so the same installed models give the same int8 files.
+long image, so the same installed models (and fonts) give the same int8 files — two builds here
+were byte-identical.
 
 Files go to ``$JIANFU_MODEL_CACHE`` or ``~/.cache/jianfu/int8-models``, named after the source
 model, the first 12 hex digits of its sha256 and the recipe: a new rapidocr model or a new recipe
@@ -158,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = build(force=force)
     except ImportError as e:
-        print(f"int8 OCR models not built: {e} (pip install 'onnx>=1.16,<2')", file=sys.stderr)
+        print(f"int8 OCR models not built: {e} (pip install 'onnx>=1.17,<2')", file=sys.stderr)
+        return 1
+    except Exception as e:  # no CJK font for the calibration images, unwritable cache folder ...
+        print(f"int8 OCR models not built: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     for task, path in paths.items():
         print(f"{task}: {path}")
