@@ -92,6 +92,13 @@ def test_without_int8_copies_the_fp32_models_run(tmp_path, monkeypatch, caplog):
     assert first.name.startswith("m.int8-") and first.name.endswith(f"-{RECIPE}.onnx")
 
 
+def test_int8_build_is_a_no_op_once_built(engine, capsys):
+    from detectors.ocr import int8
+
+    assert int8.main([]) == 0  # what `make install` runs: the models are there, nothing is rebuilt
+    assert capsys.readouterr().out.splitlines() == [f"{task}: {engine.models[task]}" for task in int8.TASKS]
+
+
 def test_heap_growth_is_capped(engine):
     import platform
 
