@@ -27,7 +27,10 @@ $(PADDLE_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,paddle]'
 	touch $(PADDLE_STAMP)
 
+# int8 copies of the OCR models, made from the installed ones (detectors/ocr/int8.py, docs/ocr.md):
+# a no-op when they exist; the OCR engine runs the fp32 models without them.
 install: system $(STAMP)
+	$(BIN)/python -m detectors.ocr.int8
 
 demo: install
 	@mkdir -p var

@@ -12,6 +12,10 @@ on the same deterministic image set from ``demo_site.adgen.bench_set``:
   warm-up image; load time is reported separately;
 - peak RSS: the subprocess's maximum resident set size.
 
+The default engine runs the int8 det/rec models ``make install`` builds (``detectors.ocr.int8``;
+the table's footnote names the models that ran); "fp32 det/rec" is the same engine on the wheel's
+fp32 models, the default before issue 18's third step, so every run shows that gain.
+
 Targets (issue 4): CER ≤ 1 % on clean banners, ≤ 2 % on busy posters, ≤ 0.1 s per banner on one
 core, ≤ 600 MB resident.
 """
@@ -33,22 +37,25 @@ from types import SimpleNamespace
 from bench import figure
 
 ENGINES: dict[str, tuple[str, dict]] = {
-    "rapidocr (jianfu tuned)": ("rapidocr", {}),
+    "rapidocr (jianfu tuned, int8 det/rec)": ("rapidocr", {}),
+    "rapidocr (tuned, fp32 det/rec: before issue 18's int8)": ("rapidocr", {"int8": False}),
     "rapidocr (tuned, side 960)": ("rapidocr", {"limit_side_len": 960}),
     "rapidocr (tuned, heap not capped)": ("rapidocr", {"heap_mmap_threshold": None}),
-    "rapidocr (tuned, no onnxruntime arena: before issue 18)": ("rapidocr", {"cpu_mem_arena": False}),
-    "rapidocr (tuned, lines batched by 6, 64 KB heap cap: issue 18 first step)": (
-        "rapidocr", {"rec_batch_num": 6, "heap_mmap_threshold": 64 * 1024}),
+    "rapidocr (tuned fp32, no onnxruntime arena: before issue 18)": (
+        "rapidocr", {"cpu_mem_arena": False, "int8": False}),
+    "rapidocr (tuned fp32, lines batched by 6, 64 KB heap cap: issue 18 first step)": (
+        "rapidocr", {"rec_batch_num": 6, "heap_mmap_threshold": 64 * 1024, "int8": False}),
     "rapidocr (bare defaults)": ("rapidocr", {"defaults": False}),
     "paddleocr PP-OCRv4 (extra)": ("paddleocr", {}),
 }
 BARE = "rapidocr (bare defaults)"
-DEFAULT = "rapidocr (jianfu tuned)"
+DEFAULT = "rapidocr (jianfu tuned, int8 det/rec)"
 # figure-name prefix per engine: the default configuration's figures carry no engine part
-SLUGS = {DEFAULT: "", "rapidocr (tuned, side 960)": "side960_", "rapidocr (tuned, heap not capped)": "uncapped_",
-         "rapidocr (tuned, no onnxruntime arena: before issue 18)": "no_arena_",
-         "rapidocr (tuned, lines batched by 6, 64 KB heap cap: issue 18 first step)": "batch6_", BARE: "bare_",
-         "paddleocr PP-OCRv4 (extra)": "paddle_"}
+SLUGS = {DEFAULT: "", "rapidocr (tuned, fp32 det/rec: before issue 18's int8)": "fp32_",
+         "rapidocr (tuned, side 960)": "side960_", "rapidocr (tuned, heap not capped)": "uncapped_",
+         "rapidocr (tuned fp32, no onnxruntime arena: before issue 18)": "no_arena_",
+         "rapidocr (tuned fp32, lines batched by 6, 64 KB heap cap: issue 18 first step)": "batch6_",
+         BARE: "bare_", "paddleocr PP-OCRv4 (extra)": "paddle_"}
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -133,6 +140,9 @@ def table(results: list[dict], cores: int) -> str:
                 f"{s['qr']}/{s['n']} | {res['peak_rss_mb']:.0f} MB | {res['load_s']:.1f} s |"
             )
     out.append("")
+    default = next((r for r in results if r.get("label") == DEFAULT and "error" not in r), None)
+    if default:
+        out.append(f"Default engine: {default['engine']}.")
     out.append(f"CPU cores per engine: {cores} (pinned); images from demo_site.adgen.bench_set; "
                "targets: CER ≤ 1 % banners, ≤ 2 % posters, ≤ 0.1 s/banner, ≤ 600 MB. "
                "× bare: median time over bare rapidocr's in this run (the machine may be loaded: "

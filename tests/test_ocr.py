@@ -43,11 +43,60 @@ def test_engine_is_cached_offline_and_follows_the_protocol(engine):
     assert load_engine() is engine
     import rapidocr
 
+    from detectors.ocr.int8 import int8_path
+    from detectors.ocr.rapid import RapidOcrEngine
+
     wheel = Path(rapidocr.__file__).parent
     assert set(engine.models) == {"det", "rec"}  # use_cls=False for banners
-    for path in engine.models.values():  # models come from the wheel, never a download
-        assert Path(path).is_file() and Path(path).is_relative_to(wheel)
+    # the int8 copies `make install` builds from the wheel's models (never a download)
+    fp32 = RapidOcrEngine.default_models()
+    assert engine.int8 == ["det", "rec"] and engine.name.count(".int8") == 2, engine.name
+    for task, path in engine.models.items():
+        assert Path(fp32[task]).is_file() and Path(fp32[task]).is_relative_to(wheel)
+        assert Path(path).is_file() and Path(path) == int8_path(fp32[task])
     assert engine.params["Det.limit_type"] == "max" and engine.params["Det.limit_side_len"] == 512
+
+
+def test_int8_models_read_what_the_fp32_models_read(engine):
+    import rapidocr
+
+    fp32 = load_engine("rapidocr", int8=False)
+    assert fp32.int8 == [] and ".int8" not in fp32.name
+    assert all(Path(p).is_relative_to(Path(rapidocr.__file__).parent) for p in fp32.models.values())
+    rng = random.Random(7)  # neither the calibration's nor the benchmark's images
+    ads = [adgen.clean_banner(rng, 2) for _ in range(4)] + [adgen.busy_poster(rng, 4) for _ in range(3)]
+    edits = {"int8": 0, "fp32": 0}
+    for ad in ads:
+        readings = {"int8": read_image(ad.data, engine), "fp32": read_image(ad.data, fp32)}
+        for name, reading in readings.items():
+            edits[name] += round(cer(ad.text, reading.text) * len(ad.text.replace(" ", "")))
+        assert ({(f.rule_id, f.text) for f, _ in image_findings(readings["int8"])}
+                == {(f.rule_id, f.text) for f, _ in image_findings(readings["fp32"])}), ad.text
+    assert edits["int8"] <= edits["fp32"] + 1, edits
+
+
+def test_without_int8_copies_the_fp32_models_run(tmp_path, monkeypatch, caplog):
+    from detectors.ocr.int8 import RECIPE, int8_path
+
+    monkeypatch.setenv("JIANFU_MODEL_CACHE", str(tmp_path))  # nothing built there
+    with caplog.at_level("WARNING"):
+        plain = load_engine("rapidocr", cache=False)
+    assert plain.int8 == [] and ".int8" not in plain.name
+    assert "python -m detectors.ocr.int8" in caplog.text
+    # an int8 file is named after its source's content and the recipe: never a stale copy
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"one")
+    first = int8_path(model)
+    model.write_bytes(b"two")
+    assert first != int8_path(model) and first.parent == tmp_path
+    assert first.name.startswith("m.int8-") and first.name.endswith(f"-{RECIPE}.onnx")
+
+
+def test_int8_build_is_a_no_op_once_built(engine, capsys):
+    from detectors.ocr import int8
+
+    assert int8.main([]) == 0  # what `make install` runs: the models are there, nothing is rebuilt
+    assert capsys.readouterr().out.splitlines() == [f"{task}: {engine.models[task]}" for task in int8.TASKS]
 
 
 def test_heap_growth_is_capped(engine):

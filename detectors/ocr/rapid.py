@@ -1,11 +1,14 @@
 """The default OCR engine: PaddleOCR's PP-OCR models (ONNX) run by ``rapidocr`` + ``onnxruntime``.
 
 The det/rec models ship inside the rapidocr wheel. Before loading, every model path is resolved
-to a local file and a missing one is an error: rapidocr would otherwise try to download it.
+to a local file and a missing one is an error: rapidocr would otherwise try to download it. By
+default the engine runs the int8 copies of the wheel's det/rec models that ``make install`` builds
+(``detectors.ocr.int8``), and the wheel's fp32 models when there are none.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,8 @@ BANNER_DEFAULTS: dict[str, Any] = {
     # text (bench_ocr, issue 18).
     "Rec.rec_batch_num": 1,
 }
+
+log = logging.getLogger(__name__)
 
 # friendly name -> rapidocr dotted parameter
 FRIENDLY: dict[str, str] = {
@@ -129,9 +134,10 @@ def _enums(params: dict[str, Any]) -> dict[str, Any]:
 class RapidOcrEngine:
     """``rapidocr`` + ``onnxruntime``. Settings: see :data:`FRIENDLY` and docs/ocr.md;
     ``defaults=False`` starts from rapidocr's own defaults instead of the banner tuning
-    (the bench compares the two); ``to_simplified=False`` keeps the model's raw output."""
+    (the bench compares the two); ``to_simplified=False`` keeps the model's raw output;
+    ``int8=False`` runs the wheel's fp32 det/rec models even when int8 copies were built."""
 
-    def __init__(self, *, defaults: bool = True, to_simplified: bool = True,
+    def __init__(self, *, defaults: bool = True, to_simplified: bool = True, int8: bool = True,
                  heap_mmap_threshold: int | None = HEAP_MMAP_THRESHOLD, **settings: Any) -> None:
         try:
             from rapidocr import RapidOCR
@@ -148,7 +154,10 @@ class RapidOcrEngine:
         except Exception as e:
             raise OcrEngineError(f"rapidocr: bad settings {self.params}: {e}") from e
         self.models = self._pin_local_models()
-        self.name = "rapidocr:" + "+".join(Path(p).stem for p in self.models.values())
+        self.int8 = self._use_int8_models() if int8 and defaults else []
+        self.name = "rapidocr:" + "+".join(
+            Path(p).stem.split(".int8-")[0] + (".int8" if task in self.int8 else "")
+            for task, p in self.models.items())
         self._lock = threading.Lock()
         # Load the models now (slow, once) rather than on the first image.
         self._ocr._load_det_model()
@@ -170,37 +179,37 @@ class RapidOcrEngine:
             if value is not None:
                 setattr(det, attr, np.array(list(value), dtype=np.float32))
 
+    @staticmethod
+    def default_models() -> dict[str, str]:
+        """The wheel's model files the banner defaults use (nothing is loaded)."""
+        from rapidocr import RapidOCR
+
+        return _local_models(RapidOCR(params=rapidocr_params({})).cfg)
+
+    def _use_int8_models(self) -> list[str]:
+        """Swap the wheel's det/rec models for their int8 copies where those were built; return
+        the tasks swapped. A model the user chose (``det_model_path`` ...) is left alone."""
+        from detectors.ocr.int8 import TASKS, int8_path
+
+        wheel = self.default_models()
+        swapped = []
+        for task in TASKS:
+            path = self.models.get(task)
+            if path is None or path != wheel.get(task) or f"{task.capitalize()}.model_path" in self.params:
+                continue
+            quantised = int8_path(path)
+            if quantised.is_file():
+                getattr(self._ocr.cfg, task.capitalize()).model_path = str(quantised)
+                self.models[task] = str(quantised)
+                swapped.append(task)
+            else:
+                log.warning("OCR: no int8 copy of %s (%s); running the fp32 model — build it with "
+                            "`python -m detectors.ocr.int8` (make install does)", path, quantised)
+        return swapped
+
     def _pin_local_models(self) -> dict[str, str]:
         """Resolve each model rapidocr will use to a local file; refuse to download."""
-        from rapidocr.inference_engine.base import FileInfo, InferSession
-
-        cfg = self._ocr.cfg
-        root = Path(cfg.Global.model_root_dir)
-        tasks = [("det", cfg.Det, cfg.Global.use_det), ("rec", cfg.Rec, cfg.Global.use_rec),
-                 ("cls", cfg.Cls, cfg.Global.use_cls)]
-        models: dict[str, str] = {}
-        for task, sub, used in tasks:
-            if not used:
-                continue
-            if sub.get("model_path"):
-                path = Path(sub.model_path)
-            else:
-                try:
-                    info = InferSession.get_model_url(
-                        FileInfo(engine_type=sub.engine_type, ocr_version=sub.ocr_version,
-                                 task_type=sub.task_type, lang_type=sub.lang_type, model_type=sub.model_type)
-                    )
-                except Exception as e:
-                    raise OcrEngineError(f"rapidocr: no {task} model for these settings: {e}") from e
-                path = root / Path(str(info["model_dir"])).name
-            if not path.is_file():
-                raise OcrEngineError(
-                    f"rapidocr: {task} model file {path} is not on this machine and jianfu never "
-                    f"downloads models; set '{task}_model_path' to a local .onnx file (docs/ocr.md)"
-                )
-            sub.model_path = str(path)
-            models[task] = str(path)
-        return models
+        return _local_models(self._ocr.cfg)
 
     def read(self, data: bytes) -> list[OcrLine]:
         from detectors.images import engine_read
@@ -237,3 +246,36 @@ class RapidOcrEngine:
             if text.strip():
                 lines.append(OcrLine(text=text, box=make_box(box), confidence=round(float(score), 4)))
         return lines
+
+
+def _local_models(cfg: Any) -> dict[str, str]:
+    """Resolve each model rapidocr will use (its omegaconf ``cfg``) to a local file, written back
+    into ``cfg``; refuse to download."""
+    from rapidocr.inference_engine.base import FileInfo, InferSession
+
+    root = Path(cfg.Global.model_root_dir)
+    tasks = [("det", cfg.Det, cfg.Global.use_det), ("rec", cfg.Rec, cfg.Global.use_rec),
+             ("cls", cfg.Cls, cfg.Global.use_cls)]
+    models: dict[str, str] = {}
+    for task, sub, used in tasks:
+        if not used:
+            continue
+        if sub.get("model_path"):
+            path = Path(sub.model_path)
+        else:
+            try:
+                info = InferSession.get_model_url(
+                    FileInfo(engine_type=sub.engine_type, ocr_version=sub.ocr_version,
+                             task_type=sub.task_type, lang_type=sub.lang_type, model_type=sub.model_type)
+                )
+            except Exception as e:
+                raise OcrEngineError(f"rapidocr: no {task} model for these settings: {e}") from e
+            path = root / Path(str(info["model_dir"])).name
+        if not path.is_file():
+            raise OcrEngineError(
+                f"rapidocr: {task} model file {path} is not on this machine and jianfu never "
+                f"downloads models; set '{task}_model_path' to a local .onnx file (docs/ocr.md)"
+            )
+        sub.model_path = str(path)
+        models[task] = str(path)
+    return models
