@@ -798,25 +798,31 @@ class Detector:
         boilerplate that repeats (menus, footers, the same banner on every page) is evaluated
         once.
         """
+        return self.detect_folded(text)[0]
+
+    def detect_folded(self, text: str) -> tuple[list[Finding], str | None, np.ndarray | None]:
+        """``(detect(text), fold(text), its code points)`` — the fold as read by the line gate, for a
+        caller that reads the same folded text next (the precedent matcher); ``(…, None, None)``
+        when the text was not folded as a whole (a short or empty text)."""
         if not isinstance(text, str):
             text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text)
         if not text or self._empty:
-            return []
+            return [], None, None
         # detection makes many small objects and no reference cycles: the cyclic collector would
         # only walk them (and everything else alive in the process) again and again
         paused = gc.isenabled()
         if paused:
             gc.disable()
         try:
-            return self._detect(text)
+            if len(text) < SMALL_TEXT:
+                return self._detect_small(text), None, None
+            f, codes = fold_codes(text)
+            return self._detect(text, f, codes), f, codes
         finally:
             if paused:
                 gc.enable()
 
-    def _detect(self, text: str) -> list[Finding]:
-        if len(text) < SMALL_TEXT:
-            return self._detect_small(text)
-        f, codes = fold_codes(text)
+    def _detect(self, text: str, f: str, codes: np.ndarray) -> list[Finding]:
         starts, ends, evasive, lines, alive, respelt = self._line_gate.scan(codes)
         cache = self._line_cache
         hits: list[tuple[int, tuple[tuple, ...]]] = []  # (line offset, the line's merged findings)

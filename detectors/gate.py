@@ -163,6 +163,21 @@ class LineGate:
                 m |= 1 << g
             for w in range(self.width):
                 self.needs[p, w] = (m >> (64 * w)) & 0xFFFFFFFFFFFFFFFF
+        # the needs as (pattern, word) entries, only the words where a pattern needs some group (most
+        # patterns need groups of one word): a row has all of pattern p's groups when none of its
+        # entries ``need_at[p] : need_at[p + 1]`` misses a bit (a pattern that needs nothing has one
+        # empty entry)
+        cols: list[int] = []
+        masks: list[int] = []
+        first: list[int] = []
+        for p in range(self.npat):
+            first.append(len(cols))
+            for w in [w for w in range(self.width) if self.needs[p, w]] or [0]:
+                cols.append(w)
+                masks.append(int(self.needs[p, w]))
+        self._need_cols = np.array(cols, dtype=np.int64)
+        self._need_masks = np.array(masks, dtype=np.uint64)
+        self._need_first = np.array(first, dtype=np.int64)
         self.kind = kind_lut()
 
     @staticmethod
@@ -232,10 +247,12 @@ class LineGate:
         sub = lm[has]
         # lines share few distinct group sets (boilerplate, repeated ads): test the needs once per set
         uniq, inverse = self._distinct(sub)
-        alive_u = np.ones((len(uniq), self.npat), dtype=bool)
-        for w in range(self.width):
-            need = self.needs[:, w]
-            alive_u &= (uniq[:, w : w + 1] & need[None, :]) == need[None, :]
+        if self.npat:
+            missing = ~uniq[:, self._need_cols]
+            missing &= self._need_masks
+            alive_u = np.bitwise_or.reduceat(missing, self._need_first, axis=1) == 0
+        else:
+            alive_u = np.ones((len(uniq), 0), dtype=bool)
         rw, rb = divmod(self.respelt_bit, 64)
         respelt_u = (uniq[:, rw] >> np.uint64(rb)) & np.uint64(1) != 0
         alive_u[respelt_u] = True
@@ -400,14 +417,19 @@ def with_first_chars(rx):
     """``rx`` behind a lookahead for the characters its matches can start with: the same matches
     at the same places, but ``re`` rejects a start position with one class test instead of trying
     the whole pattern there (a pattern starting with an optional part or a repeat has no prefix
-    that ``re`` can skip by). ``rx`` itself when the set is unknown or everything."""
+    that ``re`` can skip by). ``rx`` itself when the set is unknown or everything, or when ``re``
+    has a prefix of its own to skip by (a literal, or a set of first characters: faster)."""
     import re
-    from re import _parser
+    from re import _compiler, _parser
 
     if rx.flags & (re.IGNORECASE | re.VERBOSE):
         return rx
     try:
         tree = _parser.parse(rx.pattern, rx.flags)
+        # ``re`` finds a literal prefix or a prefix character set of the pattern itself, and then
+        # skips start positions faster than the lookahead would
+        if _compiler._get_literal_prefix(tree, rx.flags)[0] or _compiler._get_charset_prefix(tree, rx.flags):
+            return rx
         first, nullable = _first_seq(list(tree.data))
     except Exception:  # pragma: no cover - the pattern compiled, so it parses
         return rx
