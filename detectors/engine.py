@@ -913,6 +913,8 @@ class Detector:
         which, lines = np.nonzero((live[:, cols] & gated[:, None]).T)
         bounds = np.searchsorted(which, np.arange(len(cols) + 1)).tolist()
         lines_l = lines.tolist()
+        dead_k: list[int] = []  # (line, pair) where the pair's regex gate failed
+        dead_j: list[int] = []
         for i in np.unique(which).tolist():
             j, rx, gate = self._regex_gates[i]
             ks = lines_l[bounds[i] : bounds[i + 1]]
@@ -922,7 +924,10 @@ class Detector:
             else:
                 dead = [k for k in ks if not self._regex_gate(rx, gate, texts[k])]
             if dead:
-                live[dead, j] = False
+                dead_k += dead
+                dead_j += [j] * len(dead)
+        if dead_k:
+            live[dead_k, dead_j] = False
         # each line's live pairs as an int bit mask (pair j ↔ bit j)
         packed = np.packbits(live, axis=1, bitorder="little")
         any_live = live.any(axis=1).tolist()

@@ -178,6 +178,10 @@ class LineGate:
         self._need_cols = np.array(cols, dtype=np.int64)
         self._need_masks = np.array(masks, dtype=np.uint64)
         self._need_first = np.array(first, dtype=np.int64)
+        # the patterns with more than r entries and their (r+1)-th entry, r = 1, 2, …
+        counts = np.diff(np.append(self._need_first, len(cols)))
+        self._need_more = [(np.flatnonzero(counts > r), self._need_first[counts > r] + r)
+                           for r in range(1, int(counts.max(initial=1)))]
         self.kind = kind_lut()
 
     @staticmethod
@@ -250,7 +254,10 @@ class LineGate:
         if self.npat:
             missing = ~uniq[:, self._need_cols]
             missing &= self._need_masks
-            alive_u = np.bitwise_or.reduceat(missing, self._need_first, axis=1) == 0
+            has_all = missing == 0  # per entry
+            alive_u = has_all[:, self._need_first]
+            for pats, entries in self._need_more:
+                alive_u[:, pats] &= has_all[:, entries]
         else:
             alive_u = np.ones((len(uniq), 0), dtype=bool)
         rw, rb = divmod(self.respelt_bit, 64)
