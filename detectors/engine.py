@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
@@ -581,8 +582,11 @@ class Detector:
         self._rx: list[list[re.Pattern[str] | None]] = [
             [with_first_chars(p.regex) if p.regex is not None else None for p in r.patterns] for r in self.rules
         ]
+        # each check's gate, remembering its answer per matched words (the same times and prices
+        # recur on every page: "晚8点", "12节课")
+        self._check_gates = {name: _remembered(g) for name, g in GATES.items()}
         self._regex_gates = [
-            (j, self._rx[ri][pi], GATES.get(self.rules[ri].check) if self.rules[ri].check else None)
+            (j, self._rx[ri][pi], self._check_gates.get(self.rules[ri].check) if self.rules[ri].check else None)
             for j, (ri, pi) in enumerate(self._pairs)
             if self.rules[ri].patterns[pi].regex is not None
         ]
@@ -640,8 +644,7 @@ class Detector:
                 if group.first(region) is None:
                     return None
         score = pat.score
-        notes = [f"{pat.kind}“{pat.name}”命中“{t[a:b]}”（基础分 {pat.score:.2f}）" if pat.named
-                 else f"{pat.kind}命中“{t[a:b]}”（基础分 {pat.score:.2f}）"]
+        notes: list[str] = []  # the first note, what matched, is put in front once the candidate stands
         if rule.check:
             online = self._online.first(t[max(0, a - NEAR) : b + NEAR]) is not None
             try:
@@ -673,6 +676,10 @@ class Detector:
             return None
         if rule.negatable:
             score = self._cues_adjust(t, min(hs, b), max(he, a), ss, se, score, notes)
+            if score < threshold:  # the caller drops it: no need to word what matched
+                return _Cand(rule, a, b, score, notes)
+        notes.insert(0, f"{pat.kind}“{pat.name}”命中“{t[a:b]}”（基础分 {pat.score:.2f}）" if pat.named
+                     else f"{pat.kind}命中“{t[a:b]}”（基础分 {pat.score:.2f}）")
         return _Cand(rule, a, b, score, notes)
 
     def _region(self, scope: str, t: str, a: int, b: int, ss: int, se: int) -> str:
@@ -954,14 +961,12 @@ class Detector:
 
     @staticmethod
     def _regex_gate(rx: re.Pattern[str], g, t: str) -> bool:
-        """Whether the pattern's regex matches somewhere in ``t`` (and the check's gate accepts it)."""
+        """Whether the pattern's regex matches somewhere in ``t`` (and the check's gate, one of
+        ``_check_gates``, accepts it)."""
         if g is None:
             return rx.search(t) is not None
         for m in rx.finditer(t):
-            try:
-                if g(m.group()):
-                    return True
-            except Exception:  # a gate must never hide a candidate
+            if g(m.group()):
                 return True
         return False
 
@@ -989,19 +994,8 @@ class Detector:
                 if rx is None:
                     alive.add((ri, pi))
                     continue
-                g = GATES.get(rule.check) if rule.check else None
-                if g is None:
-                    if rx.search(t) is not None:
-                        alive.add((ri, pi))
-                    continue
-                for m in rx.finditer(t):
-                    try:
-                        if g(m.group()):
-                            alive.add((ri, pi))
-                            break
-                    except Exception:  # a gate must never hide a candidate
-                        alive.add((ri, pi))
-                        break
+                if self._regex_gate(rx, self._check_gates.get(rule.check) if rule.check else None, t):
+                    alive.add((ri, pi))
         return alive
 
     def _detect_line(self, line: str, evasive: bool = True, live: int | None = None, gated: bool = False,
@@ -1134,6 +1128,26 @@ class Detector:
             expl = (head, *notes, f"得分 {score:.2f}{tail}", foot)
             out.append((os_, oe, r.category, r.id, score, r.severity, basis, expl, r.title))
         return tuple(out)
+
+
+def _remembered(gate: Callable[[str], bool], size: int = 20_000) -> Callable[[str], bool]:
+    """``gate`` (a check's gate: a pure function of the matched words) answering each words once;
+    a gate that raises accepts (a gate must never hide a candidate)."""
+    seen: dict[str, bool] = {}
+
+    def remembered(words: str) -> bool:
+        got = seen.get(words)
+        if got is None:
+            try:
+                got = bool(gate(words))
+            except Exception:  # a gate must never hide a candidate
+                got = True
+            if len(seen) >= size:
+                seen.clear()
+            seen[words] = got
+        return got
+
+    return remembered
 
 
 def _minimal(words: tuple[str, ...]) -> tuple[str, ...]:
