@@ -922,9 +922,11 @@ class Detector:
         lines_l = lines.tolist()
         dead_k: list[int] = []  # (line, pair) where the pair's regex gate failed
         dead_j: list[int] = []
-        for i in np.unique(which).tolist():
+        for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if lo == hi:
+                continue
             j, rx, gate = self._regex_gates[i]
-            ks = lines_l[bounds[i] : bounds[i + 1]]
+            ks = lines_l[lo:hi]
             if gate is None:
                 search = rx.search
                 dead = [k for k in ks if search(texts[k]) is None]

@@ -36,6 +36,7 @@ from detectors.normalize import _INVIS, _SEPS, KIND_CJK, KIND_INVIS, KIND_SEP, _
 _DIRECT_MAX = 1 << 22  # bigram tables up to this size are indexed directly (exact), else hashed
 _HASH_SIZE = 4194301  # a prime
 _CHUNK = 1 << 17  # characters per pass of the tables (whole lines)
+_DISTINCT_MIN = 256  # lines with a gate word: from this many on, their distinct group sets are tested once
 
 
 _INVIS_POINTS = _class_points(_INVIS)
@@ -271,8 +272,9 @@ class LineGate:
     @staticmethod
     def _distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distinct rows, index of each row's distinct row): by a 64-bit hash of each row, checked
-        against the rows themselves (on a collision: every row on its own)."""
-        if len(rows) < 2:
+        against the rows themselves (on a collision: every row on its own). A few rows (one page)
+        are each their own: hashing them would cost more than it saves."""
+        if len(rows) < _DISTINCT_MIN:
             return rows, np.arange(len(rows))
         h = np.zeros(len(rows), dtype=np.uint64)
         for w in range(rows.shape[1]):
