@@ -484,7 +484,7 @@ class _Compiled:
     still add (to stop evaluating a candidate that can no longer reach the threshold)."""
 
     require: tuple[_Words, ...]
-    context: tuple[tuple[Context, _Words, _Words | None], ...]
+    context: tuple[tuple[Context, _Words, _Words | None, str, str], ...]  # …, its note before and after the word
     rest_up: tuple[float, ...]
 
 
@@ -529,7 +529,8 @@ class Detector:
             ups = [max(0.0, c.delta) for c in r.context]
             self._compiled.append(_Compiled(
                 tuple(_Words(g) for g in r.require),
-                tuple((c, _Words(c.words), _Words(c.unless) if c.unless else None) for c in r.context),
+                tuple((c, _Words(c.words), _Words(c.unless) if c.unless else None, *_context_note(c))
+                      for c in r.context),
                 tuple(sum(ups[i:]) for i in range(len(ups) + 1)),
             ))
         self._automaton = ahocorasick.Automaton()
@@ -659,7 +660,7 @@ class Detector:
         threshold = self.threshold - 1e-9
         cue_up = self._cue_up if rule.negatable else 0.0
         rest_up = comp.rest_up
-        for i, (c, words, unless) in enumerate(comp.context):
+        for i, (c, words, unless, head, tail) in enumerate(comp.context):
             if score + rest_up[i] + cue_up < threshold:
                 return None
             region = self._region(c.scope, t, a, b, ss, se)
@@ -669,9 +670,7 @@ class Detector:
             if w is None or (unless is not None and unless.first(region if c.scope != "near" else t[ss:se]) is not None):
                 continue
             score += c.delta
-            verb = "加分" if c.delta > 0 else "减分"
-            label = f"（{c.label}）" if c.label else ""
-            notes.append(f"{SCOPE_ZH[c.scope]}出现“{w}”{label}，{verb} {abs(c.delta):.2f}")
+            notes.append(head + w + tail)
         if score + cue_up < threshold:
             return None
         if rule.negatable:
@@ -1130,6 +1129,13 @@ class Detector:
             expl = (head, *notes, f"得分 {score:.2f}{tail}", foot)
             out.append((os_, oe, r.category, r.id, score, r.severity, basis, expl, r.title))
         return tuple(out)
+
+
+def _context_note(c: Context) -> tuple[str, str]:
+    """A context's note around the word found: ``head + word + tail``."""
+    verb = "加分" if c.delta > 0 else "减分"
+    label = f"（{c.label}）" if c.label else ""
+    return f"{SCOPE_ZH[c.scope]}出现“", f"”{label}，{verb} {abs(c.delta):.2f}"
 
 
 def _remembered(gate: Callable[[str], bool], size: int = 20_000) -> Callable[[str], bool]:
