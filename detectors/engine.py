@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
@@ -483,7 +484,7 @@ class _Compiled:
     still add (to stop evaluating a candidate that can no longer reach the threshold)."""
 
     require: tuple[_Words, ...]
-    context: tuple[tuple[Context, _Words, _Words | None], ...]
+    context: tuple[tuple[Context, _Words, _Words | None, str, str], ...]  # …, its note before and after the word
     rest_up: tuple[float, ...]
 
 
@@ -528,7 +529,8 @@ class Detector:
             ups = [max(0.0, c.delta) for c in r.context]
             self._compiled.append(_Compiled(
                 tuple(_Words(g) for g in r.require),
-                tuple((c, _Words(c.words), _Words(c.unless) if c.unless else None) for c in r.context),
+                tuple((c, _Words(c.words), _Words(c.unless) if c.unless else None, *_context_note(c))
+                      for c in r.context),
                 tuple(sum(ups[i:]) for i in range(len(ups) + 1)),
             ))
         self._automaton = ahocorasick.Automaton()
@@ -581,8 +583,11 @@ class Detector:
         self._rx: list[list[re.Pattern[str] | None]] = [
             [with_first_chars(p.regex) if p.regex is not None else None for p in r.patterns] for r in self.rules
         ]
+        # each check's gate, remembering its answer per matched words (the same times and prices
+        # recur on every page: "晚8点", "12节课")
+        self._check_gates = {name: _remembered(g) for name, g in GATES.items()}
         self._regex_gates = [
-            (j, self._rx[ri][pi], GATES.get(self.rules[ri].check) if self.rules[ri].check else None)
+            (j, self._rx[ri][pi], self._check_gates.get(self.rules[ri].check) if self.rules[ri].check else None)
             for j, (ri, pi) in enumerate(self._pairs)
             if self.rules[ri].patterns[pi].regex is not None
         ]
@@ -640,8 +645,7 @@ class Detector:
                 if group.first(region) is None:
                     return None
         score = pat.score
-        notes = [f"{pat.kind}“{pat.name}”命中“{t[a:b]}”（基础分 {pat.score:.2f}）" if pat.named
-                 else f"{pat.kind}命中“{t[a:b]}”（基础分 {pat.score:.2f}）"]
+        notes: list[str] = []  # the first note, what matched, is put in front once the candidate stands
         if rule.check:
             online = self._online.first(t[max(0, a - NEAR) : b + NEAR]) is not None
             try:
@@ -656,7 +660,7 @@ class Detector:
         threshold = self.threshold - 1e-9
         cue_up = self._cue_up if rule.negatable else 0.0
         rest_up = comp.rest_up
-        for i, (c, words, unless) in enumerate(comp.context):
+        for i, (c, words, unless, head, tail) in enumerate(comp.context):
             if score + rest_up[i] + cue_up < threshold:
                 return None
             region = self._region(c.scope, t, a, b, ss, se)
@@ -666,13 +670,15 @@ class Detector:
             if w is None or (unless is not None and unless.first(region if c.scope != "near" else t[ss:se]) is not None):
                 continue
             score += c.delta
-            verb = "加分" if c.delta > 0 else "减分"
-            label = f"（{c.label}）" if c.label else ""
-            notes.append(f"{SCOPE_ZH[c.scope]}出现“{w}”{label}，{verb} {abs(c.delta):.2f}")
+            notes.append(head + w + tail)
         if score + cue_up < threshold:
             return None
         if rule.negatable:
             score = self._cues_adjust(t, min(hs, b), max(he, a), ss, se, score, notes)
+            if score < threshold:  # the caller drops it: no need to word what matched
+                return _Cand(rule, a, b, score, notes)
+        notes.insert(0, f"{pat.kind}“{pat.name}”命中“{t[a:b]}”（基础分 {pat.score:.2f}）" if pat.named
+                     else f"{pat.kind}命中“{t[a:b]}”（基础分 {pat.score:.2f}）")
         return _Cand(rule, a, b, score, notes)
 
     def _region(self, scope: str, t: str, a: int, b: int, ss: int, se: int) -> str:
@@ -798,25 +804,31 @@ class Detector:
         boilerplate that repeats (menus, footers, the same banner on every page) is evaluated
         once.
         """
+        return self.detect_folded(text)[0]
+
+    def detect_folded(self, text: str) -> tuple[list[Finding], str | None, np.ndarray | None]:
+        """``(detect(text), fold(text), its code points)`` — the fold as read by the line gate, for a
+        caller that reads the same folded text next (the precedent matcher); ``(…, None, None)``
+        when the text was not folded as a whole (a short or empty text)."""
         if not isinstance(text, str):
             text = text.decode("utf-8", "replace") if isinstance(text, bytes | bytearray) else str(text)
         if not text or self._empty:
-            return []
+            return [], None, None
         # detection makes many small objects and no reference cycles: the cyclic collector would
         # only walk them (and everything else alive in the process) again and again
         paused = gc.isenabled()
         if paused:
             gc.disable()
         try:
-            return self._detect(text)
+            if len(text) < SMALL_TEXT:
+                return self._detect_small(text), None, None
+            f, codes = fold_codes(text)
+            return self._detect(text, f, codes), f, codes
         finally:
             if paused:
                 gc.enable()
 
-    def _detect(self, text: str) -> list[Finding]:
-        if len(text) < SMALL_TEXT:
-            return self._detect_small(text)
-        f, codes = fold_codes(text)
+    def _detect(self, text: str, f: str, codes: np.ndarray) -> list[Finding]:
         starts, ends, evasive, lines, alive, respelt = self._line_gate.scan(codes)
         cache = self._line_cache
         hits: list[tuple[int, tuple[tuple, ...]]] = []  # (line offset, the line's merged findings)
@@ -907,16 +919,23 @@ class Detector:
         which, lines = np.nonzero((live[:, cols] & gated[:, None]).T)
         bounds = np.searchsorted(which, np.arange(len(cols) + 1)).tolist()
         lines_l = lines.tolist()
-        for i in np.unique(which).tolist():
+        dead_k: list[int] = []  # (line, pair) where the pair's regex gate failed
+        dead_j: list[int] = []
+        for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if lo == hi:
+                continue
             j, rx, gate = self._regex_gates[i]
-            ks = lines_l[bounds[i] : bounds[i + 1]]
+            ks = lines_l[lo:hi]
             if gate is None:
                 search = rx.search
                 dead = [k for k in ks if search(texts[k]) is None]
             else:
                 dead = [k for k in ks if not self._regex_gate(rx, gate, texts[k])]
             if dead:
-                live[dead, j] = False
+                dead_k += dead
+                dead_j += [j] * len(dead)
+        if dead_k:
+            live[dead_k, dead_j] = False
         # each line's live pairs as an int bit mask (pair j ↔ bit j)
         packed = np.packbits(live, axis=1, bitorder="little")
         any_live = live.any(axis=1).tolist()
@@ -943,14 +962,12 @@ class Detector:
 
     @staticmethod
     def _regex_gate(rx: re.Pattern[str], g, t: str) -> bool:
-        """Whether the pattern's regex matches somewhere in ``t`` (and the check's gate accepts it)."""
+        """Whether the pattern's regex matches somewhere in ``t`` (and the check's gate, one of
+        ``_check_gates``, accepts it)."""
         if g is None:
             return rx.search(t) is not None
         for m in rx.finditer(t):
-            try:
-                if g(m.group()):
-                    return True
-            except Exception:  # a gate must never hide a candidate
+            if g(m.group()):
                 return True
         return False
 
@@ -978,19 +995,8 @@ class Detector:
                 if rx is None:
                     alive.add((ri, pi))
                     continue
-                g = GATES.get(rule.check) if rule.check else None
-                if g is None:
-                    if rx.search(t) is not None:
-                        alive.add((ri, pi))
-                    continue
-                for m in rx.finditer(t):
-                    try:
-                        if g(m.group()):
-                            alive.add((ri, pi))
-                            break
-                    except Exception:  # a gate must never hide a candidate
-                        alive.add((ri, pi))
-                        break
+                if self._regex_gate(rx, self._check_gates.get(rule.check) if rule.check else None, t):
+                    alive.add((ri, pi))
         return alive
 
     def _detect_line(self, line: str, evasive: bool = True, live: int | None = None, gated: bool = False,
@@ -1123,6 +1129,33 @@ class Detector:
             expl = (head, *notes, f"得分 {score:.2f}{tail}", foot)
             out.append((os_, oe, r.category, r.id, score, r.severity, basis, expl, r.title))
         return tuple(out)
+
+
+def _context_note(c: Context) -> tuple[str, str]:
+    """A context's note around the word found: ``head + word + tail``."""
+    verb = "加分" if c.delta > 0 else "减分"
+    label = f"（{c.label}）" if c.label else ""
+    return f"{SCOPE_ZH[c.scope]}出现“", f"”{label}，{verb} {abs(c.delta):.2f}"
+
+
+def _remembered(gate: Callable[[str], bool], size: int = 20_000) -> Callable[[str], bool]:
+    """``gate`` (a check's gate: a pure function of the matched words) answering each words once;
+    a gate that raises accepts (a gate must never hide a candidate)."""
+    seen: dict[str, bool] = {}
+
+    def remembered(words: str) -> bool:
+        got = seen.get(words)
+        if got is None:
+            try:
+                got = bool(gate(words))
+            except Exception:  # a gate must never hide a candidate
+                got = True
+            if len(seen) >= size:
+                seen.clear()
+            seen[words] = got
+        return got
+
+    return remembered
 
 
 def _minimal(words: tuple[str, ...]) -> tuple[str, ...]:

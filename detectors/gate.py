@@ -36,6 +36,7 @@ from detectors.normalize import _INVIS, _SEPS, KIND_CJK, KIND_INVIS, KIND_SEP, _
 _DIRECT_MAX = 1 << 22  # bigram tables up to this size are indexed directly (exact), else hashed
 _HASH_SIZE = 4194301  # a prime
 _CHUNK = 1 << 17  # characters per pass of the tables (whole lines)
+_DISTINCT_MIN = 256  # lines with a gate word: from this many on, their distinct group sets are tested once
 
 
 _INVIS_POINTS = _class_points(_INVIS)
@@ -163,6 +164,25 @@ class LineGate:
                 m |= 1 << g
             for w in range(self.width):
                 self.needs[p, w] = (m >> (64 * w)) & 0xFFFFFFFFFFFFFFFF
+        # the needs as (pattern, word) entries, only the words where a pattern needs some group (most
+        # patterns need groups of one word): a row has all of pattern p's groups when none of its
+        # entries ``need_at[p] : need_at[p + 1]`` misses a bit (a pattern that needs nothing has one
+        # empty entry)
+        cols: list[int] = []
+        masks: list[int] = []
+        first: list[int] = []
+        for p in range(self.npat):
+            first.append(len(cols))
+            for w in [w for w in range(self.width) if self.needs[p, w]] or [0]:
+                cols.append(w)
+                masks.append(int(self.needs[p, w]))
+        self._need_cols = np.array(cols, dtype=np.int64)
+        self._need_masks = np.array(masks, dtype=np.uint64)
+        self._need_first = np.array(first, dtype=np.int64)
+        # the patterns with more than r entries and their (r+1)-th entry, r = 1, 2, …
+        counts = np.diff(np.append(self._need_first, len(cols)))
+        self._need_more = [(np.flatnonzero(counts > r), self._need_first[counts > r] + r)
+                           for r in range(1, int(counts.max(initial=1)))]
         self.kind = kind_lut()
 
     @staticmethod
@@ -232,10 +252,15 @@ class LineGate:
         sub = lm[has]
         # lines share few distinct group sets (boilerplate, repeated ads): test the needs once per set
         uniq, inverse = self._distinct(sub)
-        alive_u = np.ones((len(uniq), self.npat), dtype=bool)
-        for w in range(self.width):
-            need = self.needs[:, w]
-            alive_u &= (uniq[:, w : w + 1] & need[None, :]) == need[None, :]
+        if self.npat:
+            missing = ~uniq[:, self._need_cols]
+            missing &= self._need_masks
+            has_all = missing == 0  # per entry
+            alive_u = has_all[:, self._need_first]
+            for pats, entries in self._need_more:
+                alive_u[:, pats] &= has_all[:, entries]
+        else:
+            alive_u = np.ones((len(uniq), 0), dtype=bool)
         rw, rb = divmod(self.respelt_bit, 64)
         respelt_u = (uniq[:, rw] >> np.uint64(rb)) & np.uint64(1) != 0
         alive_u[respelt_u] = True
@@ -247,8 +272,9 @@ class LineGate:
     @staticmethod
     def _distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distinct rows, index of each row's distinct row): by a 64-bit hash of each row, checked
-        against the rows themselves (on a collision: every row on its own)."""
-        if len(rows) < 2:
+        against the rows themselves (on a collision: every row on its own). A few rows (one page)
+        are each their own: hashing them would cost more than it saves."""
+        if len(rows) < _DISTINCT_MIN:
             return rows, np.arange(len(rows))
         h = np.zeros(len(rows), dtype=np.uint64)
         for w in range(rows.shape[1]):
@@ -400,14 +426,19 @@ def with_first_chars(rx):
     """``rx`` behind a lookahead for the characters its matches can start with: the same matches
     at the same places, but ``re`` rejects a start position with one class test instead of trying
     the whole pattern there (a pattern starting with an optional part or a repeat has no prefix
-    that ``re`` can skip by). ``rx`` itself when the set is unknown or everything."""
+    that ``re`` can skip by). ``rx`` itself when the set is unknown or everything, or when ``re``
+    has a prefix of its own to skip by (a literal, or a set of first characters: faster)."""
     import re
-    from re import _parser
+    from re import _compiler, _parser
 
     if rx.flags & (re.IGNORECASE | re.VERBOSE):
         return rx
     try:
         tree = _parser.parse(rx.pattern, rx.flags)
+        # ``re`` finds a literal prefix or a prefix character set of the pattern itself, and then
+        # skips start positions faster than the lookahead would
+        if _compiler._get_literal_prefix(tree, rx.flags)[0] or _compiler._get_charset_prefix(tree, rx.flags):
+            return rx
         first, nullable = _first_seq(list(tree.data))
     except Exception:  # pragma: no cover - the pattern compiled, so it parses
         return rx

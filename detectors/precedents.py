@@ -612,18 +612,25 @@ class PrecedentDetector:
                                  margin=self.margin, exclude=self.exclude)
 
     def detect(self, text: str) -> list[Finding]:
-        found = self.detector.detect(text)
-        return self.annotate(text, found)
+        both = getattr(self.detector, "detect_folded", None)
+        if both is None or not isinstance(text, str):
+            return self.annotate(text, self.detector.detect(text))
+        # the rule engine folds the text anyway: the matcher reads the same fold
+        found, folded, codes = both(text)
+        return self.annotate(text, found, folded=folded, codes=codes)
 
-    def annotate(self, text: str, found: list[Finding]) -> list[Finding]:
-        """``found`` (rule findings on ``text``) with citations, plus the suspected findings."""
+    def annotate(self, text: str, found: list[Finding], *, folded: str | None = None,
+                 codes: np.ndarray | None = None) -> list[Finding]:
+        """``found`` (rule findings on ``text``) with citations, plus the suspected findings.
+        ``folded``, ``codes``: ``fold_codes(text)``, if the caller has them."""
         if not self.matcher.precedents:
             return found
         out = [self._cite(text, f) for f in found]
         covered = np.zeros(len(text) + 1, dtype=bool)  # characters a rule finding holds
         for f in found:
             covered[f.start : max(f.end, f.start + 1)] = True
-        folded, codes = fold_codes(text)
+        if folded is None or codes is None:
+            folded, codes = fold_codes(text)
         best: dict[tuple[int, int], Match] = {}  # per sentence, its best window
         for s, e in candidate_windows(self.matcher, folded, self.suspect_at, codes):
             if covered[s:e].any():

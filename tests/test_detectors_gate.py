@@ -144,3 +144,79 @@ def test_gate_needs_grow_with_packs_not_with_words(tmp_path):
     base = Detector()
     assert [f for f in big.detect(text) if not f.rule_id.startswith("extra.")] == base.detect(text)
     assert big._line_gate.width >= base._line_gate.width
+
+
+def test_pattern_needs_spread_over_several_words_of_bits():
+    """Patterns needing groups from several 64-bit words of the gate's group bits (and one needing
+    nothing): with words of one or two characters (which the gate reads exactly) a pattern is alive
+    in a line exactly when the line has a word of every group it needs."""
+    import numpy as np
+
+    from detectors.gate import LineGate
+
+    rng = random.Random(8)
+    words: list[str] = []
+    while len(words) < 380:
+        w = "".join(chr(rng.randint(0x4E00, 0x4EFF)) for _ in range(rng.randint(1, 2)))
+        if w not in words:
+            words.append(w)
+    groups = [tuple(words[i : i + 2]) for i in range(0, 380, 2)]  # 190 groups: three words of bits
+    needs = [sorted(rng.sample(range(len(groups)), rng.randint(0, 4))) for _ in range(150)] + [[0, 64, 128, 189]]
+    gate = LineGate(groups, needs)
+    assert gate.width == 3 and gate._need_more and len(gate._need_more[0][0])
+    lines = ["".join(rng.choice(words + ["，", "的", "A"]) for _ in range(rng.randint(0, 40))) for _ in range(400)]
+    lines += ["".join(groups[g][0] for g in needs[-1]), "x" * 5]
+    text = "\n".join(lines)
+    _, _, _, rows, alive, _ = gate.scan(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
+    got = {int(r): alive[k].tolist() for k, r in enumerate(rows)}
+    nothing = [not need for need in needs]
+    for i, line in enumerate(lines):
+        want = [all(any(w in line for w in groups[g]) for g in need) for need in needs]
+        # a line with no gate word at all is not listed (the patterns needing nothing are alive everywhere)
+        assert got.get(i, nothing) == want, i
+    assert got[len(lines) - 2][-1]
+
+
+def test_check_gates_answer_each_words_once_and_accept_on_error():
+    from detectors.checks import GATES
+    from detectors.engine import _remembered
+
+    calls = []
+
+    def flaky(words: str) -> bool:
+        calls.append(words)
+        if words == "坏":
+            raise ValueError(words)
+        return words.endswith("点")
+
+    gate = _remembered(flaky, size=3)
+    assert [gate(w) for w in ["晚9点", "晚9点", "坏", "坏", "上午"]] == [True, True, True, True, False]
+    assert calls == ["晚9点", "坏", "上午"]
+    assert gate("下午5点") and gate("晚9点")  # the memo was full: cleared, still right
+    det = default_detector()
+    for name, g in GATES.items():
+        for words in ["晚上9点半", "下午3:00-5:30", "12个月", "100节", "¥12800元", "10天60小时", "", "通过率98%"]:
+            try:
+                want = bool(g(words))
+            except Exception:
+                want = True
+            assert det._check_gates[name](words) == want, (name, words)
+
+
+def test_detect_folded_gives_the_fold_it_read():
+    from detectors.normalize import fold_codes
+
+    det = Detector()
+    text = _mixed(4, 400)
+    found, folded, codes = det.detect_folded(text)
+    f, c = fold_codes(text)
+    assert found == det.detect(text) and folded == f and (codes == c).all()
+    assert det.detect_folded("暑假班") == (det.detect("暑假班"), None, None)
+    assert det.detect_folded("") == ([], None, None)
+
+
+def test_a_pattern_with_a_prefix_of_its_own_keeps_it():
+    """``re`` skips by a literal prefix or a set of first characters itself (faster than a lookahead)."""
+    for pat in (r"周末[^。]{0,4}班", r"(?:暑假|寒假)班", r"[一二三]年级"):
+        rx = re.compile(pat)
+        assert with_first_chars(rx) is rx
