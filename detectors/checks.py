@@ -70,12 +70,14 @@ def late_class(c: Candidate) -> Result:
     latest = max((s.latest for s in spans if s.latest is not None), default=None)
     if latest is None:
         return None
-    if len(spans) == 1 and spans[0].end is None and _STARTS_AFTER_RE.match(c.text, c.end):
-        latest += 1  # "晚上九点以后的辅导", "21:00开课": a class that begins at the hour ends after it
+    # "晚上九点以后的辅导", "21:00开课": a class that begins at the hour ends after it
+    begins = len(spans) == 1 and spans[0].end is None and _STARTS_AFTER_RE.match(c.text, c.end) is not None
     limit = ONLINE_LIMIT if c.online else OFFLINE_LIMIT
-    if latest <= limit:
+    if latest + begins <= limit:
         return None
     mode = "线上" if c.online else "线下"
+    if begins:
+        return 0.0, f"{schedule.fmt(latest)} 起上课，结束时间晚于{mode}培训结束时间上限 {schedule.fmt(limit)}"
     return 0.0, f"上课时间至 {schedule.fmt(latest)}，晚于{mode}培训结束时间上限 {schedule.fmt(limit)}"
 
 
@@ -228,7 +230,8 @@ def high_rate(c: Candidate) -> Result:
 @gate("late_class")
 def _late_gate(words: str) -> bool:
     latest = max((s.latest for s in schedule.parse_times(words) if s.latest is not None), default=None)
-    return latest is not None and latest > min(OFFLINE_LIMIT, ONLINE_LIMIT)
+    # at the limit itself too: a class that begins then ("20:30以后上课") ends after it (late_class)
+    return latest is not None and latest >= min(OFFLINE_LIMIT, ONLINE_LIMIT)
 
 
 @gate("long_online_lesson")

@@ -528,6 +528,10 @@ POSITIVE = [
     ("直播主讲均为重点中学在职骨干教师", "teacher_qualification"),
     ("小学生也能听懂的初中物理网课，提前入门", "advance_teaching"),
     ("线上美术课年卡，一次开通全年畅学", "prepaid_fees"),
+    # a class that begins at the limit hour ends after it; one that ends at it does not
+    ("每晚8:30开课，高二物理", "off_hours_schedule"),
+    ("晚上8点半以后上课，初三数学", "off_hours_schedule"),
+    ("线上英语直播21:00开始", "off_hours_schedule"),
 ]
 
 NEGATIVE = [
@@ -735,6 +739,8 @@ NEGATIVE = [
     "小程序上传发票照片，自动识别报销金额",
     "平台会员可免费观看纪录片和动画片",
     "线上数学测评结果仅供教师了解学情，不排名不公布",
+    "物理课20:30下课",
+    "线上数学直播课21:00前结束",
 ]
 
 
