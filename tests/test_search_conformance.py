@@ -346,6 +346,33 @@ def test_sqlite_index_follows_other_writers(tmp_path):
     writer.close()
 
 
+_EXACT_CONTEXTS = [
+    "保证提分，不提分全额退款", "保，证提分", "保 证提分", "VIP 小班", "V.I.P 小班", "vip小班", "ＶＩＰ一对一",
+    "100%升学率", "100 %升学率", "升学率100％", "C++ 编程", "全市 第一", "全市第一", "全市\u3000第一",
+    "Math 奥数", "mathematics", "学", "学而思", "“名师”授课", "名师授课", "tab\tsep", "a_b%c",
+]
+
+
+def test_sqlite_words_are_exact_substrings(tmp_path):
+    """A word matches exactly the findings whose text or context holds it (case aside), whatever its
+    length, punctuation or whitespace: the index drops no character."""
+    from search.sqlite_fts import SqliteBackend
+    from store import Store
+
+    docs = [{**DOCS[0], "id": f"x{i:02d}", "text": c[:1], "context": c} for i, c in enumerate(_EXACT_CONTEXTS)]
+    store = Store(tmp_path)
+    be = SqliteBackend(store)
+    be.index(docs)
+    words = ["保证", "保", "证提", "VIP", "vip", "ｖｉｐ", "V.I.P", "100%", "100%升学率", "%升", "0％", "C++", "c+",
+             '"全市 第一"', "全市第一", "全市", "math", "MATH", "学", "“名师”", "名师", "师”", "tab", "_b%", "a_b%c"]
+    for word in words:
+        term = word.strip('"')
+        want = sorted(d["id"] for d in docs if term.lower() in d["context"].lower())
+        got = sorted(be.ids(SearchQuery(text=word, filters={"source": ["text", "image"]})))
+        assert got == want, word
+    store.close()
+
+
 def _vocab(store: Any) -> list[tuple]:
     """Every token of the SQLite index: (term, finding id, column, position)."""
     db = store.db
