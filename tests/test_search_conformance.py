@@ -384,7 +384,7 @@ def _vocab(store: Any) -> list[tuple]:
 def test_sqlite_index_forgets_changed_and_deleted_findings(tmp_path):
     """The SQLite indexes keep no copy of the text: a changed or deleted finding leaves them only
     when given the values they were built from. After updates (twice before one catch-up, text
-    only, context only, by upsert), deletes, a deleted last row whose rowid is taken again, and
+    only, context only, by upsert), deletes, deleted rowids taken again (before and after a catch-up), and
     several catch-ups, the indexes hold exactly what indexing the final findings afresh holds."""
     from bench.bench_search import generate
     from search.sqlite_fts import SqliteBackend
@@ -411,18 +411,28 @@ def test_sqlite_index_forgets_changed_and_deleted_findings(tmp_path):
     be.index(docs[350:])  # the first of these takes the deleted row's rowid
     with w:
         w.execute("UPDATE findings SET context = '全新内容' WHERE id=?", (ids[399],))
+    with w:
+        w.execute("DELETE FROM findings WHERE rowid = (SELECT max(rowid) - 1 FROM findings)")
     assert be.count(SearchQuery(text="托管")) == 30
+    # after that catch-up the last finding is deleted: two new ones take its rowid and the one
+    # deleted before the catch-up (below the index's high mark, no longer listed anywhere)
+    with w:
+        w.execute("DELETE FROM findings WHERE rowid = (SELECT max(rowid) FROM findings)")
+    be.index([{**docs[0], "id": f"again{i}", "context": "重新开班"} for i in range(2)])
+    with w:
+        w.execute("UPDATE findings SET context = '重新开班，再改' WHERE id='again1'")
+    assert be.count(SearchQuery(text="重新开班")) == 2 and be.count(SearchQuery(text="再改")) == 1
 
     rows = [dict(r) for r in store.db.execute("SELECT * FROM findings")]
     fresh_store = Store(tmp_path / "b")
     fresh = SqliteBackend(fresh_store)
     fresh.index(rows)
     fresh.refresh()
-    assert len(rows) == 400 - 30 - 1
+    assert len(rows) == 400 - 30 - 1 - 1 - 1 + 2
     got, want = _vocab(store), _vocab(fresh_store)
     same = got == want  # (compared outside the assert: pytest's diff of two huge lists takes minutes)
     assert len(got) > 10000 and same, "the index differs from one built afresh from the same findings"
-    for word in ("周", "周日", "加急", "补习班", "托管", "全新", "奥数", "学费"):
+    for word in ("周", "周日", "加急", "补习班", "托管", "全新", "奥数", "学费", "重新", "再改"):
         q = SearchQuery(text=word, size=500, sort="newest")
         assert [h.id for h in be.search(q).hits] == [h.id for h in fresh.search(q).hits], word
     for s in (store, writer, fresh_store):
