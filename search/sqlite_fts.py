@@ -1,29 +1,28 @@
 """The embedded default backend: SQLite FTS5 inside the store itself.
 
-Two FTS5 indexes over the ``text`` and ``context`` of ``findings``:
+One FTS5 index, ``findings_fts``, over the ``text`` and ``context`` of ``findings``, in which every
+character is a token of its own: the values are indexed with a space between their characters
+(``" ".join``, at C speed) under FTS5's ``unicode61`` tokenizer with every Unicode category but
+separators as token characters, and each query word is the phrase of its characters (``"保 证 提
+分"``). A phrase matches exactly where the word is a substring (after FTS5's case folding), for
+words of any length, punctuation included: one index answers ``学``, ``奥数`` and ``100%升学率``, and
+bm25 ranks by phrase frequency. Whitespace in a value or a quoted word is indexed as a private-use
+character (``_CHARS``), so ``"全市 第一"`` does not match ``全市第一``.
 
-- ``findings_fts``: ``trigram`` tokenizer: any word of three or more characters is a substring
-  match through the index, ranked with bm25.
-- ``findings_bi``: character bigrams (plus each value's last character), for one- and
-  two-character words (``奥数``, ``学``), which trigrams cannot answer.
-
-Both are contentless (``content=''``): they hold no copy of the text, only the index. Triggers on
-``findings`` only list changed rows in ``findings_bi_dirty``, in the writer's own transaction (cheap
-for the crawler, and they work from any connection); for a row the indexes hold, the list keeps
-the values they were built from (a contentless index forgets a row only when it is given them
+The index is contentless (``content=''``): it holds no copy of the text, only the index. Triggers on
+``findings`` only list changed rows in ``findings_fts_dirty``, in the writer's own transaction
+(cheap for the crawler, and they work from any connection); for a row the index holds, the list
+keeps the values it was built from (a contentless index forgets a row only when it is given them
 again). Every search first catches up on that list in one bulk transaction (``catch_up``), so a
 search never misses a committed finding, and bulk loads cost a fraction of per-row index
 maintenance.
-Words that mix in punctuation and are shorter than three characters fall back to ``LIKE``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -44,66 +43,67 @@ from search.base import (
     result_doc,
 )
 
-FTS_VERSION = "5"
+FTS_VERSION = "6"
 _TRIGGERS = ("findings_fts_ai", "findings_fts_ad", "findings_fts_au")
-# A dirty row with indexed = 1 is in both indexes with old_text/old_context (the first change since
-# the last catch-up keeps them); indexed = 0: a row inserted since (or a rebuild), not indexed yet.
-_DDL = """
-CREATE VIRTUAL TABLE IF NOT EXISTS findings_fts USING fts5(text, context, content='', tokenize='trigram');
-CREATE VIRTUAL TABLE IF NOT EXISTS findings_bi USING fts5(
-  grams, content='', detail='none', columnsize=0, tokenize='unicode61 remove_diacritics 0'
-);
-CREATE TABLE IF NOT EXISTS findings_bi_dirty (
+_OLD_TABLES = ("findings_fts", "findings_bi", "findings_bi_dirty", "findings_fts_dirty")  # dropped on a rebuild
+# FTS5 writes a segment when its in-memory index of pending rows passes this (default 1 MB) and at
+# each commit; at 8 MB one catch-up batch is one segment, and up to 8 segments of a level (default
+# 4) wait before they are merged: a bulk catch-up merges nothing (-35 % of FTS5's insert time).
+_HASH_BYTES = 8 * 1024 * 1024
+# Every category but Z* (space, line and paragraph separators) is a token character, so with a space
+# between characters each character is one token.
+_TOKENIZER = "unicode61 remove_diacritics 0 categories ''L* N* P* S* M* C*''"
+# A dirty row with indexed = 1 is in the index with old_text/old_context (the first change since the
+# last catch-up keeps them); indexed = 0: a row inserted since (or a rebuild), not indexed yet.
+_DDL = f"""
+CREATE VIRTUAL TABLE IF NOT EXISTS findings_fts USING fts5(text, context, content='', tokenize='{_TOKENIZER}');
+INSERT INTO findings_fts(findings_fts, rank) VALUES ('hashsize', {_HASH_BYTES});
+INSERT INTO findings_fts(findings_fts, rank) VALUES ('automerge', 8);
+CREATE TABLE IF NOT EXISTS findings_fts_dirty (
   rid INTEGER PRIMARY KEY, indexed INTEGER NOT NULL DEFAULT 0, old_text TEXT, old_context TEXT
 );
 CREATE TRIGGER IF NOT EXISTS findings_fts_ai AFTER INSERT ON findings BEGIN
-  INSERT INTO findings_bi_dirty(rid) VALUES (new.rowid) ON CONFLICT (rid) DO NOTHING;
+  INSERT INTO findings_fts_dirty(rid) VALUES (new.rowid) ON CONFLICT (rid) DO NOTHING;
 END;
 CREATE TRIGGER IF NOT EXISTS findings_fts_ad AFTER DELETE ON findings BEGIN
-  INSERT INTO findings_bi_dirty(rid, indexed, old_text, old_context) VALUES (old.rowid, 1, old.text, old.context)
+  INSERT INTO findings_fts_dirty(rid, indexed, old_text, old_context) VALUES (old.rowid, 1, old.text, old.context)
   ON CONFLICT (rid) DO NOTHING;
 END;
 CREATE TRIGGER IF NOT EXISTS findings_fts_au AFTER UPDATE OF text, context ON findings
 WHEN old.text IS NOT new.text OR old.context IS NOT new.context BEGIN
-  INSERT INTO findings_bi_dirty(rid, indexed, old_text, old_context) VALUES (old.rowid, 1, old.text, old.context)
+  INSERT INTO findings_fts_dirty(rid, indexed, old_text, old_context) VALUES (old.rowid, 1, old.text, old.context)
   ON CONFLICT (rid) DO NOTHING;
 END;
 CREATE INDEX IF NOT EXISTS findings_search_last_seen ON findings(last_seen_at, id);
 """
 
-
-_BIGRAM = re.compile(r"(?=(..))", re.DOTALL)
-
-
-def grams(*values: str | None) -> str:
-    """Character bigrams of each value (plus its last character alone), space-separated: the
-    tokens of the short-word index. A two-character word is one token; a one-character word is a
-    prefix query."""
-    out: list[str] = []
-    for v in values:
-        if v:
-            v = v.lower()
-            out += _BIGRAM.findall(v)
-            out.append(v[-1])
-    return " ".join(out)
+# Separators (Z*, and U+180E, a separator in older Unicode tables) -> private-use characters (tokens).
+_SEPARATORS = ("\u0020\u00a0\u1680\u180e\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+               "\u200a\u2028\u2029\u202f\u205f\u3000")
+_SEPARATOR_TOKENS = str.maketrans({c: chr(0xF8E0 + i) for i, c in enumerate(_SEPARATORS)})
 
 
-def _index_values(text: str | None, context: str | None) -> tuple[str, str | None]:
-    """The matched text is nearly always inside its context: index it once (in both indexes: the
-    bigrams of a substring, and its last character, are among the context's)."""
-    if text and context and text.lower() in context.lower():
-        return "", context
-    return text or "", context
+def _chars(value: str | None) -> str:
+    """A value as the index sees it: one token per character (whitespace as a private-use one)."""
+    if not value:
+        return ""
+    if " " in value or not value.isprintable():  # (other separators are not printable): rare in CJK text
+        value = value.translate(_SEPARATOR_TOKENS)
+    return " ".join(value)
 
 
-def _gram_query(term: str) -> str | None:
-    """FTS5 query on the bigram index for a one- or two-character word, or None (use LIKE)."""
-    if not 1 <= len(term) <= 2 or not all(unicodedata.category(c)[0] in "LN" for c in term):
-        return None
-    return f'"{term.lower()}"' + ("*" if len(term) == 1 else "")
+# The matched text is nearly always a slice of its context: then it is indexed once, in the context
+# (every substring of it is one of the context's). SQL of (text column, context column).
+_TEXT_IF_NOT_IN_CONTEXT = "CASE WHEN instr({1}, {0}) > 0 THEN '' ELSE {0} END"
+
+
+def _phrase(term: str) -> str:
+    """FTS5 query for a word: the phrase of its characters."""
+    return '"' + _chars(term).replace('"', '""') + '"'
 
 
 _CATCH_UP_BATCH = 20000
+_RANKED_LEN = 3
 # Page cache of the store's connection, at least (SQLite's default is 2 MB): upserting findings
 # touches random pages of five indexes; at 100k findings 2 MB halves the insert rate. Memory is
 # only taken as pages are read.
@@ -126,18 +126,6 @@ _STATUS = _COLUMNS.index("status")
 _json = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _fts_phrase(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
-
-
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _long(term: str) -> bool:
-    return len(term) >= 3
-
-
 class SqliteBackend:
     name = "sqlite"
 
@@ -155,22 +143,21 @@ class SqliteBackend:
                 with self.db:
                     for t in _TRIGGERS:
                         self.db.execute(f"DROP TRIGGER IF EXISTS {t}")
-                    self.db.execute("DROP TABLE IF EXISTS findings_fts")
-                    self.db.execute("DROP TABLE IF EXISTS findings_bi")
-                    self.db.execute("DROP TABLE IF EXISTS findings_bi_dirty")
+                    for t in _OLD_TABLES:
+                        self.db.execute(f"DROP TABLE IF EXISTS {t}")
                     for stmt in _split(_DDL):
                         self.db.execute(stmt)
-                    self.db.execute("INSERT INTO findings_bi_dirty(rid) SELECT rowid FROM findings")
+                    self.db.execute("INSERT INTO findings_fts_dirty(rid) SELECT rowid FROM findings")
                     self.db.execute("INSERT INTO meta(key, value) VALUES ('search.fts_version', ?) "
                                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (FTS_VERSION,))
         except sqlite3.OperationalError as e:
             raise SearchError(f"SQLite full-text index unavailable: {e}") from e
 
     def catch_up(self) -> int:
-        """Bring both indexes up to date with findings changed since the last search. The store's
-        triggers list them in findings_bi_dirty, in the writer's transaction, with the values the
-        indexes hold for them (forgotten here first, then the current values indexed)."""
-        if self.db.execute("SELECT 1 FROM findings_bi_dirty LIMIT 1").fetchone() is None:
+        """Bring the index up to date with findings changed since the last search. The store's
+        triggers list them in findings_fts_dirty, in the writer's transaction, with the values the
+        index holds for them (forgotten here first, then the current values indexed)."""
+        if self.db.execute("SELECT 1 FROM findings_fts_dirty LIMIT 1").fetchone() is None:
             return 0
         n = 0
         try:
@@ -178,23 +165,21 @@ class SqliteBackend:
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
                     rows = self.db.execute(
-                        "SELECT d.rid, d.indexed, d.old_text, d.old_context, f.rowid IS NOT NULL, f.text, f.context "
-                        "FROM findings_bi_dirty d LEFT JOIN findings f ON f.rowid = d.rid ORDER BY d.rid LIMIT ?",
+                        "SELECT d.rid, d.indexed, "
+                        f"{_TEXT_IF_NOT_IN_CONTEXT.format('d.old_text', 'd.old_context')}, d.old_context, "
+                        "f.rowid IS NOT NULL, "
+                        f"{_TEXT_IF_NOT_IN_CONTEXT.format('f.text', 'f.context')}, f.context "
+                        "FROM findings_fts_dirty d LEFT JOIN findings f ON f.rowid = d.rid ORDER BY d.rid LIMIT ?",
                         (_CATCH_UP_BATCH,)).fetchall()
                     if rows:
-                        lo, hi = rows[0][0], rows[-1][0]
                         # a contentless index forgets a row when given the values it was built from
-                        old = [(r[0], *_index_values(r[2], r[3])) for r in rows if r[1]]
                         self.db.executemany("INSERT INTO findings_fts(findings_fts, rowid, text, context) "
-                                            "VALUES ('delete', ?, ?, ?)", old)
-                        self.db.executemany("INSERT INTO findings_bi(findings_bi, rowid, grams) VALUES ('delete', ?, ?)",
-                                            [(rid, grams(t, c)) for rid, t, c in old])
-                        live = [(r[0], *_index_values(r[5], r[6])) for r in rows if r[4]]
+                                            "VALUES ('delete', ?, ?, ?)",
+                                            [(r[0], _chars(r[2]), _chars(r[3])) for r in rows if r[1]])
                         self.db.executemany("INSERT INTO findings_fts(rowid, text, context) VALUES (?, ?, ?)",
-                                            live)
-                        self.db.executemany("INSERT INTO findings_bi(rowid, grams) VALUES (?, ?)",
-                                            [(rid, grams(t, c)) for rid, t, c in live])
-                        self.db.execute("DELETE FROM findings_bi_dirty WHERE rid BETWEEN ? AND ?", (lo, hi))
+                                            [(r[0], _chars(r[5]), _chars(r[6])) for r in rows if r[4]])
+                        self.db.execute("DELETE FROM findings_fts_dirty WHERE rid BETWEEN ? AND ?",
+                                        (rows[0][0], rows[-1][0]))
                     self.db.execute("COMMIT")
                 except BaseException:
                     self.db.execute("ROLLBACK")
@@ -250,15 +235,8 @@ class SqliteBackend:
         args: list[Any] = []
 
         def term_cond(t: str) -> str:
-            gq = _gram_query(t)
-            if gq is not None:
-                args.append(gq)
-                return "f.rowid IN (SELECT rowid FROM findings_bi WHERE findings_bi MATCH ?)"
-            if _long(t):
-                args.append(_fts_phrase(t))
-                return "f.rowid IN (SELECT rowid FROM findings_fts WHERE findings_fts MATCH ?)"
-            args.extend([_like(t)] * len(SEARCH_FIELDS))
-            return "(" + " OR ".join(f"f.{c} LIKE ? ESCAPE '\\'" for c in SEARCH_FIELDS) + ")"
+            args.append(_phrase(t))
+            return "f.rowid IN (SELECT rowid FROM findings_fts WHERE findings_fts MATCH ?)"
 
         for group in parsed.groups:
             where.append("(" + " OR ".join(term_cond(t) for t in group) + ")")
@@ -273,8 +251,10 @@ class SqliteBackend:
         if q.until:
             where.append("f.last_seen_at < ?")
             args.append(q.until)
-        long_terms = [t for t in parsed.positive_terms if _long(t)]
-        rank_match = " OR ".join(_fts_phrase(t) for t in long_terms) if long_terms else None
+        # ranked by bm25 over the words of three or more characters (a shorter word is in too many
+        # findings to tell them apart, and scoring every one of them would be the slowest part)
+        long_terms = [t for t in parsed.positive_terms if len(t) >= _RANKED_LEN]
+        rank_match = " OR ".join(_phrase(t) for t in long_terms) if long_terms else None
         return (" AND ".join(where) or "1"), args, rank_match
 
     def _select(self, q: SearchQuery, parsed: ParsedQuery) -> tuple[str, list[Any]]:
