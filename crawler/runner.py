@@ -6,17 +6,15 @@ subprocesses (``jianfu scan``).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-# Scrapy's HTTP handler, imported here rather than when the crawl builds its downloader: its TLS
-# module makes deprecated aliases that call inspect.stack(), whose cost grows with the depth of
-# the stack it is called from (~0.1 s here, several times that inside the running reactor)
-import scrapy.core.downloader.handlers.http11  # noqa: F401
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
@@ -30,6 +28,32 @@ from jianfu import __version__
 from store import Store
 
 COMMIT_SECONDS = 0.5  # how often a scan commits what it stored (Store.batched_writes)
+
+
+def _import_http_handler() -> None:
+    """Import Scrapy's HTTP download handler now rather than when the crawl builds its downloader.
+
+    Its TLS modules name the module of three deprecated aliases with ``inspect.stack()[1]``, and
+    ``inspect.stack()`` reads the source of every frame on the stack and, for each frame without a
+    file (the import machinery's), walks every loaded module: ~0.15 s of a scan's start, several
+    times that inside the running reactor. Only the caller's frame is used, so during this one
+    import ``inspect.stack()`` lists the frames without their source lines."""
+
+    def frames(context: int = 1) -> list[tuple[FrameType]]:
+        frame, out = sys._getframe(1), []
+        while frame is not None:
+            out.append((frame,))
+            frame = frame.f_back
+        return out
+
+    real, inspect.stack = inspect.stack, frames  # type: ignore[assignment]
+    try:
+        import scrapy.core.downloader.handlers.http11  # noqa: F401
+    finally:
+        inspect.stack = real
+
+
+_import_http_handler()
 
 
 @dataclass
