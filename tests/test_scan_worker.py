@@ -55,6 +55,6 @@ def test_a_busy_worker_does_not_hold_up_the_reactor_and_answers_each_call_in_tur
     assert report["first"] == ["ok", [18, report["first"][1][1]]]
     assert [a[1] for a in report["answers"]] == report["expected"]  # each answer for its own call
     assert all(a[0] == "ok" for a in report["answers"])
-    assert report["sending_s"] < 0.3  # 8 MB and 50 calls queued without waiting for the worker
-    assert report["longest_gap_s"] < 0.4  # the reactor kept running while the worker slept 0.6 s
+    assert report["sending_s"] < 0.45  # queued without waiting for the worker (which sleeps 0.6 s first)
+    assert report["longest_gap_s"] < 0.5  # the reactor kept running while the worker slept 0.6 s
     assert report["lost"] is None
