@@ -143,8 +143,10 @@ def cross_check_ledger(store: Store, scan_id: str) -> list[dict[str, Any]] | Non
         return None
 
 
-def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = None) -> dict[str, Any]:
-    """Crawl ``seeds`` into the store at ``store_dir``; returns the scan summary."""
+def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = None,
+             worker: WorkerProcess | None = None) -> dict[str, Any]:
+    """Crawl ``seeds`` into the store at ``store_dir``; returns the scan summary. ``worker``: the
+    scan's worker process when the caller started it early (``WorkerProcess.start``); closed here."""
     options = options or ScanOptions()
     thresholds = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_OBJECTS, *thresholds[1:])
@@ -160,9 +162,9 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
               file=sys.stderr, flush=True)
     scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
     # the worker process builds the rules, plus the precedent library grown by the findings this
-    # store's investigators reviewed, while this process starts the crawl (started here, before
-    # this process runs any other thread: crawler.workers)
-    worker = WorkerProcess()
+    # store's investigators reviewed, while this process starts the crawl (started by `jianfu scan`
+    # before it imported Scrapy, else here: before this process runs any other thread)
+    worker = worker or WorkerProcess()
     reviewed = store.reviewed_findings()
     # everything imported so far lives as long as the process: out of the cyclic garbage collector's
     # sight (gc.freeze), a full collection during the crawl no longer walks it, and the forked

@@ -15,6 +15,7 @@ hand and closes the worker itself; if the scan dies, the worker sees its socket 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import pickle
 import signal
@@ -119,6 +120,14 @@ def serve(calls: socket.socket, scan_end: socket.socket | None = None) -> None:
     _ignore_stop_signals()
     if scan_end is not None:  # a forked worker's copy of the scan's end: else it never sees EOF
         scan_end.close()
+    try:  # what the first call needs, imported while the scan's process is still starting
+        import detectors.precedents  # noqa: F401
+    except Exception:  # noqa: BLE001, S110 - the first call reports it
+        pass
+    # this process lives for one scan: the collector need not walk what it imported, nor run
+    # every 700 new objects
+    gc.freeze()
+    gc.set_threshold(20_000, *gc.get_threshold()[1:])
     with calls, calls.makefile("rb") as incoming:
         while len(head := incoming.read(_FRAME.size)) == _FRAME.size:
             fn, args = pickle.loads(incoming.read(_FRAME.unpack(head)[0]))
@@ -210,6 +219,13 @@ class WorkerProcess:
             self._waiting.popleft().set_exception(WorkerLost("the scan closed its worker"))
 
     # -- the process and its socket ----------------------------------------------------------
+    def start(self) -> WorkerProcess:
+        """Start the worker now (else the first call does): ``jianfu scan`` starts it before it
+        imports Scrapy, so the worker imports the detectors meanwhile, on the other core."""
+        if self._sock is None and not self.lost:
+            self._start()
+        return self
+
     def _start(self) -> None:
         # fork: the worker starts with everything this process imported (a fresh interpreter
         # would import it all again). The scan starts it before it starts any thread; the worker
