@@ -24,15 +24,11 @@ from crawler.context import CONTEXTS, ScanContext, Seed
 from crawler.render import browser_settings, capture_info, chromium_executable
 from crawler.spiders.site import SiteSpider
 from crawler.warc import WarcWriter, utc_stamp
-from crawler.workers import WorkerError, WorkerProcess, build_detector
+from crawler.workers import GC_YOUNG_OBJECTS, WorkerError, WorkerProcess, build_detector
 from jianfu import __version__
 from store import Store
 
 COMMIT_SECONDS = 0.5  # how often a scan commits what it stored (Store.batched_writes)
-# a crawl allocates many short-lived objects (requests, responses, Deferreds): the cyclic garbage
-# collector runs after this many new ones instead of Python's 700 (its CPU in a 500-page scan:
-# ~0.25 → ~0.08 s); reference counting still frees everything else at once
-GC_YOUNG_OBJECTS = 20_000
 
 
 def _import_http_handler() -> None:

@@ -31,6 +31,10 @@ from typing import Any
 from twisted.internet import defer
 
 _state: dict[str, Any] = {}  # in a worker: its detector, its OCR engine
+# a scan's processes allocate many short-lived objects (requests, responses, Deferreds, readings):
+# the cyclic garbage collector runs after this many new ones instead of Python's 700 (its CPU in
+# the crawl's process of a 500-page scan: ~0.25 → ~0.08 s); reference counting frees the rest at once
+GC_YOUNG_OBJECTS = 20_000
 
 
 def _ignore_stop_signals() -> None:
@@ -127,7 +131,7 @@ def serve(calls: socket.socket, scan_end: socket.socket | None = None) -> None:
     # this process lives for one scan: the collector need not walk what it imported, nor run
     # every 700 new objects
     gc.freeze()
-    gc.set_threshold(20_000, *gc.get_threshold()[1:])
+    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])
     with calls, calls.makefile("rb") as incoming:
         while len(head := incoming.read(_FRAME.size)) == _FRAME.size:
             fn, args = pickle.loads(incoming.read(_FRAME.unpack(head)[0]))
