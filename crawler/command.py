@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # Scrapy is imported only when a scan actually runs: `jianfu --help` stays quick
     from crawler.context import Seed
+    from crawler.workers import WorkerProcess
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +53,18 @@ def parse_seed(raw: str, district: str | None) -> Seed:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the scan's worker process first (crawler.workers): it imports the detectors on the other core
+    # while this process imports Scrapy
+    from crawler.workers import WorkerProcess
+
+    worker = WorkerProcess().start()
+    try:
+        return scan(args, worker)
+    finally:
+        worker.close()  # run_scan closed it already, unless the command line was refused
+
+
+def scan(args: argparse.Namespace, worker: WorkerProcess) -> int:
     from crawler.runner import ScanOptions, run_scan
     from jianfu.cli import CommandError
     from store import Store, StoreError
@@ -76,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                           progress_seconds=0 if args.quiet else 2.0,
                           log_level="INFO" if args.verbose else "WARNING", target=args.target,
                           render=args.render, render_auto=args.render_auto, wait_for=args.wait_for)
-    summary = run_scan(seeds, args.store, options)
+    summary = run_scan(seeds, args.store, options, worker=worker)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:

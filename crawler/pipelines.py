@@ -140,45 +140,46 @@ class CapturePipeline:
     # -- images ------------------------------------------------------------------------------
     @defer.inlineCallbacks
     def read_image(self, item: ImageItem) -> Any:
-        from detectors.images import ImageReading
-
+        # the reading stays the dict the worker and the store's OCR cache keep
+        # (``detectors.images.ImageReading.to_dict``): this process never imports the image code
         ctx = self.ctx
         sha = hashlib.sha256(item.body).hexdigest()
         ctx.stats["images"] += 1
         cached = ctx.store.image(sha)
-        reading = None
         if cached and cached.get("ocr") is not None:
-            reading = ImageReading.from_dict(json.loads(cached["ocr"]))
+            reading = json.loads(cached["ocr"])
             ctx.stats["ocr_cached"] += 1
         elif cached and cached.get("error"):
             self.link_failure(item, sha, cached["error"])
             return
         else:
             ctx.store.put_blob(item.body)
-            outcome, value = yield ctx.worker.call(ocr_image, item.body, ctx.settings.get("ocr", {}))
+            outcome, reading = yield ctx.worker.call(ocr_image, item.body, ctx.settings.get("ocr", {}))
             if outcome == "rejected":
-                ctx.store.save_image(sha, bytes=len(item.body), error=value)
-                self.link_failure(item, sha, value)
+                ctx.store.save_image(sha, bytes=len(item.body), error=reading)
+                self.link_failure(item, sha, reading)
                 return
             if outcome != "ok":  # an engine failure must not stop the crawl
-                log.error("OCR failed on %s: %s", item.url, value)
-                self.link_failure(item, sha, f"OCR failed: {value.splitlines()[0]}"[:300])
+                log.error("OCR failed on %s: %s", item.url, reading)
+                self.link_failure(item, sha, f"OCR failed: {reading.splitlines()[0]}"[:300])
                 return
-            reading = ImageReading.from_dict(value)
             ctx.stats["ocr_runs"] += 1
-            ctx.store.save_image(sha, bytes=len(item.body), width=reading.width, height=reading.height,
-                                 format=reading.format, phash=reading.phash, ocr_engine=reading.engine,
-                                 ocr=json.dumps(value, ensure_ascii=False), qr=reading.qr)
-        status, found = yield ctx.worker.call(detect_image, reading.to_dict())
+            ctx.store.save_image(sha, bytes=len(item.body), width=reading["width"], height=reading["height"],
+                                 format=reading["format"], phash=reading.get("phash", ""),
+                                 ocr_engine=reading.get("engine", ""),
+                                 ocr=json.dumps(reading, ensure_ascii=False), qr=list(reading.get("qr", [])))
+        status, found = yield ctx.worker.call(detect_image, reading)
         if status != "ok":
             raise WorkerError(f"检测图片 {item.url} 失败：{found}")
-        if reading.qr:
-            self.follow_qr(item, sha, reading.qr)
-        self.read[item.url] = (sha, reading.text, found)
+        qr = list(reading.get("qr", []))
+        if qr:
+            self.follow_qr(item, sha, qr)
+        text = "\n".join(line["text"] for line in reading["lines"])  # ImageReading.text
+        self.read[item.url] = (sha, text, found)
         pages = {item.page_url, *ctx.store.pages_showing(ctx.scan_id, item.url)}
         for page_url in sorted(pages):
             ctx.store.link_image(ctx.scan_id, page_url, item.url, sha)
-            self.save_image_findings(page_url, item.url, sha, reading.text, found)
+            self.save_image_findings(page_url, item.url, sha, text, found)
 
     def link_failure(self, item: ImageItem, sha: str, reason: str) -> None:
         """An image that cannot be read: say why on every page of the scan that shows it."""

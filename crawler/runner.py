@@ -6,17 +6,16 @@ subprocesses (``jianfu scan``).
 
 from __future__ import annotations
 
+import gc
+import inspect
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-# Scrapy's HTTP handler, imported here rather than when the crawl builds its downloader: its TLS
-# module makes deprecated aliases that call inspect.stack(), whose cost grows with the depth of
-# the stack it is called from (~0.1 s here, several times that inside the running reactor)
-import scrapy.core.downloader.handlers.http11  # noqa: F401
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
@@ -25,11 +24,37 @@ from crawler.context import CONTEXTS, ScanContext, Seed
 from crawler.render import browser_settings, capture_info, chromium_executable
 from crawler.spiders.site import SiteSpider
 from crawler.warc import WarcWriter, utc_stamp
-from crawler.workers import WorkerError, WorkerProcess, build_detector
+from crawler.workers import GC_YOUNG_OBJECTS, WorkerError, WorkerProcess, build_detector
 from jianfu import __version__
 from store import Store
 
 COMMIT_SECONDS = 0.5  # how often a scan commits what it stored (Store.batched_writes)
+
+
+def _import_http_handler() -> None:
+    """Import Scrapy's HTTP download handler now rather than when the crawl builds its downloader.
+
+    Its TLS modules name the module of three deprecated aliases with ``inspect.stack()[1]``, and
+    ``inspect.stack()`` reads the source of every frame on the stack and, for each frame without a
+    file (the import machinery's), walks every loaded module: ~0.15 s of a scan's start, several
+    times that inside the running reactor. Only the caller's frame is used, so during this one
+    import ``inspect.stack()`` lists the frames without their source lines."""
+
+    def frames(context: int = 1) -> list[tuple[FrameType]]:
+        frame, out = sys._getframe(1), []
+        while frame is not None:
+            out.append((frame,))
+            frame = frame.f_back
+        return out
+
+    real, inspect.stack = inspect.stack, frames  # type: ignore[assignment]
+    try:
+        import scrapy.core.downloader.handlers.http11  # noqa: F401
+    finally:
+        inspect.stack = real
+
+
+_import_http_handler()
 
 
 @dataclass
@@ -100,10 +125,13 @@ class FaultLines(logging.Handler):
 
 def cross_check_ledger(store: Store, scan_id: str) -> list[dict[str, Any]] | None:
     """Link the scanned sites to the store's institution ledger and save the cross-check findings
-    (ledger/scan.py); a failure there is reported and leaves the scan's own findings as they are."""
-    from ledger.scan import check_scan
-
+    (ledger/scan.py); a failure there is reported and leaves the scan's own findings as they are.
+    None when the store has no ledger (then the ledger code is not even imported)."""
     try:
+        if not store.has_ledger():
+            return None
+        from ledger.scan import check_scan
+
         return check_scan(store, scan_id)
     except Exception as e:  # noqa: BLE001 - the crawl's results are already stored
         logging.getLogger(__name__).exception("ledger cross-check failed")
@@ -111,9 +139,13 @@ def cross_check_ledger(store: Store, scan_id: str) -> list[dict[str, Any]] | Non
         return None
 
 
-def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = None) -> dict[str, Any]:
-    """Crawl ``seeds`` into the store at ``store_dir``; returns the scan summary."""
+def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = None,
+             worker: WorkerProcess | None = None) -> dict[str, Any]:
+    """Crawl ``seeds`` into the store at ``store_dir``; returns the scan summary. ``worker``: the
+    scan's worker process when the caller started it early (``WorkerProcess.start``); closed here."""
     options = options or ScanOptions()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_OBJECTS, *thresholds[1:])
     executable = None
     if options.render or options.render_auto or any(s.render for s in seeds):
         executable = chromium_executable()
@@ -126,17 +158,24 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
               file=sys.stderr, flush=True)
     scan_id = store.begin_scan([s.url for s in seeds], options.to_record(), target=options.target)
     # the worker process builds the rules, plus the precedent library grown by the findings this
-    # store's investigators reviewed, while this process starts the crawl (started here, before
-    # this process runs any other thread: crawler.workers)
-    worker = WorkerProcess()
-    built = worker.submit(build_detector, store.reviewed_findings())
-    with ThreadPoolExecutor(1) as pool:  # asking Chromium its version waits on a process: meanwhile,
-        info = pool.submit(capture_info, options.to_record(), executable)
-        settings = scrapy_settings(scan_id, options, executable)
-        warc = WarcWriter(store.dir / "warc", scan_id, {
-            "operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
-            "seeds": " ".join(s.url for s in seeds), **info.result(),
-        })
+    # store's investigators reviewed, while this process starts the crawl (started by `jianfu scan`
+    # before it imported Scrapy, else here: before this process runs any other thread)
+    worker = worker or WorkerProcess()
+    reviewed = store.reviewed_findings()
+    # everything imported so far lives as long as the process: out of the cyclic garbage collector's
+    # sight (gc.freeze), a full collection during the crawl no longer walks it, and the forked
+    # worker does not copy the memory pages the collector would otherwise write to
+    gc.freeze()
+    built = worker.submit(build_detector, reviewed)
+    # asking Chromium its version waits ~0.1–0.2 s on a process: the crawl starts meanwhile, and the
+    # WARC file begins (warcinfo record first) with the first record written
+    pool = ThreadPoolExecutor(1)
+    asked = pool.submit(capture_info, options.to_record(), executable)
+    pool.shutdown(wait=False)  # its one task still runs
+    fixed = {"operator": "jianfu", "created": utc_stamp(), "jianfu-version": __version__,
+             "seeds": " ".join(s.url for s in seeds)}
+    warc = WarcWriter(store.dir / "warc", scan_id, lambda: {**fixed, **asked.result()})
+    settings = scrapy_settings(scan_id, options, executable)
     ctx = ScanContext(store=store, scan_id=scan_id, seeds=seeds, worker=worker, warc=warc,
                       settings=options.to_record())
     CONTEXTS[scan_id] = ctx
@@ -164,6 +203,7 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
 
             committer = task.LoopingCall(store.commit_writes)  # also while the crawl waits on the network
             committer.start(COMMIT_SECONDS, now=False)
+            gc.freeze()  # and so is the crawl's machinery, built by now
             process.start()
         # a scan whose pages the detectors could not examine is failed, not finished: the next scan
         # examines its pages again instead of re-sighting what this one found
@@ -188,4 +228,5 @@ def run_scan(seeds: list[Seed], store_dir: str, options: ScanOptions | None = No
             summary["index_pending"] = ctx.stats["index_pending"]
         CONTEXTS.pop(scan_id, None)
         store.close()
+        gc.set_threshold(*thresholds)  # what gc.freeze() froze stays frozen: the process ends with its scan
     return summary

@@ -1,5 +1,7 @@
 """Scrapy settings for jianfu scans. ``crawler.runner`` layers per-scan values on top."""
 
+from scrapy.settings import default_settings as scrapy_defaults
+
 BOT_NAME = "jianfu"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
@@ -46,6 +48,20 @@ EXTENSIONS = {
     "crawler.progress.Progress": 500,
     "crawler.redirects.RedirectOutcomes": 510,
 }
+# Scrapy's own extensions less those a scan never uses, which are then not even imported (a None
+# in EXTENSIONS would still import them): remote control (on by default since Scrapy 2.19: an
+# HTTP server on localhost that runs Python code sent to it, and ~0.2 s of aiohttp import per
+# scan), the telnet console, feed exports, job-directory state, memory debugging, AutoThrottle
+UNUSED_EXTENSIONS = {
+    "scrapy.extensions.remote_control.RemoteControl",
+    "scrapy.extensions.telnet.TelnetConsole",
+    "scrapy.extensions.feedexport.FeedExporter",
+    "scrapy.extensions.spiderstate.SpiderState",
+    "scrapy.extensions.memdebug.MemoryDebugger",
+    "scrapy.extensions.throttle.AutoThrottle",
+}
+EXTENSIONS_BASE = {k: v for k, v in scrapy_defaults.EXTENSIONS_BASE.items() if k not in UNUSED_EXTENSIONS}
+REMOTE_CONTROL_ENABLED = False
 
 # jianfu's own settings (set per scan by crawler.runner)
 JIANFU_MAX_DEPTH = 3

@@ -18,8 +18,6 @@ import json
 import sys
 from typing import BinaryIO
 
-from detectors.precedents import default_precedent_detector, reviewed_precedents
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="detect violations in JSON lines read from stdin")
@@ -41,6 +39,9 @@ def parse_line(raw: bytes, lineno: int) -> dict:
 
 
 def run(args: argparse.Namespace, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+    # imported here: every other command (a scan's crawl process among them) builds this parser too
+    from detectors.precedents import default_precedent_detector, reviewed_precedents
+
     detector = default_precedent_detector()
     if args.store:
         from store.command import open_existing

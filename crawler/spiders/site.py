@@ -50,6 +50,7 @@ class SiteSpider(scrapy.Spider):
         super().__init__(*args, **kwargs)
         self.pages_scheduled = 0
         self.page_urls: set[str] = set()  # URLs already scheduled (each address of a page is fetched once)
+        self.links_seen: set[str] = set()  # links as written that page_request has decided on already
         self.budget: set[str] = set()  # canonical page URLs scheduled: the budget counts pages, not addresses
         self.over_budget = 0  # pages not scheduled because the budget ran out
         self.warned_no_browser = False
@@ -68,6 +69,11 @@ class SiteSpider(scrapy.Spider):
 
     # -- requests ----------------------------------------------------------------------------
     def page_request(self, url: str, depth: int) -> scrapy.Request | None:
+        # most links of a site point at pages already scheduled (or refused for the budget, which
+        # only shrinks): once a link is decided, the same link is decided without canonicalising it
+        if url in self.links_seen:
+            return None
+        self.links_seen.add(url)
         key = canonicalize_url(url)
         if key in self.page_urls:
             return None
