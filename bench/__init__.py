@@ -27,3 +27,11 @@ def figure(name: str, value: float | int | None, digits: int = 4) -> float | int
         stored = None if not math.isfinite(v) else float(f"{v:.{digits}g}")
     FIGURES[name] = stored
     return value
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set size (``VmHWM``). Not ``ru_maxrss``: a child started by
+    (v)fork + exec keeps the forking parent's high-water mark in it, so a child of a big bench run
+    would report the parent's size."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024

@@ -29,7 +29,8 @@ from bench.bench_ocr import edit_distance
 ROOT = Path(__file__).resolve().parent.parent
 
 _TIMED = r"""
-import json, resource, sys, time, hashlib
+import json, sys, time, hashlib
+from bench import peak_rss_mb
 t0 = time.perf_counter()
 mode, path, store = sys.argv[1:4]
 if mode == "check":
@@ -54,7 +55,7 @@ elif mode == "bare-pdf":
             buf = io.BytesIO(); obj.get_bitmap(render=True).to_pil().save(buf, "PNG")
             read_image(buf.getvalue(), engine, qr=False)
 print(json.dumps({"seconds": time.perf_counter() - t0,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_rss_mb()}))
 """
 
 

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import pickle
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import tempfile
 import time
 from types import SimpleNamespace
 
-from bench import figure
+from bench import figure, peak_rss_mb
 
 ENGINES: dict[str, tuple[str, dict]] = {
     "rapidocr (jianfu tuned, int8 det/rec)": ("rapidocr", {}),
@@ -96,9 +95,8 @@ def run_engine(label: str, images_file: str) -> dict:
             "kw_want": len(want), "kw_found": len(want & have), "px": ad.width * ad.height,
             "qr_ok": (ad.qr is None) or (reading.qr == [ad.qr]),
         })
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"label": label, "engine": getattr(engine, "name", name), "load_s": load_s, "rows": rows,
-            "peak_rss_mb": peak_kb / 1024}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def summarise(result: dict, kind: str) -> dict:
