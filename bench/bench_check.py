@@ -85,9 +85,10 @@ def accuracy(n_ads: int) -> list[tuple[str, dict]]:
     from detectors import detect
     from detectors.images import decode_image, ocr_image
     from detectors.ocr import load_engine
+    from intake.check import SUBMISSION_OCR
     from intake.photo import straighten
 
-    engine = load_engine()
+    engine = load_engine(**SUBMISSION_OCR)  # as jianfu check reads them
     rng = random.Random(2026)
     keys = ["flat poster (as a banner)"]
     for cond in PHOTO_CONDITIONS:

@@ -75,6 +75,17 @@ def test_int8_models_read_what_the_fp32_models_read(engine):
     assert edits["int8"] <= edits["fp32"] + 1, edits
 
 
+def test_submissions_are_read_with_the_fp32_models(engine, tmp_path):
+    """Phone photos are where int8 loses accuracy (bench check): jianfu check reads at fp32, a scan
+    reads web images with the default (int8) engine."""
+    from intake.check import Checker
+    from store import Store
+
+    assert engine.int8 and ".int8" in engine.name
+    with Checker(Store(tmp_path / "store")) as checker:
+        assert checker.engine.int8 == [] and ".int8" not in checker.engine.name
+
+
 def test_without_int8_copies_the_fp32_models_run(tmp_path, monkeypatch, caplog):
     from detectors.ocr.int8 import RECIPE, int8_path
 
