@@ -22,7 +22,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench import corpus, figure
+from demo_site.static import StaticSites
 
 ROOT = Path(__file__).resolve().parent.parent
 WAYS = ("html", "gbk", "banner", "css", "lazy", "script")
@@ -113,34 +113,14 @@ def build_site(root: Path, parts: list[tuple[str, str, list[str], list[str]]]) -
     return pages
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scan(root: Path, store: Path, n_pages: int) -> tuple[list[dict], float]:
-    """Serve ``root`` with ``python -m http.server`` and scan it; (findings, wall seconds)."""
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "jianfu", "scan", f"http://127.0.0.1:{port}/index.html",
-                        "--store", str(store), "--depth", "3", "--max-pages", str(n_pages + 50), "--quiet"],
-                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - t0
-    finally:
-        server.terminate()
-        server.wait(10)
+def scan(url: str, store: Path, n_pages: int) -> tuple[list[dict], float]:
+    """``jianfu scan`` of the site at ``url`` with its defaults; (findings, wall seconds)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "jianfu", "scan", url, "--store", str(store), "--depth", "3",
+                    "--max-pages", str(n_pages + 50), "--quiet"],
+                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
     out = subprocess.run([sys.executable, "-m", "jianfu", "findings", "--store", str(store), "--format", "jsonl"],
                          cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()], wall
@@ -181,10 +161,10 @@ def main() -> None:
         ct, cs = corpus.split(corpus.load(cfile))
         for part, v, c in (("tuning", vt, ct), ("sealed", vs, cs)):
             parts.append((f"{name}-{part}", part, [r.text for r in v], [r.text for r in c]))
-    with tempfile.TemporaryDirectory(prefix="jianfu-e2e-") as tmp:
-        root, store = Path(tmp) / "site", Path(tmp) / "store"
-        pages = build_site(root, parts)
-        findings, wall = scan(root, store, len(pages) + len(parts) + 1)
+    pages: dict[str, tuple[str, str, bool]] = {}
+    with (StaticSites(["corpus"], server="python", layout=lambda _, dest: pages.update(build_site(dest, parts)))
+          as site, tempfile.TemporaryDirectory(prefix="jianfu-e2e-") as tmp):
+        findings, wall = scan(site.urls["corpus"] + "index.html", Path(tmp) / "store", len(pages) + len(parts) + 1)
     acc = page_scores(pages, findings)
     print(f"{len(pages)} pages from the real corpora (one text per page, six ways of showing it), served by "
           f"Python's http.server, scanned by `jianfu scan` with its defaults in {wall:.0f} s.")

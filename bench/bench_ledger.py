@@ -21,12 +21,7 @@ from demo_site.ledger import generate, write_csv, write_xlsx
 ROWS = 100_000
 SMALL = 10_000
 
-# VmHWM: this process's own peak (ru_maxrss would count the forking parent's pages before exec)
-PEAK = """
-def peak_mb():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-"""
+PEAK = "from bench import peak_rss_mb as peak_mb\n"  # its own peak (bench.peak_rss_mb)
 IMPORT = PEAK + """
 import json, sys, time
 from ledger.importer import import_file

@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from demo_site.banners import tiny_gif
@@ -119,10 +120,13 @@ def write_site(name: str, dest: Path, base_url: str = "", generated_ads: int = 1
 class StaticSites:
     """``with StaticSites(["qiming"], server="nginx") as s:`` — ``s.urls[name]``, ``s.root / name``."""
 
-    def __init__(self, sites: list[str], server: str = "nginx", generated_ads: int = 10) -> None:
+    def __init__(self, sites: list[str], server: str = "nginx", generated_ads: int = 10,
+                 layout: Callable[[str, Path], object] | None = None) -> None:
+        """``layout(name, dest)`` writes site ``name``'s files under ``dest`` instead of the demo
+        site of that name (``write_site``)."""
         if server not in SERVERS:
             raise ValueError(f"server must be one of {SERVERS}, not {server!r}")
-        self.names, self.server, self.generated_ads = sites, server, generated_ads
+        self.names, self.server, self.generated_ads, self.layout = sites, server, generated_ads, layout
         self.dir = Path(tempfile.mkdtemp(prefix=f"jianfu-{server}-"))
         self.root = self.dir / "sites"
         self.urls: dict[str, str] = {}
@@ -135,7 +139,10 @@ class StaticSites:
             ports = {name: free_port() for name in self.names}
             self.urls = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
             for name in self.names:
-                write_site(name, self.root / name, self.urls[name], self.generated_ads)
+                if self.layout is not None:
+                    self.layout(name, self.root / name)
+                else:
+                    write_site(name, self.root / name, self.urls[name], self.generated_ads)
             self._chown()
             try:
                 if self.server.startswith("nginx"):
