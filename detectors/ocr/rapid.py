@@ -191,18 +191,17 @@ class RapidOcrEngine:
         the tasks swapped. A model the user chose (``det_model_path`` ...) is left alone."""
         from detectors.ocr.int8 import TASKS, int8_path
 
-        wheel = self.default_models()
         swapped = []
         for task in TASKS:
             path = self.models.get(task)
-            if path is None or path != wheel.get(task) or f"{task.capitalize()}.model_path" in self.params:
+            if path is None or f"{task.capitalize()}.model_path" in self.params:
                 continue
-            quantised = int8_path(path)
+            quantised = int8_path(path)  # named after the source's content: never another model's copy
             if quantised.is_file():
                 getattr(self._ocr.cfg, task.capitalize()).model_path = str(quantised)
                 self.models[task] = str(quantised)
                 swapped.append(task)
-            else:
+            elif path == self.default_models().get(task):  # only the wheel's defaults are built
                 log.warning("OCR: no int8 copy of %s (%s); running the fp32 model — build it with "
                             "`python -m detectors.ocr.int8` (make install does)", path, quantised)
         return swapped
