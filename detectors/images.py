@@ -149,7 +149,9 @@ def decode_image(
                 im.load()
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = prev
-        rgb = _to_rgb(ImageOps.exif_transpose(im) if fmt in ("jpeg", "webp", "png") else im)
+        if fmt in ("jpeg", "webp", "png"):
+            ImageOps.exif_transpose(im, in_place=True)  # not a copy of every image (issue 18)
+        rgb = _to_rgb(im)
     except ImageRejected:
         raise
     except Exception as e:
@@ -167,8 +169,9 @@ def _check_size(width: int, height: int, max_pixels: int, min_side: int, min_are
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
+    """``im`` (just decoded: nobody else holds it) as RGB, over white where it was transparent."""
     if im.mode == "RGB":
-        return im.copy()
+        return im
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if has_alpha:
         rgba = im.convert("RGBA")
