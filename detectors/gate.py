@@ -36,6 +36,8 @@ from detectors.normalize import _INVIS, _SEPS, KIND_CJK, KIND_INVIS, KIND_SEP, _
 _DIRECT_MAX = 1 << 22  # bigram tables up to this size are indexed directly (exact), else hashed
 _HASH_SIZE = 4194301  # a prime
 _CHUNK = 1 << 17  # characters per pass of the tables (whole lines)
+_FIB = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: multiplicative hashing of trigram keys
+_U64 = (1 << 64) - 1
 _DISTINCT_MIN = 256  # lines with a gate word: from this many on, their distinct group sets are tested once
 
 
@@ -65,9 +67,12 @@ class _Tables:
         char_bits: dict[int, int] = {}
         pair_bits: dict[int, int] = {}
         tri_bits: dict[int, int] = {}
-        # trigrams are hashed (masked) into a small table: ~1/64 filled, it stays in cache
+        # trigrams are hashed into a small table: ~1/64 filled, it stays in cache. Multiplicative
+        # (Fibonacci) hashing: the low bits of the exact key alone made common trigrams of plain
+        # text share a slot with a gate word's, ~35 % more lines let through on page-like text
         ntri = sum(1 for w in word_bits if len(w) >= 3)
-        self.tri_mask = (1 << max(12, (64 * ntri).bit_length())) - 1
+        self.tri_bits = max(12, (64 * ntri).bit_length())
+        self.tri_mask = (1 << self.tri_bits) - 1
         for w, bits in word_bits.items():
             if len(w) == 1:
                 k = ids[w]
@@ -76,7 +81,7 @@ class _Tables:
                 k = self._key(ids[w[0]], ids[w[1]])
                 pair_bits[k] = pair_bits.get(k, 0) | bits
             else:
-                k = ((ids[w[0]] * self.size + ids[w[1]]) * self.size + ids[w[2]]) & self.tri_mask
+                k = self._tri_key((ids[w[0]] * self.size + ids[w[1]]) * self.size + ids[w[2]])
                 tri_bits[k] = tri_bits.get(k, 0) | bits
         self.char_cls, self.char_masks = self._classes(char_bits, self.size, width)
         self.pair_cls, self.pair_masks = self._classes(pair_bits, nkeys, width)
@@ -86,6 +91,9 @@ class _Tables:
         for w in word_bits:
             if len(w) >= 3:
                 self.tri_heads[self._key(ids[w[0]], ids[w[1]])] = True
+
+    def _tri_key(self, exact: int) -> int:
+        return ((exact * _FIB) & _U64) >> (64 - self.tri_bits)
 
     def _key(self, a: int, b: int) -> int:
         k = a * self.size + b
@@ -124,7 +132,7 @@ class _Tables:
             third = ids[np.minimum(tp + 2, n - 1)].astype(np.uint64)
             third[tp + 2 >= n] = 0
             tk = ids[tp].astype(np.uint64) * np.uint64(self.size) + ids[np.minimum(tp + 1, n - 1)]
-            tk = (tk * np.uint64(self.size) + third) & np.uint64(self.tri_mask)
+            tk = ((tk * np.uint64(self.size) + third) * np.uint64(_FIB)) >> np.uint64(64 - self.tri_bits)
             tc = self.tri_cls[tk]
             some = tc != 0
             tp, tc = tp[some], tc[some]
