@@ -36,8 +36,8 @@ from intake.uploads import MAX_PIXELS, UploadRefused, inspect_upload, register_h
 from store import Store
 
 # Submissions are often phone photos (perspective, blur, glare): the int8 OCR models a scan reads
-# web images with lose accuracy on them (bench check, moderate photos: CER 3.3 → 5.9 %, keywords
-# 19 → 17 of 23), so a check reads with the full-precision models.
+# web images with lose accuracy on them (bench check, 24 moderate photos: CER 2.3 → 5.3 %, keywords
+# 53 → 47 of 61; docs/ocr.md), so a check reads with the full-precision models.
 SUBMISSION_OCR = {"int8": False}
 
 
