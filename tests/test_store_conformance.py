@@ -15,8 +15,7 @@ from scheduler import alerts, runs
 from store import Store, StoreError
 from store.backends import store_exists, translate_ddl, translate_sql
 from tests.servers import postgres  # noqa: F401 - session fixture
-
-ES_URL = "http://127.0.0.1:9200"
+from tests.test_search_conformance import es_url  # noqa: F401 - session fixture: the test node
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -222,13 +221,13 @@ def test_runs_baseline_and_alerts(location):
         other.close()
 
 
-def test_index_outbox_drains_to_elasticsearch(location):
+def test_index_outbox_drains_to_elasticsearch(location, es_url):  # noqa: F811
     """Every worker indexes through the outbox into the one Elasticsearch, from either backend."""
     from search.elastic import ElasticBackend
     from search.indexer import Indexer
 
     alias = f"jianfu-conf-{uuid.uuid4().hex[:8]}"
-    backend = ElasticBackend(ES_URL, alias=alias, timeout=10)
+    backend = ElasticBackend(es_url, alias=alias, timeout=10)
     try:
         with Store(location) as s:
             a = s.begin_scan(["http://a.test/"])

@@ -23,6 +23,7 @@ import requests
 from detectors.model import Finding
 from store import Store
 from tests.conftest import ROOT, jianfu
+from tests.test_search_conformance import es_url  # noqa: F401 - session fixture: the test node
 
 CHROMIUM = os.environ.get("JIANFU_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -586,7 +587,7 @@ def test_admin_changes_a_role_on_the_admin_pages(server, browser, web_store):
     assert any(actor == "admin" and "supervisor" in detail for actor, detail in rows)
 
 
-def test_app_over_a_postgresql_store(postgres_url, demo_sites, tmp_path):
+def test_app_over_a_postgresql_store(postgres_url, demo_sites, tmp_path, es_url):  # noqa: F811
     """The whole store in PostgreSQL (docs/scale-out.md): a scan, its Elasticsearch index, then the
     web app lists, searches, opens and reviews its cases there."""
     import uuid
@@ -603,7 +604,7 @@ def test_app_over_a_postgresql_store(postgres_url, demo_sites, tmp_path):
     seeds = [f"{INSTITUTIONS[n]}={u}" for n, u in demo_sites.urls.items() if n in INSTITUTIONS]
     proc = jianfu("scan", *seeds, "--store", location, "--json", "--quiet", "--district", "示范区")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert jianfu("index", "--store", location, "--es", "http://127.0.0.1:9200", "--es-index", alias).returncode == 0
+    assert jianfu("index", "--store", location, "--es", es_url, "--es-index", alias).returncode == 0
     assert jianfu("users", "add", "pgsup", "--role", "supervisor", "--district", "示范区", "--store", location,
                   input="Pg-sup-2026x\n").returncode == 0
     try:
@@ -619,7 +620,7 @@ def test_app_over_a_postgresql_store(postgres_url, demo_sites, tmp_path):
     finally:
         from search.elastic import ElasticBackend
 
-        es = ElasticBackend("http://127.0.0.1:9200", alias=alias)
+        es = ElasticBackend(es_url, alias=alias)
         for name in es.es.indices.get(index=f"{alias}-v*", ignore_unavailable=True, allow_no_indices=True):
             es.es.indices.delete(index=name)
         es.close()
