@@ -409,9 +409,12 @@ def read_image(data: bytes, engine: Any = None, *, qr: bool = True, **limits: in
 
         engine = load_engine()
     img = decoded.image
+    # QR codes and the pHash are read from one grey copy: the pHash greys the image itself
+    # (the same value), and the QR decoder reads luminance anyway (~0.5 ms a banner less)
+    grey = img.convert("L")
     return ImageReading(
         sha256=sha, bytes=len(data), width=img.width, height=img.height, format=decoded.format,
-        lines=ocr_image(img, engine), qr=decode_qr(img) if qr else [], phash=perceptual_hash(img),
+        lines=ocr_image(img, engine), qr=decode_qr(grey) if qr else [], phash=perceptual_hash(grey),
         engine=str(getattr(engine, "name", type(engine).__name__)), animated=decoded.animated,
     )
 

@@ -24,6 +24,7 @@ from detectors.images import (
     decode_image,
     image_findings,
     ocr_image,
+    perceptual_hash,
     phash_distance,
     read_image,
     sniff,
@@ -238,6 +239,7 @@ def test_phash_stable_under_recompression_and_resize():
     ad = adgen.busy_poster(__import__("random").Random(7))
     img = Image.open(io.BytesIO(ad.data)).convert("RGB")
     h0 = read_image(ad.data, BandEngine()).phash
+    assert h0 == perceptual_hash(img)  # read from the grey copy: the colour image's pHash, as stored before
     for quality in (95, 70, 40):
         assert phash_distance(h0, read_image(png(img, "JPEG", quality=quality), BandEngine()).phash) <= 6
     smaller = img.resize((img.width * 2 // 3, img.height * 2 // 3))

@@ -110,6 +110,96 @@ def test_int8_build_is_a_no_op_once_built(engine, capsys):
     assert capsys.readouterr().out.splitlines() == [f"{task}: {engine.models[task]}" for task in int8.TASKS]
 
 
+def test_int8_rewrites_after_quantising_are_exact(tmp_path):
+    """The two rewrites the int8 recipe makes after quantising (detectors.ocr.int8._finish), on a
+    small recogniser-like head quantised the same way: the MatMul + bias becomes one
+    MatMulIntegerToFloat and the output Softmax is dropped; the scores that come out, put through
+    a Softmax, are what the quantised model gave, and its metadata says they are scores."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from detectors.ocr.int8 import _finish
+    from detectors.ocr.rapid import REC_OUTPUT_KEY
+
+    rng = np.random.default_rng(18)
+    weight = numpy_helper.from_array(rng.normal(size=(16, 40)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.normal(size=(40,)).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Add", ["y", "b"], ["z"]),
+         helper.make_node("Softmax", ["z"], ["probs"], axis=2)],
+        "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12, 16])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 12, 40])], [weight, bias])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "f.onnx")
+    inputs = [rng.normal(size=(1, 12, 16)).astype(np.float32) for _ in range(8)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(inputs)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"x": x}
+
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["MatMul"], activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True,
+                    extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]})
+    (tmp_path / "r.onnx").write_bytes((tmp_path / "q.onnx").read_bytes())
+    _finish(tmp_path / "r.onnx")
+
+    rewritten = onnx.load(str(tmp_path / "r.onnx"))
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert "MatMulIntegerToFloat" in ops and not {"MatMul", "Add", "Softmax"} & set(ops), ops
+    before = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"])
+    assert after.get_modelmeta().custom_metadata_map.get(REC_OUTPUT_KEY) == "logits"
+    x = rng.normal(size=(1, 12, 16)).astype(np.float32)
+    probs, = before.run(None, {"x": x})
+    scores, = after.run(None, {"x": x})
+    softmax = np.exp(scores - scores.max(axis=2, keepdims=True))
+    softmax /= softmax.sum(axis=2, keepdims=True)
+    assert np.allclose(softmax, probs, atol=1e-6) and (scores.argmax(2) == probs.argmax(2)).all()
+
+
+def test_the_engine_decodes_scores_as_rapidocr_decodes_probabilities(engine):
+    """The default engine's int8 recogniser outputs scores before Softmax; its decoder gives the
+    text and the probabilities rapidocr's own decoder gives on the Softmax of those scores."""
+    import numpy as np
+    from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
+
+    ours = engine._ocr.text_rec.postprocess_op
+    assert type(ours) is not CTCLabelDecode  # the int8 model says its output is scores
+    theirs = CTCLabelDecode(character=list(ours.character[1:-1]))
+    assert theirs.character == ours.character
+    rng = np.random.default_rng(5)
+    classes = len(ours.character)
+    scores = rng.normal(size=(2, 30, classes)).astype(np.float32)
+    best = rng.integers(0, 40, size=(2, 30))  # blanks, repeats and characters
+    scores[np.arange(2)[:, None], np.arange(30)[None, :], best] += 12
+    probs = np.exp(scores - scores.max(axis=2, keepdims=True))
+    probs /= probs.sum(axis=2, keepdims=True)
+    mine, _ = ours(scores, wh_ratio_list=[1.0, 1.0], max_wh_ratio=1.0)
+    want, _ = theirs(probs, wh_ratio_list=[1.0, 1.0], max_wh_ratio=1.0)
+    assert [t for t, _ in mine] == [t for t, _ in want] and all(t for t, _ in mine)
+    assert np.allclose([c for _, c in mine], [c for _, c in want], atol=1e-4)
+
+
+def test_detector_input_from_the_table_is_rapidocrs_bit_for_bit(engine):
+    import numpy as np
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    det = engine._ocr.text_det
+    image = np.random.default_rng(3).integers(0, 256, size=(301, 1203, 3), dtype=np.uint8)
+    ours = det.get_preprocess()(image)
+    theirs = DetPreProcess(det.limit_side_len, det.limit_type, det.mean, det.std)(image)
+    assert type(det.get_preprocess()) is not DetPreProcess
+    assert ours.dtype == theirs.dtype == np.float32 and ours.shape == theirs.shape == (1, 3, 128, 512)
+    assert np.array_equal(ours, theirs)
+
+
 def test_heap_growth_is_capped(engine):
     import platform
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from detectors.ocr.model import OcrEngineError, OcrLine, OcrUnavailable, make_box, to_simplified
 
@@ -34,6 +37,9 @@ BANNER_DEFAULTS: dict[str, Any] = {
 }
 
 log = logging.getLogger(__name__)
+
+# metadata key of a recogniser whose output is the scores before Softmax (detectors.ocr.int8)
+REC_OUTPUT_KEY = "jianfu_rec_output"
 
 # friendly name -> rapidocr dotted parameter
 FRIENDLY: dict[str, str] = {
@@ -65,14 +71,20 @@ FRIENDLY: dict[str, str] = {
 # (~8 % of a banner's time: as fast as no cap at all), while the big ones (tiles of long images)
 # are still returned; peak memory stays flat over passes of the bench set (~295 MB).
 HEAP_MMAP_THRESHOLD = 4 * 1024 * 1024
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+# Fixing the mmap threshold also stops glibc from raising its trim threshold with it, which stays at
+# 128 KB: the heap's top, freed at the end of every image, was handed back to the system and
+# page-faulted in again for the next one (~5 ms of a 50 ms banner in the bench's fresh process).
+# Up to 16 MB of free heap are kept instead (a poster's pre-processing buffers); peak memory +2 MB.
+HEAP_TRIM_THRESHOLD = 16 * 1024 * 1024
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 _heap_capped: int | None = None
 
 
 def cap_heap_growth(threshold: int | None = HEAP_MMAP_THRESHOLD) -> bool:
     """Serve allocations of ``threshold`` bytes or more with mmap (glibc ``mallopt``; fixing the
-    threshold also stops glibc from raising it after the first large free). Process-wide; a
-    no-op (False) on other C libraries or when ``threshold`` is None."""
+    threshold also stops glibc from raising it after the first large free) and keep up to
+    :data:`HEAP_TRIM_THRESHOLD` of free heap. Process-wide; a no-op (False) on other C libraries
+    or when ``threshold`` is None."""
     global _heap_capped
     if threshold is None:
         return False
@@ -81,7 +93,9 @@ def cap_heap_growth(threshold: int | None = HEAP_MMAP_THRESHOLD) -> bool:
     try:
         import ctypes
 
-        ok = bool(ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+        libc = ctypes.CDLL("libc.so.6")
+        ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+        ok = ok and bool(libc.mallopt(_M_TRIM_THRESHOLD, max(HEAP_TRIM_THRESHOLD, int(threshold))))
     except (OSError, AttributeError):
         return False
     if ok:
@@ -164,20 +178,37 @@ class RapidOcrEngine:
         self._ocr._load_rec_model()
         if self._ocr.use_cls:
             self._ocr._load_cls_model()
-        self._plain_det_normalisation()
+        self._lean_det_input()
+        self._decode_rec_logits()
 
-    def _plain_det_normalisation(self) -> None:
-        """rapidocr keeps the detector's mean/std as omegaconf lists and turns them into a numpy
-        array for every image: ~3 ms of omegaconf attribute errors per image, and a float64 array
-        that makes the whole normalisation run in float64. Plain float32 arrays: same values,
-        computed in float32 (the model's input type)."""
-        import numpy as np
-
+    def _lean_det_input(self) -> None:
+        """The detector's input through a lookup table: rapidocr keeps the mean/std as omegaconf
+        lists (~3 ms of omegaconf attribute errors per image, and float64 arithmetic), then
+        scales, subtracts, divides, transposes and copies the resized image in four passes. Each
+        channel of a uint8 image has 256 possible values, so the same float32 arithmetic done once
+        on those values gives a table, and one lookup per pixel writes the model's input in its
+        layout: the same numbers, bit for bit (tests/test_ocr.py), ~0.6 ms less per banner."""
         det = getattr(self._ocr, "text_det", None)
+        if det is None:
+            return
         for attr in ("mean", "std"):
             value = getattr(det, attr, None)
             if value is not None:
                 setattr(det, attr, np.array(list(value), dtype=np.float32))
+        det.get_preprocess = partial(_table_det_preprocess, det)
+
+    def _decode_rec_logits(self) -> None:
+        """A recogniser built by :mod:`detectors.ocr.int8` ends before its Softmax (the model
+        says so in its metadata): the class with the highest score is the same, and the
+        probability rapidocr reports for it is computed here only for the time steps the CTC
+        decoding keeps, not for all 18,710 classes at every step (~1 ms a text line)."""
+        rec = getattr(self._ocr, "text_rec", None)
+        session = getattr(getattr(rec, "session", None), "session", None)
+        if session is None:
+            return
+        meta = session.get_modelmeta().custom_metadata_map
+        if meta.get(REC_OUTPUT_KEY) == "logits":
+            rec.postprocess_op = _ctc_logits_decoder(rec.postprocess_op)
 
     @staticmethod
     def default_models() -> dict[str, str]:
@@ -220,7 +251,6 @@ class RapidOcrEngine:
         ``min_side_len`` raises the detector's size limit for this image (tiles of long images
         are read at 960 px: their text is small relative to the tile)."""
         import cv2
-        import numpy as np
 
         if image.mode != "RGB":
             image = image.convert("RGB")
@@ -278,3 +308,50 @@ def _local_models(cfg: Any) -> dict[str, str]:
         sub.model_path = str(path)
         models[task] = str(path)
     return models
+
+
+def _table_det_preprocess(det: Any) -> Any:
+    """rapidocr's ``DetPreProcess`` for ``det`` (its size limits, mean and std), writing the
+    normalised image through a 3 × 256 table (see ``RapidOcrEngine._lean_det_input``)."""
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    class TableDetPreProcess(DetPreProcess):
+        def __call__(self, img: np.ndarray) -> np.ndarray | None:
+            resized = self.resize(img)
+            if resized is None or resized.dtype != np.uint8 or resized.ndim != 3 or resized.shape[2] != 3:
+                return super().__call__(img)
+            out = np.empty((1, 3, *resized.shape[:2]), dtype=np.float32)
+            for channel in range(3):
+                np.take(table[channel], resized[..., channel], out=out[0, channel])
+            return out
+
+    pre = TableDetPreProcess(det.limit_side_len, det.limit_type, det.mean, det.std)
+    # rapidocr's own arithmetic (normalize), applied to every possible channel value
+    values = np.arange(256, dtype=np.uint8).reshape(256, 1, 1).repeat(3, axis=2)
+    table = np.ascontiguousarray(pre.normalize(values)[:, 0, :].T.astype(np.float32))
+    return pre
+
+
+def _ctc_logits_decoder(decoder: Any) -> Any:
+    """rapidocr's CTC decoder (``decoder``: its character list) for a model that outputs scores
+    before Softmax: the best class is the same; its probability, 1 / Σ exp(score − best score),
+    is computed for the kept time steps only (the others are not read)."""
+    from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
+
+    class CtcLogitsDecode(CTCLabelDecode):
+        def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs: Any) -> Any:
+            best = preds.argmax(axis=2)
+            keep = np.ones(best.shape, dtype=bool)
+            keep[:, 1:] = best[:, 1:] != best[:, :-1]
+            for token in self.get_ignored_tokens():
+                keep &= best != token
+            prob = np.zeros(best.shape, dtype=np.float32)
+            rows, steps = np.nonzero(keep)
+            if len(rows):
+                scores = preds[rows, steps]  # (kept steps, classes)
+                top = scores[np.arange(len(rows)), best[rows, steps]]
+                prob[rows, steps] = 1.0 / np.exp(scores - top[:, None]).sum(axis=1)
+            return self.decode(best, prob, return_word_box, kwargs.get("wh_ratio_list", (1.0,)),
+                               kwargs.get("max_wh_ratio", 1.0), remove_duplicate=True)
+
+    return CtcLogitsDecode(character=list(decoder.character[1:-1]))
