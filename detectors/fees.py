@@ -56,7 +56,7 @@ def cn_number(s: str) -> float | None:
 
 NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?[万千]?|[{_CN_NUM}]+)"
 _MONTHS_RE = re.compile(
-    rf"(?P<n>{NUMBER})\s*(?:个)?\s*(?P<u>月|年|学年|学期|季度)|(?P<w>全年|一年|半年|两年|三年|终身|年卡|年缴|年费|"
+    rf"(?P<n>{NUMBER})\s*(?:个)?\s*(?P<u>月|年|学年|学期|季度|天|周|星期)|(?P<w>全年|一年|半年|两年|三年|终身|年卡|年缴|年费|"
     rf"学年|一整年|整年|包年|全学年)"
 )
 
@@ -73,7 +73,7 @@ def months(text: str) -> float | None:
             if n is None:
                 continue
             u = m.group("u")
-            v = n * {"月": 1, "年": 12, "学年": 12, "学期": 5, "季度": 3}[u]
+            v = n * {"月": 1, "年": 12, "学年": 12, "学期": 5, "季度": 3, "天": 1 / 30, "周": 7 / 30, "星期": 7 / 30}[u]
         best = v if best is None else max(best, v)
     return best
 
