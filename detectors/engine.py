@@ -397,6 +397,8 @@ _CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_CHARS) + "]")
 _LEFT_SENT_RE = re.compile("[" + re.escape(SENT_CHARS) + "][^" + re.escape(SENT_CHARS) + "]*$")
 _LEFT_COMMA_RE = re.compile("[,，:：][^,，:：]*$")
 _LEFT_CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_CHARS) + "][^" + re.escape(CLAUSE_CHARS) + "]*$")
+_LEFT_STOP_RE = re.compile("[。!?\n…][^。!?\n…]*$")  # the last full stop: semicolons do not end a list
+LIST_REACH = 240  # characters back from a semicolon list's item to its heading
 
 
 def _sentence(t: str, s: int, e: int, clause: bool = False) -> tuple[int, int]:
@@ -778,6 +780,16 @@ class Detector:
                     break
                 if m.start() > a:
                     break
+        if score < low:
+            return score
+        if ss > 0 and t[ss - 1] == ";" and "list_heading" in self._cue_patterns:
+            rx, delta = self._cue_patterns["list_heading"]
+            lo = max(0, ss - LIST_REACH)
+            m = _LEFT_STOP_RE.search(t, lo, ss)
+            m = rx.search(t, m.start() + 1 if m else lo, ss)
+            if m:
+                score += delta
+                notes.append(f"该词是“{m.group()}”之下分号列举的一项，减分 {-delta:.2f}")
         if score < low:
             return score
         rest = before + "|" + t[b:se]

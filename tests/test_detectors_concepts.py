@@ -435,3 +435,13 @@ def test_explanations_and_titles_are_chinese():
                 # no English words of more than one letter outside quoted terms and rule ids
                 rest = re.sub(r"“[^”]*”|（规则 [a-z_.]+）|[a-z_]+\.[a-z_.]+", "", line)
                 assert not re.search(r"\b(?:[a-z]{3,})\b", rest, re.I), line
+
+
+def test_a_heading_of_forbidden_practices_governs_its_semicolon_list():
+    """Items after "违规：" separated by semicolons are each under the heading, not only the first
+    (which shares its sentence); the same items under a plain heading are findings."""
+    items = "聘用在职中小学教师授课；周六开设初中数学班"
+    assert detect("下列情形属于违规：以“托管”名义开展学科类培训；" + items) == []
+    assert detect("检查发现的问题：" + items) == []
+    found = {f.category for f in detect("本机构简介：专注少儿美术；" + items)}
+    assert {"teacher_qualification", "off_hours_schedule"} <= found, found
