@@ -807,6 +807,8 @@ POSITIVE = [
     ("幼儿识字2000，轻松上小学", "preschool_subject"),
     ("每周模拟考试，红榜公布前20名", "competition_ranking"),
     ("99%的家长选择我们", "false_claim"),
+    ("钢琴考级辅导科学实验探索营希望杯竞赛金牌教练领衔", "competition_ranking"),
+    ("少儿篮球训练营，华杯赛冲刺班同步招生", "competition_ranking"),
 ]
 
 NEGATIVE = [
