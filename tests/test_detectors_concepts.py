@@ -445,3 +445,61 @@ def test_a_heading_of_forbidden_practices_governs_its_semicolon_list():
     assert detect("检查发现的问题：" + items) == []
     found = {f.category for f in detect("本机构简介：专注少儿美术；" + items)}
     assert {"teacher_qualification", "off_hours_schedule"} <= found, found
+
+
+# whole pages of institutions and offices that comply (written for this test, session 6): not one finding
+COMPLIANT_PAGES = [
+    """\
+星辰美术工作室 | 首页 | 课程 | 师资 | 联系我们
+关于我们：星辰美术工作室成立于2015年，已取得区教育局颁发的非学科类培训许可证，专注4-16岁青少年美术教育。
+课程设置：创意美术（4-6岁）、少儿素描（7-12岁）、青少年速写与色彩（12-16岁）。
+上课时间：周一至周五16:30-18:00，周六周日9:00-11:30、14:00-16:30。
+收费标准：每期12次课，1680元，按期缴费，每期不超过3个月；预收费用存入银行监管账户。
+师资团队：主讲老师毕业于中央美术学院，从事少儿美术教学十年，均持有教师资格证，无在职中小学教师。
+学员作品多次在市青少年美术作品展中展出。
+地址：朝阳区望京街道某某路8号二层，咨询电话：010-12345678。
+""",
+    """\
+飞跃体育 青少年篮球训练营
+2024暑期篮球训练营火热招生！面向7-14岁孩子，零基础可报，专业教练一对一纠正动作。
+训练时间：7月8日—8月16日，每天上午8:30-11:30，共6周。
+课程内容：运球、传球、投篮、战术配合、体能训练，营期结束举办营员对抗赛，颁发结业证书。
+费用：每周980元，按周报名，可随时退费。
+为什么选择我们：国家一级运动员执教，全市最大的室内篮球馆之一，教学效果看得见。
+报名热线：400-800-1234
+""",
+    """\
+码上未来少儿编程
+我们的课程：Scratch图形化编程（6-9岁）、Python入门（10-14岁）、信息学奥赛基础（初中）。
+每周一次课，每次90分钟，周末上午和下午均可选。
+学期课程共16次，学费3200元，分两次缴纳。
+孩子在这里学会逻辑思维和动手能力，许多学员在全国青少年编程大赛中获奖。
+本机构已在区教育局备案，所有课程为科技类非学科类培训。
+""",
+    """\
+家长学校 | 幼小衔接家长课堂
+本期主题：如何帮助孩子做好入学准备
+一、身心准备：让孩子对小学生活充满向往，培养积极情绪。
+二、生活准备：早睡早起，学会整理书包和文具，自己上厕所。
+三、社会准备：学会与同伴交往、遵守规则。
+四、学习准备：培养倾听、阅读兴趣和专注力，不提前教授拼音、识字和算术等小学课程内容。
+主讲：市教科院学前教育研究员。活动免费，请家长扫码报名。
+""",
+    """\
+市教育局关于公布第二批校外培训机构白名单的公告
+根据《关于进一步减轻义务教育阶段学生作业负担和校外培训负担的意见》要求，现将第二批审核通过的非学科类校外培训机构名单予以公布。
+各机构应严格遵守以下规定：不得开展学科类培训；不得聘用在职中小学教师；不得一次性收取超过3个月或60课时的费用；不得组织学科类竞赛和考试排名；培训结束时间不得晚于20:30。
+家长发现违规行为，可拨打举报电话12345。
+附件：第二批白名单（共86家）。
+""",
+]
+
+
+@pytest.mark.parametrize("page", COMPLIANT_PAGES, ids=[p.split("\n")[0][:12] for p in COMPLIANT_PAGES])
+def test_whole_pages_of_compliant_institutions_pass(page):
+    """An art studio, a basketball camp, a coding school, a parents' class on school readiness and an
+    education bureau's notice: every sentence read in its page, rules and precedents as a scan runs
+    them."""
+    from detectors.precedents import default_precedent_detector
+
+    assert [(f.rule_id, f.text) for f in default_precedent_detector().detect(page)] == []
