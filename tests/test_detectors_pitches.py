@@ -843,6 +843,20 @@ POSITIVE = [
     ("游学途中每天安排三小时英语课，由带队老师讲授新概念", "unlicensed_subject"),
     ("家庭教育指导中心实际开设的是小学语文数学辅导班", "unlicensed_subject"),
     ("自称“图书馆”，实际是初高中学生的补习教室", "unlicensed_subject"),
+    ("全市最强师资：重点中学在职骨干教师亲自授课", "teacher_qualification"),
+    ("顶级名师团队，均为现任省重点高中一线教师", "teacher_qualification"),
+    ("清北学霸一对一辅导，985在读研究生上门授课", "teacher_qualification"),
+    ("授课老师曾任某重点中学教导主任，现仍在校任教", "teacher_qualification"),
+    ("暑假班：用一个暑假学完七年级上册数学，开学轻松领先", "advance_teaching"),
+    ("寒假集训：提前学习下学期物理电学全部内容", "advance_teaching"),
+    ("周末超前班，五年级学生学习初一代数", "advance_teaching"),
+    ("无证补习班承诺包教包会，数学英语随到随学", "unlicensed_subject"),
+    ("小区家中开设的数学补习班，保证期末提高20分", "unlicensed_subject"),
+    ("私人家教，初中物理化学，上门辅导，提分快", "unlicensed_subject"),
+    ("幼儿园大班拼音识字班，保证上一年级前认识1000字", "preschool_subject"),
+    ("清华学霸团队打造的拍照搜题神器，全网最全题库", "photo_search"),
+    ("全市最低价：一次性报全年数学课，立减3000元", "prepaid_fees"),
+    ("全国最权威的小学数学竞赛，金牌教练带队冲刺", "competition_ranking"),
 ]
 
 NEGATIVE = [
