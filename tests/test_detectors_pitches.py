@@ -857,6 +857,18 @@ POSITIVE = [
     ("清华学霸团队打造的拍照搜题神器，全网最全题库", "photo_search"),
     ("全市最低价：一次性报全年数学课，立减3000元", "prepaid_fees"),
     ("全国最权威的小学数学竞赛，金牌教练带队冲刺", "competition_ranking"),
+    ("3-6岁Phonics自然拼读启蒙班，每周两次，外教授课", "preschool_subject"),
+    ("拍照搜题APP：Snap a photo, get the answer in 1 second", "photo_search"),
+    ("100% Pass！签约保过，不过全额退", "guarantee_promise"),
+    ("週末數學班，小學三至六年級，名額有限", "off_hours_schedule"),
+    ("年卡💰一次付清立減2000元，全年英語課程任意上", "prepaid_fees"),
+    ("AMC8冲刺班｜往届学员获奖率90%", "competition_ranking"),
+    ("985/211名校毕业的在职公立学校老师，周末小班授课", "teacher_qualification"),
+    ("Pre-G7衔接课：六年级暑假提前学完初一数学", "advance_teaching"),
+    ("1 v 1 数学 辅导，上门 or 线上，价格私聊", "unlicensed_subject"),
+    ("No.1 少儿英语品牌，全国学员超100万", "false_claim"),
+    ("幼兒園大班 拼音 識字 班 火熱 招生", "preschool_subject"),
+    ("提分不满意？全额退款✅", "guarantee_promise"),
 ]
 
 NEGATIVE = [
@@ -1252,6 +1264,11 @@ NEGATIVE = [
     "游学途中参观大学校园，和大学生交流",
     "家庭教育指导中心为家长提供亲子沟通咨询服务",
     "街道图书馆为中小学生提供免费自习座位",
+    "Phonics绘本共读活动，亲子家庭免费参加",
+    "週末親子烘焙課，3-10歲兒童與家長同樂",
+    "100% 纯棉儿童T恤，不满意全额退款",
+    "AMC汽车保养套餐，一次付清享8折",
+    "985/211高校毕业生招聘会本周六举行",
 ]
 
 
