@@ -67,11 +67,12 @@ _STARTS_AFTER_RE = re.compile(r"\s*(?:以后|之后|往后|后|开始|开课|上
 @check
 def late_class(c: Candidate) -> Result:
     spans = schedule.parse_times(c.matched)
-    latest = max((s.latest for s in spans if s.latest is not None), default=None)
+    latest = schedule.lesson_end(c.matched)  # a start and a length ("19:30开始，每次两个半小时") give the end
     if latest is None:
         return None
     # "晚上九点以后的辅导", "21:00开课": a class that begins at the hour ends after it
-    begins = len(spans) == 1 and spans[0].end is None and _STARTS_AFTER_RE.match(c.text, c.end) is not None
+    begins = (len(spans) == 1 and spans[0].end is None and latest == spans[0].start
+              and _STARTS_AFTER_RE.match(c.text, c.end) is not None)
     limit = ONLINE_LIMIT if c.online else OFFLINE_LIMIT
     if latest + begins <= limit:
         return None
@@ -241,7 +242,7 @@ def high_rate(c: Candidate) -> Result:
 
 @gate("late_class")
 def _late_gate(words: str) -> bool:
-    latest = max((s.latest for s in schedule.parse_times(words) if s.latest is not None), default=None)
+    latest = schedule.lesson_end(words)
     # at the limit itself too: a class that begins then ("20:30以后上课") ends after it (late_class)
     return latest is not None and latest >= min(OFFLINE_LIMIT, ONLINE_LIMIT)
 

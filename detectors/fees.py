@@ -61,10 +61,29 @@ _MONTHS_RE = re.compile(
 )
 
 
+# a span of calendar months: "9月—次年1月" (September to January: 5 months; a dash between two Chinese
+# characters is read as an evasion and dropped, so "9月次年1月" too)
+_MONTH_RANGE_RE = re.compile(
+    r"(?<!\d)(?P<a>1[0-2]|0?[1-9])\s*月(?:\s*\d{1,2}\s*[日号])?\s*(?:(?:-|—|–|~|～|至|到)\s*(?:次年|来年|明年|翌年)?|次年|来年|明年|翌年)\s*"
+    r"(?P<b>1[0-2]|0?[1-9])\s*月"
+)
+
+
+_CALENDAR_MONTH_AFTER_RE = re.compile(r"\s*(?:\d{1,2}\s*[日号]|份|初|中旬|上旬|下旬|底|末)")
+
+
 def months(text: str) -> float | None:
-    """The longest period named in ``text``, in months ('12个月' → 12, '全年' → 12)."""
+    """The longest period named in ``text``, in months ('12个月' → 12, '全年' → 12, '9月—次年1月' → 5)."""
     best = None
+    ranges = []
+    for m in _MONTH_RANGE_RE.finditer(text):
+        v = (int(m.group("b")) - int(m.group("a"))) % 12 + 1
+        best = v if best is None else max(best, v)
+        ranges.append(m.span())
     for m in _MONTHS_RE.finditer(text):
+        if m.group("u") == "月" and (any(a <= m.start() < b for a, b in ranges)
+                                     or _CALENDAR_MONTH_AFTER_RE.match(text, m.end())):
+            continue  # "9月—次年1月", "7月10日", "8月份": a month of the calendar, not a number of months
         if m.group("w"):
             w = m.group("w")
             v = {"半年": 6, "两年": 24, "三年": 36, "终身": 999}.get(w, 12)

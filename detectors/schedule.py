@@ -108,7 +108,7 @@ def fmt(minutes: int) -> str:
 
 
 _DURATION_RE = re.compile(
-    rf"(?P<n>\d+(?:\.\d+)?|{_NUM}|半)\s*(?P<u>分钟|min|mins|小时|个小时|h)"
+    rf"(?P<n>\d+(?:\.\d+)?|{_NUM}|半)\s*(?:个\s*(?P<half>半)?\s*)?(?P<u>分钟|min|mins|小时|h)"
 )
 
 
@@ -124,6 +124,20 @@ def parse_minutes(text: str) -> int | None:
                 v = float(n)
             except ValueError:
                 v = cn_int(n) or 0
-        mins = v * 60 if m.group("u") in ("小时", "个小时", "h") else v
+        if m.group("half"):
+            v += 0.5  # "两个半小时"
+        mins = v * 60 if m.group("u") in ("小时", "h") else v
         best = max(best or 0, int(mins))
     return best
+
+
+def lesson_end(text: str) -> int | None:
+    """When ``text`` gives a lesson's start and its length ("19:30开始，每次两个半小时"), its end in
+    minutes after midnight; else the latest time it names (:meth:`TimeSpan.latest`)."""
+    spans = parse_times(text)
+    latest = max((s.latest for s in spans if s.latest is not None), default=None)
+    if len(spans) == 1 and spans[0].end is None and spans[0].start is not None:
+        length = parse_minutes(text[text.find(spans[0].text) + len(spans[0].text):])
+        if length and length <= 240:
+            return spans[0].start + length
+    return latest

@@ -90,3 +90,24 @@ def test_prepaid(text, flag):
 )
 def test_subject_scope(text, flag):
     assert any(f.category == "off_hours_schedule" for f in detect(text)) is flag
+
+
+def test_a_lesson_that_starts_in_the_evening_ends_after_its_length():
+    from detectors.schedule import lesson_end
+
+    assert lesson_end("19:30开始，每次两个半小时") == 22 * 60  # 19:30 + 2.5 h
+    assert lesson_end("18:00开始，每次90分钟") == 19 * 60 + 30
+    assert lesson_end("晚7:00-9:00") == 21 * 60  # an end given is the end
+    assert lesson_end("19:30") == 19 * 60 + 30  # no length: the start
+    assert parse_minutes("两个半小时") == 150 and parse_minutes("1个半小时") == 90 and parse_minutes("半小时") == 30
+    assert detect("英语阅读班：周四 19:30 开始，每次两个半小时")
+    assert not detect("少儿美术课19:00开始，每次一个半小时")  # non-subject
+    assert not detect("初二数学课18:00开始，每次两小时")  # ends at 20:00
+
+
+def test_calendar_months_are_not_numbers_of_months():
+    assert months("9月—次年1月") == 5 and months("9月次年1月") == 5  # (the dash may be read as an evasion)
+    assert months("3月-5月") == 3 and months("7月10日-8月20日") == 2
+    assert months("8月份一次缴清") is None and months("预交6个月") == 6
+    assert detect("秋季学期课程（9月—次年1月）学费一次缴清")
+    assert not detect("春季班（3月—5月）学费一次缴清")
