@@ -39,7 +39,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
@@ -58,7 +58,8 @@ LEXICON = "_lexicon.yaml"
 THRESHOLD = 0.5
 SENT_CHARS = "。!?;\n…"
 CLAUSE_CHARS = SENT_CHARS + ",，、"
-SCOPE_ZH = {"sentence": "同一句中", "before": "该词之前", "after": "该词之后", "clause": "同一分句中", "near": "附近"}
+SCOPE_ZH = {"sentence": "同一句中", "before": "该词之前", "after": "该词之后", "clause": "同一分句中", "near": "附近",
+            "page": "同一页面（文本）中"}
 MAX_REACH = 80  # characters each side of a hit that make up its sentence window
 NEAR = 100
 NEGATORS = "不无非没未勿禁"
@@ -97,7 +98,7 @@ class Pattern:
 class Context:
     words: tuple[str, ...]
     delta: float
-    scope: str  # sentence | before | after | clause | near
+    scope: str  # sentence | before | after | clause | near | page (the whole text; lowers only)
     unless: tuple[str, ...]
     label: str
 
@@ -263,7 +264,7 @@ RULE_FIELDS = {
     "id", "category", "severity", "title", "basis", "patterns", "require", "require_scope", "context",
     "exclusions", "check", "negatable", "examples", "score",
 }
-SCOPES = ("sentence", "before", "after", "clause", "near")
+SCOPES = ("sentence", "before", "after", "clause", "near", "page")
 
 
 def _rule(src: str, i: int, raw: object, lex: Lexicon) -> Rule:
@@ -330,6 +331,8 @@ def _rule(src: str, i: int, raw: object, lex: Lexicon) -> Rule:
         if scope not in SCOPES:
             raise _err(src, rid, f"{fld}.scope", f"{scope!r} is not one of {SCOPES}")
         unless = _words(src, rid, f"{fld}.unless", c["unless"], lex) if c.get("unless") else ()
+        if scope == "page" and not float(c["delta"]) < 0:
+            raise _err(src, rid, f"{fld}.delta", "a page context can only lower a score (read after the lines)")
         contexts.append(
             Context(
                 _words(src, rid, f"{fld}.words", c["words"], lex),
@@ -527,14 +530,22 @@ class Detector:
         self._cue_up = sum(max(0.0, d) for _, d in self.lexicon.cues.values()) + sum(
             max(0.0, d) for _, d in self.lexicon.cue_patterns.values())
         self._compiled: list[_Compiled] = []
+        # page contexts are read after the lines, on the whole text (a line's findings are memoised
+        # whatever page it is on): rule id -> its page contexts
+        self._page_contexts: dict[str, tuple[tuple[Context, _Words, _Words | None, str, str], ...]] = {}
         for r in self.rules:
-            ups = [max(0.0, c.delta) for c in r.context]
+            line_ctx = [c for c in r.context if c.scope != "page"]
+            ups = [max(0.0, c.delta) for c in line_ctx]
             self._compiled.append(_Compiled(
                 tuple(_Words(g) for g in r.require),
                 tuple((c, _Words(c.words), _Words(c.unless) if c.unless else None, *_context_note(c))
-                      for c in r.context),
+                      for c in line_ctx),
                 tuple(sum(ups[i:]) for i in range(len(ups) + 1)),
             ))
+            page_ctx = tuple((c, _Words(c.words), _Words(c.unless) if c.unless else None, *_context_note(c))
+                             for c in r.context if c.scope == "page")
+            if page_ctx:
+                self._page_contexts[r.id] = page_ctx
         self._automaton = ahocorasick.Automaton()
         table: dict[str, list[tuple[int, int]]] = {}
         for ri, r in enumerate(self.rules):
@@ -833,12 +844,41 @@ class Detector:
             gc.disable()
         try:
             if len(text) < SMALL_TEXT:
-                return self._detect_small(text), None, None
+                return self._on_page(self._detect_small(text), text, None), None, None
             f, codes = fold_codes(text)
-            return self._detect(text, f, codes), f, codes
+            return self._on_page(self._detect(text, f, codes), text, f), f, codes
         finally:
             if paused:
                 gc.enable()
+
+    def _on_page(self, found: list[Finding], text: str, folded: str | None) -> list[Finding]:
+        """The page contexts (``scope: page``) of the findings' rules, read on the whole text: "寒暑假
+        集训班开放报名" on a dance school's page that names no school subject anywhere. They only
+        lower a score; a finding that falls below the threshold is dropped."""
+        pages = self._page_contexts
+        if not pages or not any(f.rule_id in pages for f in found):
+            return found
+        page = folded if folded is not None else fold(text)
+        threshold = self.threshold - 1e-9
+        out = []
+        for f in found:
+            ctx = pages.get(f.rule_id)
+            if ctx:
+                score, notes = f.score, []
+                for c, words, unless, head, tail in ctx:
+                    w = words.first(page)
+                    if w is not None and (unless is None or unless.first(page) is None):
+                        score += c.delta
+                        notes.append(head + w + tail)
+                if notes:
+                    if score < threshold:
+                        continue
+                    score = round(min(1.0, max(0.0, score)), 2)
+                    expl = (*f.explanation[:-2], *notes, f"得分 {score:.2f} ≥ 判定阈值 {self.threshold:.2f}",
+                            f.explanation[-1])
+                    f = replace(f, score=score, explanation=expl)
+            out.append(f)
+        return out
 
     def _detect(self, text: str, f: str, codes: np.ndarray) -> list[Finding]:
         starts, ends, evasive, lines, alive, respelt = self._line_gate.scan(codes)

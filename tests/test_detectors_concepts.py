@@ -492,14 +492,73 @@ COMPLIANT_PAGES = [
 家长发现违规行为，可拨打举报电话12345。
 附件：第二批白名单（共86家）。
 """,
+    """\
+实验小学 | 校园新闻
+我校举行2024年秋季学期期中质量分析会
+11月15日下午，我校召开期中质量分析会。各年级教研组长分析了本次考试情况，学校不公布学生排名，只向家长反馈等级。
+校长强调，要严格落实“双减”要求，控制作业总量，一二年级不布置书面家庭作业，三至六年级作业时间不超过60分钟。
+课后服务时间为周一至周五15:30-17:30，内容包括作业辅导、社团活动和体育锻炼，学生自愿参加。
+我校学生在区中小学生田径运动会上获得团体总分第一名。
+""",
+    """\
+舞韵舞蹈艺术中心
+中国舞考级班、拉丁舞基础班、芭蕾启蒙班（4-6岁）火热招生！
+上课时间：周六、周日全天，寒暑假集训班开放报名。
+考级通过率高，优秀学员多次在省级舞蹈比赛中获得金奖。
+收费：按季度缴费，每季度2400元，资金存入监管账户。
+本中心为区文旅局审批的艺术类培训机构，不开展任何学科类培训。
+""",
+    """\
+市图书馆2024年暑期少儿活动安排
+7月1日至8月31日，少儿阅览室每天9:00-18:00开放。
+“阅读伴我成长”系列活动：绘本故事会（3-6岁，每周六上午）、小小图书管理员体验（8-12岁）、亲子共读分享会。
+暑期科普讲座：每周日下午，邀请科技馆专家讲解天文、昆虫知识。
+所有活动免费，请通过公众号预约。
+""",
+    """\
+记者调查：“双减”三年，校外培训乱象仍需警惕
+近日，记者走访发现，个别机构仍以“素养课”“托管班”名义开展学科类培训，有的机构宣称“签约保分”“不提分退费”。
+对此，市教育局表示，将联合市场监管部门开展专项整治，对违规开展学科类培训、违规预收费的机构依法查处。
+专家提醒，家长应选择经审批的正规机构，警惕“提前学”“拔苗助长”式的焦虑营销。
+""",
 ]
 
 
 @pytest.mark.parametrize("page", COMPLIANT_PAGES, ids=[p.split("\n")[0][:12] for p in COMPLIANT_PAGES])
 def test_whole_pages_of_compliant_institutions_pass(page):
-    """An art studio, a basketball camp, a coding school, a parents' class on school readiness and an
-    education bureau's notice: every sentence read in its page, rules and precedents as a scan runs
-    them."""
+    """An art studio, a basketball camp, a coding school, a parents' class on school readiness, an
+    education bureau's notice, a primary school's news, a dance school, a library's summer programme
+    and a news report: every sentence read in its page, rules and precedents as a scan runs them."""
     from detectors.precedents import default_precedent_detector
 
     assert [(f.rule_id, f.text) for f in default_precedent_detector().detect(page)] == []
+
+
+def test_a_page_that_names_only_non_subject_training_lowers_its_generic_holiday_classes():
+    """"寒暑假集训班开放报名" names no subject: on a dance school's page (scope: page) it is not a
+    finding, on a page that also names a school subject it is; the note says why."""
+    line = "上课时间：周六、周日全天，寒暑假集训班开放报名。"
+    assert detect("舞韵舞蹈艺术中心\n中国舞考级班、芭蕾启蒙班\n" + line) == []
+    found = detect("启航教育\n初中数学、英语培优\n" + line)
+    assert "off_hours.holiday_class" in {f.rule_id for f in found}
+    from detectors.engine import Detector
+
+    low = Detector(threshold=0.01).detect("舞韵舞蹈艺术中心\n" + line)
+    assert any("同一页面（文本）中出现“舞蹈”" in note for f in low for note in f.explanation)
+
+
+def test_a_page_context_can_only_lower(tmp_path):
+    from detectors.engine import RuleError, load_lexicons, load_rules
+
+    path = tmp_path / "r.yaml"
+    path.write_text("""rules:
+  - id: x.page_up
+    category: off_hours_schedule
+    severity: low
+    title: t
+    basis: {document: d, article: "", text: t}
+    patterns: [{anchors: [寒假班], score: 0.5}]
+    context: [{words: [数学], scope: page, delta: 0.2}]
+""", encoding="utf-8")
+    with pytest.raises(RuleError, match="page context can only lower"):
+        load_rules(path, load_lexicons([]))
