@@ -20,8 +20,10 @@ ends before its Softmax (:func:`_finish`; the engine decodes the scores): recogn
 line against v2, detector unchanged (byte-identical), same text on the OCR bench.
 Calibration inputs are the exact detector and recogniser inputs of the fp32 engine reading 40 generated ads
 (:func:`demo_site.adgen.bench_set` with a seed of its own, not the benchmark's) and the tiles of one
-long image, so the same installed models (and fonts) give the same int8 files — two builds here
-were byte-identical.
+long image, so the same installed models, fonts and packages give the same int8 files — builds
+here were byte-identical. (The recogniser's inputs are crops OpenCV makes: in a fresh checkout
+`make test` builds the models before it installs the paddle extra, and the recogniser built then
+differed from one built after it in a few activation scales' last digits.)
 
 Files go to ``$JIANFU_MODEL_CACHE`` or ``~/.cache/jianfu/int8-models``, named after the source
 model, the first 12 hex digits of its sha256 and the recipe: a new rapidocr model or a new recipe
