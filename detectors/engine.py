@@ -860,16 +860,21 @@ class Detector:
             return found
         page = folded if folded is not None else fold(text)
         threshold = self.threshold - 1e-9
+        # each rule's page contexts read the page once, whatever number of findings it has
+        read: dict[str, list[tuple[float, str]]] = {}
         out = []
         for f in found:
             ctx = pages.get(f.rule_id)
             if ctx:
-                score, notes = f.score, []
-                for c, words, unless, head, tail in ctx:
-                    w = words.first(page)
-                    if w is not None and (unless is None or unless.first(page) is None):
-                        score += c.delta
-                        notes.append(head + w + tail)
+                hits = read.get(f.rule_id)
+                if hits is None:
+                    hits = read[f.rule_id] = []
+                    for c, words, unless, head, tail in ctx:
+                        w = words.first(page)
+                        if w is not None and (unless is None or unless.first(page) is None):
+                            hits.append((c.delta, head + w + tail))
+                score, notes = f.score, [note for _, note in hits]
+                score += sum(delta for delta, _ in hits)
                 if notes:
                     if score < threshold:
                         continue
