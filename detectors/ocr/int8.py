@@ -185,9 +185,11 @@ def _finish(path: Path) -> None:
             [dq_a.input[0], dq_b.input[0], dq_a.input[1], dq_b.input[1], dq_a.input[2], dq_b.input[2], bias],
             [add.output[0]], domain="com.microsoft", name=f"{matmul.name}_with_bias")
         graph.node.insert(list(graph.node).index(add), node)
-        for old in (add, matmul, dq_a, dq_b):
-            if old in (add, matmul) or len(consumers[old.output[0]]) == 1:
-                graph.node.remove(old)
+        graph.node.remove(add)
+        graph.node.remove(matmul)
+        for dq in (dq_a, dq_b):  # a DequantizeLinear another node still reads stays
+            if len(consumers[dq.output[0]]) == 1:
+                graph.node.remove(dq)
         fused += 1
     if fused and not any(op.domain == "com.microsoft" for op in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))

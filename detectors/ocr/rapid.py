@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import partial
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +195,11 @@ class RapidOcrEngine:
             value = getattr(det, attr, None)
             if value is not None:
                 setattr(det, attr, np.array(list(value), dtype=np.float32))
-        det.get_preprocess = partial(_table_det_preprocess, det)
+        # rapidocr asks for a new preprocessor for every image (the size limit may change between
+        # images: tiles are read at 960 px); the table depends on mean and std only: made once
+        table_pre = _table_det_preprocess_class()
+        table = table_pre.table_for(det.mean, det.std)
+        det.get_preprocess = lambda: table_pre(det.limit_side_len, det.limit_type, det.mean, det.std, table=table)
 
     def _decode_rec_logits(self) -> None:
         """A recogniser built by :mod:`detectors.ocr.int8` ends before its Softmax (the model
@@ -310,26 +314,34 @@ def _local_models(cfg: Any) -> dict[str, str]:
     return models
 
 
-def _table_det_preprocess(det: Any) -> Any:
-    """rapidocr's ``DetPreProcess`` for ``det`` (its size limits, mean and std), writing the
-    normalised image through a 3 × 256 table (see ``RapidOcrEngine._lean_det_input``)."""
+@lru_cache(maxsize=1)
+def _table_det_preprocess_class() -> type:
+    """rapidocr's ``DetPreProcess`` writing the normalised image through a 3 × 256 table (see
+    ``RapidOcrEngine._lean_det_input``); the class is made once (rapidocr is imported lazily)."""
     from rapidocr.ch_ppocr_det.utils import DetPreProcess
 
     class TableDetPreProcess(DetPreProcess):
+        def __init__(self, *args: Any, table: np.ndarray, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.table = table
+
+        @staticmethod
+        def table_for(mean: Any, std: Any) -> np.ndarray:
+            """rapidocr's own arithmetic (``normalize``) applied to every possible channel value."""
+            values = np.arange(256, dtype=np.uint8).reshape(256, 1, 1).repeat(3, axis=2)
+            return np.ascontiguousarray(DetPreProcess(mean=mean, std=std).normalize(values)[:, 0, :].T
+                                        .astype(np.float32))
+
         def __call__(self, img: np.ndarray) -> np.ndarray | None:
             resized = self.resize(img)
             if resized is None or resized.dtype != np.uint8 or resized.ndim != 3 or resized.shape[2] != 3:
                 return super().__call__(img)
             out = np.empty((1, 3, *resized.shape[:2]), dtype=np.float32)
             for channel in range(3):
-                np.take(table[channel], resized[..., channel], out=out[0, channel])
+                np.take(self.table[channel], resized[..., channel], out=out[0, channel])
             return out
 
-    pre = TableDetPreProcess(det.limit_side_len, det.limit_type, det.mean, det.std)
-    # rapidocr's own arithmetic (normalize), applied to every possible channel value
-    values = np.arange(256, dtype=np.uint8).reshape(256, 1, 1).repeat(3, axis=2)
-    table = np.ascontiguousarray(pre.normalize(values)[:, 0, :].T.astype(np.float32))
-    return pre
+    return TableDetPreProcess
 
 
 def _ctc_logits_decoder(decoder: Any) -> Any:
