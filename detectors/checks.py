@@ -163,6 +163,7 @@ def prepaid_amount(c: Candidate) -> Result:
 
 
 _NUM_RE = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_PRICE_PAIR_RE = re.compile(r"[¥￥]\s*\d[\d,]*(?:\.\d+)?\s*元?\s*[¥￥]\s*\d[\d,]*(?:\.\d+)?")
 
 
 @check
@@ -180,6 +181,9 @@ def price_drop(c: Candidate) -> Result:
     if len(nums) < 2:
         return None
     hi, lo = nums[0], min(nums[1:])
+    if _PRICE_PAIR_RE.fullmatch(c.matched):
+        # "¥1899 ¥2399": two bare prices side by side, the struck-through one first or last
+        hi, lo = max(nums), min(nums)
     if hi <= lo:
         return None
     return 0.0, f"标示原价 {hi:g} 元，实际售价 {lo:g} 元（为原价的 {lo / hi:.0%}），原价真实性存疑"
