@@ -11,7 +11,7 @@ DEMO_WEB_PORT ?= 8000
 DEMO_USER ?= demo
 DEMO_PASSWORD ?= jianfu-demo-2026
 
-.PHONY: demo test bench lint system install clean
+.PHONY: demo test bench lint system install clean wording
 
 system:
 	scripts/install-system.sh
@@ -62,6 +62,12 @@ bench: install $(PADDLE_STAMP)
 	scripts/elasticsearch.sh install
 	scripts/elasticsearch.sh start
 	$(BIN)/python -m bench; rc=$$?; scripts/elasticsearch.sh stop; exit $$rc
+
+# retrain the wording model (detectors/wording.py) after changing the rules' examples, the pitch lists
+# of tests/test_detectors_pitches.py or the corpora: a test fails while the shipped model is stale
+wording: install
+	$(BIN)/pip install -q -e '.[dev,train]'
+	$(BIN)/python -m bench.train_wording
 
 lint: install
 	$(BIN)/ruff check .

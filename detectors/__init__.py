@@ -2,9 +2,10 @@
 
 It owns the rule packs (YAML data files under ``detectors/rules/``), the rule engine that
 matches them, text normalisation against evasion, the OCR engines, paragraph layout (lines of one
-block read together, ``detectors.paragraphs``) and the precedent library with its matcher and the
-``suspected`` tier (``detectors/precedents/``, ``detectors.precedents``). Nothing here touches the
-network, a database or Scrapy: text in, findings out.
+block read together, ``detectors.paragraphs``), the precedent library with its matcher, and the
+``suspected`` tier (``detectors/precedents/``, ``detectors.precedents``) with its second source, the
+wording model trained on the project's labelled texts (``detectors/trained/``, ``detectors.wording``).
+Nothing here touches the network, a database or Scrapy: text in, findings out.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ import numpy as np
 
 from detectors.model import Finding
 from detectors.normalize import char_fold, fold_codes
+from detectors.wording import RULE_ID as WORDING_RULE_ID
+from detectors.wording import Suspect, WordingModel, default_wording_model
 
 LIBRARY_DIR = Path(__file__).with_name("precedents")
 NGRAMS = (2, 3)
@@ -590,8 +592,11 @@ class PrecedentDetector:
 
     def __init__(self, detector: Any, precedents: Sequence[Precedent] | None = None, *,
                  suspect_at: float = SUSPECT_AT, margin: float = MARGIN,
-                 exclude: Callable[[Precedent], bool] | None = None) -> None:
+                 exclude: Callable[[Precedent], bool] | None = None,
+                 wording: WordingModel | None | bool = True) -> None:
         self.detector = detector
+        # the wording model, the suspected tier's second source (True: the shipped one; False/None: none)
+        self.wording = default_wording_model() if wording is True else (wording or None)
         self.matcher = Matcher(load_library() if precedents is None else precedents)
         self.suspect_at = suspect_at
         self.margin = margin
@@ -609,7 +614,7 @@ class PrecedentDetector:
     def with_precedents(self, extra: Iterable[Precedent]) -> PrecedentDetector:
         """The same detector, its library grown by ``extra`` (e.g. a store's reviewed findings)."""
         return PrecedentDetector(self.detector, [*self.matcher.precedents, *extra], suspect_at=self.suspect_at,
-                                 margin=self.margin, exclude=self.exclude)
+                                 margin=self.margin, exclude=self.exclude, wording=self.wording or False)
 
     def detect(self, text: str) -> list[Finding]:
         both = getattr(self.detector, "detect_folded", None)
@@ -623,7 +628,7 @@ class PrecedentDetector:
                  codes: np.ndarray | None = None) -> list[Finding]:
         """``found`` (rule findings on ``text``) with citations, plus the suspected findings.
         ``folded``, ``codes``: ``fold_codes(text)``, if the caller has them."""
-        if not self.matcher.precedents:
+        if not self.matcher.precedents and self.wording is None:
             return found
         out = [self._cite(text, f) for f in found]
         covered = np.zeros(len(text) + 1, dtype=bool)  # characters a rule finding holds
@@ -632,7 +637,8 @@ class PrecedentDetector:
         if folded is None or codes is None:
             folded, codes = fold_codes(text)
         best: dict[tuple[int, int], Match] = {}  # per sentence, its best window
-        for s, e in candidate_windows(self.matcher, folded, self.suspect_at, codes):
+        windows = candidate_windows(self.matcher, folded, self.suspect_at, codes) if self.matcher.precedents else []
+        for s, e in windows:
             if covered[s:e].any():
                 continue
             match = self.suspect(folded[s:e], folded=True)
@@ -644,8 +650,14 @@ class PrecedentDetector:
                     del best[other]
                 best[(s, e)] = match
         for (s, e), match in best.items():
+            covered[s:e] = True
             s, e = _trim(text, s, e)
             out.append(self._suspected(text, s, e, match))
+        if self.wording is not None:
+            # what no rule and no precedent holds, the wording model may still suspect
+            for sus in self.wording.suspects(folded, codes, covered):
+                s, e = _trim(text, sus.start, sus.end)
+                out.append(self._worded(text, s, e, sus))
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return out
 
@@ -720,6 +732,25 @@ class PrecedentDetector:
         return Finding(category=cat, rule_id=f"precedent:{p.id}", text=text[s:e], start=s, end=e,
                        score=round(m.similarity, 2), severity="low",
                        basis=self._basis.get(cat, "《中华人民共和国广告法》及“双减”相关规定"),
+                       explanation=explanation, title=f"疑似{name}", tier=SUSPECTED, precedent=cite)
+
+
+    def _worded(self, text: str, s: int, e: int, sus: Suspect) -> Finding:
+        """A suspected finding of the wording model, citing the closest precedent of its category."""
+        cat = sus.category
+        name = CATEGORY_NAMES.get(cat, cat)
+        model = self.wording
+        assert model is not None
+        cite = self._citation(text[s:e], cat) or ""
+        explanation = (
+            f"疑似{name}：未命中任何规则，也无相近先例，但措辞与已知违规广告相近，需人工核实",
+            "起作用的用语：" + ("".join(f"“{w}”" for w in sus.words) or "（整句措辞）"),
+            f"措辞模型评分 {sus.score:.2f} ≥ 疑似阈值 {model.threshold_probability:.2f}"
+            f"（模型由 {model.trained_on} 条已标注文本训练，类别为模型推断）",
+            *((f"先例：{cite}",) if cite else ()),
+        )
+        return Finding(category=cat, rule_id=WORDING_RULE_ID, text=text[s:e], start=s, end=e, score=sus.score,
+                       severity="low", basis=self._basis.get(cat, "《中华人民共和国广告法》及“双减”相关规定"),
                        explanation=explanation, title=f"疑似{name}", tier=SUSPECTED, precedent=cite)
 
 

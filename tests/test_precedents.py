@@ -69,7 +69,7 @@ def test_matcher_ranks_our_own_examples():
 
 
 def test_a_text_close_to_a_precedent_with_no_rule_is_suspected_with_a_chinese_citation(no_rules):
-    d = PrecedentDetector(no_rules, OWN)
+    d = PrecedentDetector(no_rules, OWN, wording=False)
     (f,) = d.detect(UNSEEN)
     assert f.tier == SUSPECTED and f.category == "guarantee_promise" and f.rule_id == "precedent:own-1"
     assert UNSEEN[f.start:f.end] == f.text
@@ -87,7 +87,7 @@ def test_rule_findings_cite_their_closest_precedent_of_their_category(rules):
     text = "中考保过班名额有限"
     found = rules.detect(text)
     assert found
-    d = PrecedentDetector(rules, OWN)
+    d = PrecedentDetector(rules, OWN, wording=False)
     cited = d.detect(text)
     assert [f.rule_id for f in cited] == [f.rule_id for f in found]
     for f in cited:
@@ -98,7 +98,7 @@ def test_rule_findings_cite_their_closest_precedent_of_their_category(rules):
 
 
 def test_dismissed_findings_teach_the_matcher_what_not_to_match(no_rules):
-    d = PrecedentDetector(no_rules, OWN)
+    d = PrecedentDetector(no_rules, OWN, wording=False)
     assert d.detect(UNSEEN)
     dismissed = reviewed_precedents([{"id": "f1", "status": "dismissed", "category": "guarantee_promise",
                                       "text": "学费全部退还", "context": "首页\n" + UNSEEN + "\n联系我们",
@@ -116,7 +116,7 @@ def test_a_confirmed_finding_becomes_a_precedent(tmp_path, no_rules):
                 "high", "b")
     (fid,) = store.save_findings(scan, "http://127.0.0.1/", "text", page, [f], institution="某培训中心")
     later = "期末不进班级前三，免费重读一学期"
-    d = PrecedentDetector(no_rules, OWN)
+    d = PrecedentDetector(no_rules, OWN, wording=False)
     assert d.detect(later) == []
     assert store.reviewed_findings() == []
     store.set_status([fid], "confirmed")
@@ -148,7 +148,7 @@ def test_review_then_detect_and_findings_on_the_command_line(tmp_path, no_rules)
     store = Store(tmp_path)
     suspected = [Finding(**{k: v for k, v in x.items() if k != "explanation"}) for x in found]
     store.save_findings(scan, "http://127.0.0.1/b", "text", json.loads(line)["text"], suspected)
-    store.save_findings(scan, "http://127.0.0.1/c", "text", UNSEEN, PrecedentDetector(no_rules, OWN).detect(UNSEEN))
+    store.save_findings(scan, "http://127.0.0.1/c", "text", UNSEEN, PrecedentDetector(no_rules, OWN, wording=False).detect(UNSEEN))
     store.close()
     rows = [json.loads(x) for x in jianfu("findings", "--store", str(tmp_path), "--format", "jsonl").stdout.splitlines()]
     assert {r["tier"] for r in rows} >= {"rule"}
@@ -174,7 +174,7 @@ def test_the_shipped_library_holds_only_the_tuning_part():
 def test_a_library_text_does_not_count_for_itself():
     library = load_library()
     case = next(p for p in library if p.violation and len(p.text) >= 12)
-    d = PrecedentDetector(default_detector(), library, exclude=lambda p: p.source_url == case.source_url)
+    d = PrecedentDetector(default_detector(), library, exclude=lambda p: p.source_url == case.source_url, wording=False)
     m = d.suspect(case.text)
     assert m is None or m.precedent.source_url != case.source_url
     assert default_precedent_detector().matcher.nearest(case.text).similarity > 0.99

@@ -119,12 +119,12 @@ def _detectors(no_rules) -> list[PrecedentDetector]:
                 Precedent("dismissed:f2", "周末美术兴趣班欢迎报名，地址海淀区", "compliant", (), origin="dismissed")]
     sources = sorted({p.source_url for p in LIBRARY})
     return [
-        PrecedentDetector(rules, LIBRARY),
-        PrecedentDetector(no_rules, LIBRARY),
-        PrecedentDetector(no_rules, LIBRARY, suspect_at=0.1, margin=0.02),
-        PrecedentDetector(no_rules, [*LIBRARY, *OWN], suspect_at=0.3).with_precedents(reviewed),
-        PrecedentDetector(rules, LIBRARY, exclude=lambda p, u=sources[::3]: p.source_url in u),
-        PrecedentDetector(no_rules, OWN),
+        PrecedentDetector(rules, LIBRARY, wording=False),
+        PrecedentDetector(no_rules, LIBRARY, wording=False),
+        PrecedentDetector(no_rules, LIBRARY, suspect_at=0.1, margin=0.02, wording=False),
+        PrecedentDetector(no_rules, [*LIBRARY, *OWN], suspect_at=0.3, wording=False).with_precedents(reviewed),
+        PrecedentDetector(rules, LIBRARY, exclude=lambda p, u=sources[::3]: p.source_url in u, wording=False),
+        PrecedentDetector(no_rules, OWN, wording=False),
     ]
 
 
@@ -223,7 +223,7 @@ def test_fast_path_on_page_like_text_with_violations(no_rules, monkeypatch):
 def test_the_bound_lets_few_windows_through(no_rules):
     """Not a speed test: the point of the bound is that exact scoring is rare on ordinary text."""
     text, _ = realistic_text(0.2, [], _COMPLIANT, seed=3, violation_share=0)
-    d = PrecedentDetector(no_rules, LIBRARY)
+    d = PrecedentDetector(no_rules, LIBRARY, wording=False)
     folded = char_fold(text)
     windows = all_windows(folded)
     cands = candidate_windows(d.matcher, folded, d.suspect_at)
@@ -235,7 +235,7 @@ def test_the_bound_holds_when_grams_repeat_many_times(no_rules):
     """A gram repeated 13 times or more weighs less than its count ((1 + ln c)² < c): the bound must
     still hold for a sentence padded with a repeated word until its similarity is just above the
     threshold (the hardest case for the bound)."""
-    d = PrecedentDetector(no_rules, LIBRARY, suspect_at=0.1)
+    d = PrecedentDetector(no_rules, LIBRARY, suspect_at=0.1, wording=False)
     m = d.matcher
     suspects = m.violation & m.wordy
     rng = random.Random(2)
