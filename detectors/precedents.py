@@ -744,9 +744,9 @@ class PrecedentDetector:
         cite = self._citation(text[s:e], cat) or ""
         explanation = (
             f"疑似{name}：未命中任何规则，也无相近先例，但措辞与已知违规广告相近，需人工核实",
-            "起作用的用语：" + ("".join(f"“{w}”" for w in sus.words) or "（整句措辞）"),
-            f"措辞模型评分 {sus.score:.2f} ≥ 疑似阈值 {model.threshold_probability:.2f}"
-            f"（模型由 {model.trained_on} 条已标注文本训练，类别为模型推断）",
+            "起作用的用语：" + ("".join(f"“{text[a:b]}”" for a, b in sus.words) or "（整句措辞）"),
+            f"类别由措辞模型推断（模型由 {model.trained_on} 条已标注文本训练）",
+            f"措辞模型评分 {sus.score:.2f} ≥ 疑似阈值 {model.threshold_probability:.2f}",
             *((f"先例：{cite}",) if cite else ()),
         )
         return Finding(category=cat, rule_id=WORDING_RULE_ID, text=text[s:e], start=s, end=e, score=sus.score,

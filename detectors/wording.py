@@ -173,13 +173,13 @@ def _pieces(folded: str) -> list[tuple[int, int]]:
 @dataclass(frozen=True, slots=True)
 class Suspect:
     """A sentence the model suspects: its span in the text, score (probability), category, and
-    the words that weighed most."""
+    the spans of the words that weighed most (offsets into the text, heaviest first)."""
 
     start: int
     end: int
     score: float
     category: str
-    words: tuple[str, ...]
+    words: tuple[tuple[int, int], ...]
 
 
 class WordingModel:
@@ -247,27 +247,32 @@ class WordingModel:
         b = text_grams(sentence)
         scores = self.category_intercepts + self.category_weights[b].sum(axis=0) / math.sqrt(max(len(b), 1))
         category = self.categories[int(np.argmax(scores))]
-        return Suspect(s, e, round(1.0 / (1.0 + math.exp(-margin)), 2), category, self.weighty_words(sentence))
+        words = tuple((s + a, s + b) for a, b in self.weighty_words(sentence))
+        return Suspect(s, e, round(1.0 / (1.0 + math.exp(-margin)), 2), category, words)
 
-    def weighty_words(self, sentence: str, most: int = 3) -> tuple[str, ...]:
-        """The 2- and 3-grams of ``sentence`` with the largest weights, as written, none inside another."""
+    def weighty_words(self, sentence: str, most: int = 3, grams: int = 6) -> tuple[tuple[int, int], ...]:
+        """Where the words that weighed most are in ``sentence`` (offsets, heaviest first): its ``grams``
+        heaviest 2- and 3-grams of letters, overlapping ones merged into one span ("重点" and "点难点"
+        are "重点难点"), at most ``most`` spans."""
         from detectors.normalize import fold
 
         f = fold(sentence)
-        cands: dict[str, float] = {}
+        weighed: list[tuple[float, int, int]] = []
         for n in (3, 2):
             for i in range(len(f) - n + 1):
                 w = f[i : i + n]
-                if w in cands or not all(_CLASS[ord(c)] & _LETTER for c in w) or any(c.isdigit() for c in w):
-                    continue
-                cands[w] = float(self.weights[text_grams(w)[-1]])
-        chosen: list[str] = []
-        for w, v in sorted(cands.items(), key=lambda kv: -kv[1]):
-            if v <= 0 or len(chosen) >= most:
-                break
-            if not any(w in c or c in w for c in chosen):
-                chosen.append(w)
-        return tuple(chosen)
+                if all(_CLASS[ord(c)] & _LETTER for c in w) and not any(c.isdigit() for c in w):
+                    weighed.append((float(self.weights[text_grams(w)[-1]]), i, i + n))
+        top = [x for x in sorted(weighed, key=lambda x: -x[0])[:grams] if x[0] > 0]
+        spans: list[list[float]] = []  # [start, end, heaviest weight]
+        for v, a, b in sorted(top, key=lambda x: x[1]):
+            if spans and a <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], b)
+                spans[-1][2] = max(spans[-1][2], v)
+            else:
+                spans.append([a, b, v])
+        spans.sort(key=lambda x: -x[2])
+        return tuple((int(a), int(b)) for a, b, _ in spans[:most])
 
 
 @lru_cache(maxsize=1)

@@ -509,6 +509,7 @@ class Exporter:
                 "no": n, "id": f["id"], "case_id": f.get("case_id"), "category": f["category"],
                 "category_zh": CATEGORY_ZH.get(f["category"], ""),
                 "rule_id": f["rule_id"], "severity": f["severity"], "score": f["score"],
+                "tier": f.get("tier") or "rule",  # suspected (疑似): no rule fired, to be checked by hand
                 "text": f["text"], "context": f["context"], "start": f["start"], "end": f["end"],
                 "basis": f["basis"], "explanation": f["explanation"], "source": f["source"],
                 "status": f["status"], "institution": f["institution"], "district": f["district"],
@@ -612,6 +613,7 @@ class Exporter:
                 v = violations.setdefault((e["rule_id"], e["text"]), {
                     "category": e["category"], "category_zh": CATEGORY_ZH.get(e["category"], e["category"]),
                     "rule_id": e["rule_id"], "rule_title": rule_title_zh(e["rule_id"], e), "text": e["text"],
+                    "tier": e.get("tier", "rule"),
                     "explanation_zh": explanation_zh(e["explanation"]),
                     "severity": e["severity"], "score": e["score"], "basis": e["basis"], "context": e["context"],
                     "start": e["start"], "status": e["status"], "finding_ids": [], "urls": [], "boxes": []})

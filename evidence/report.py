@@ -203,7 +203,8 @@ def case_section(c: dict[str, Any]) -> str:
     viol = "".join(
         f"<tr class=v><td class=no>{v['no']}</td>"
         f"<td><span class=hit>{e(v['text'])}</span><div class=ctx>{marked_context(v)}</div></td>"
-        f"<td>{e(v['category_zh'])}<br><small>{e(v['rule_title'])}；严重程度"
+        f"<td>{e(v['category_zh'])}{'（疑似，需人工核实）' if v.get('tier') == 'suspected' else ''}"
+        f"<br><small>{e(v['rule_title'])}；严重程度"
         f"{e(SEVERITY_ZH.get(v['severity'], v['severity']))}</small></td>"
         f"<td class=basis>{e(v['basis'])}</td></tr>"
         + (f"<tr class=why><td></td><td colspan=3>判定说明：{e('；'.join(v['explanation_zh']))}</td></tr>"

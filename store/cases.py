@@ -653,7 +653,8 @@ def _violations(findings: list[dict[str, Any]], source: str, shot_page: dict[str
         v = out.setdefault((f["rule_id"], f["text"]), {
             "category": f["category"], "rule_id": f["rule_id"], "text": f["text"], "severity": f["severity"],
             "score": f["score"], "basis": f["basis"], "explanation": f["explanation"], "context": f["context"],
-            "start": f["start"], "end": f["end"], "status": f["status"], "finding_ids": [], "urls": [],
+            "start": f["start"], "end": f["end"], "status": f["status"], "tier": f.get("tier") or "rule",
+            "finding_ids": [], "urls": [],
             "boxes": [], "occurrences": 0})
         v["finding_ids"].append(f["id"])
         if f["url"] not in v["urls"]:

@@ -157,6 +157,17 @@ def test_report_pdf_renders_chinese_pages(unpacked, tmp_path):
     assert sum(img.histogram()[:128]) > 2000          # real text on it
 
 
+def test_a_suspected_finding_is_marked_as_such_in_the_report(unpacked):
+    """A finding no rule made (the demo's “初三冲刺季” news item, read by the wording model) is marked
+    疑似 in the report and keeps its tier in findings.json, so nobody takes it for a rule's verdict."""
+    doc = json.loads((unpacked / "findings.json").read_text())
+    suspected = [f for f in doc["findings"] if f.get("tier") == "suspected"]
+    assert [f["text"] for f in suspected] == ["初三最后一百天，跟着我们的节奏冲刺，目标重点高中"]
+    html = (unpacked / "report.html").read_text()
+    assert html.count("（疑似，需人工核实）") == len(suspected)
+    assert all(f.get("tier") == "rule" for f in doc["findings"] if f not in suspected)
+
+
 def test_custody_log_runs_from_capture_to_export(unpacked):
     c = json.loads((unpacked / "custody.json").read_text())
     steps = [e["step"] for e in c["events"]]

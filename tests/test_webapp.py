@@ -31,6 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 PASSWORDS = {"admin": "Admin-pass-2026", "inv": "Inv-pass-2026x", "sup": "Sup-pass-2026x",
              "far": "Far-pass-2026x"}
 HOSTILE_INSTITUTION = '<script>window.__pwned=1;alert("inst")</script>恶意机构\u202egnp.exe'
+SUSPECTED_INSTITUTION = "疑似学堂"
 HOSTILE_TEXT = '幼小衔接<img src=x onerror="window.__pwned=1;alert(1)">'
 SVG_SCRIPT = (b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="80" onload="alert(1)">'
               b'<script>alert("svg")</script><text y="40">\xe5\xb9\xbc\xe5\xb0\x8f\xe8\xa1\x94\xe6\x8e\xa5</text></svg>')
@@ -75,6 +76,13 @@ def add_hostile_content(store_dir: Path) -> None:
         st.save_findings(scan2, "http://127.0.0.1:10/", "text", text,
                          [Finding("preschool_subject", "preschool.class", "学前班", i, i + 3, 0.9, "high", "依据")],
                          institution="远方学校", district="远方区")
+        # a sentence only the wording model reads (tier suspected), as the detector reports it
+        from detectors.precedents import default_precedent_detector
+
+        text = "初三最后一百天，跟着我们的节奏冲刺，目标重点高中"
+        st.save_page(scan2, "http://127.0.0.1:11/", status=200, title="冲刺", text=text, institution=SUSPECTED_INSTITUTION)
+        st.save_findings(scan2, "http://127.0.0.1:11/", "text", text, default_precedent_detector().detect(text),
+                         institution=SUSPECTED_INSTITUTION, district="示范区")
         st.finish_scan(scan)
         st.finish_scan(scan2)
 
@@ -420,6 +428,16 @@ def test_users_cli_add_list_disable(web_store, server):
     assert r.status_code == 200 and "不正确" in r.text
     actions = _audit_actions(web_store)
     assert "user_added" in actions and "user_disabled" in actions and "login_failed" in actions
+
+
+def test_a_suspected_finding_says_so_on_its_case_page(server):
+    """A finding no rule made (tier suspected) is marked 疑似 beside its category, with its reasons."""
+    inv = login(server, "inv")
+    (case,) = cases_of(inv, server, institution=SUSPECTED_INSTITUTION)
+    page = inv.get(f"{server}/cases/{case}/").text
+    assert "疑似，需人工核实" in page and "起作用的用语" in page and "类别由措辞模型推断" in page
+    demo_case = cases_of(inv, server, institution="启明星学堂")[0]
+    assert "疑似，需人工核实" not in inv.get(f"{server}/cases/{demo_case}/").text
 
 
 def test_every_detector_reason_reads_in_chinese():
