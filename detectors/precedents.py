@@ -734,7 +734,6 @@ class PrecedentDetector:
                        basis=self._basis.get(cat, "《中华人民共和国广告法》及“双减”相关规定"),
                        explanation=explanation, title=f"疑似{name}", tier=SUSPECTED, precedent=cite)
 
-
     def _worded(self, text: str, s: int, e: int, sus: Suspect) -> Finding:
         """A suspected finding of the wording model, citing the closest precedent of its category."""
         cat = sus.category
