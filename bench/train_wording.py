@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from bench import corpus
+from detectors.engine import Detector
 from detectors.wording import BITS, MODEL_PATH, text_grams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +40,12 @@ DOMAIN_CONCEPTS = ("subject", "school_subject", "grade", "class", "teacher", "ch
                    "search_app", "homework")
 
 
+@lru_cache(maxsize=1)
+def _rules() -> Detector:
+    """The rule packs as shipped: their examples are training texts, their lexicon the domain words."""
+    return Detector()
+
+
 def _pitches() -> tuple[list[tuple[str, str]], list[str]]:
     spec = importlib.util.spec_from_file_location("pitches", PITCHES)
     assert spec is not None and spec.loader is not None
@@ -48,10 +56,8 @@ def _pitches() -> tuple[list[tuple[str, str]], list[str]]:
 
 def training_rows() -> list[tuple[str, int, str]]:
     """(text, 1 violation / 0 compliant, main category or "") — a text given both labels is left out."""
-    from detectors.engine import Detector
-
     rows: list[tuple[str, int, str]] = []
-    for rule in Detector().rules:
+    for rule in _rules().rules:
         rows += [(t, 1, rule.category) for t in rule.positive]
         rows += [(t, 0, "") for t in rule.negative]
     positive, negative = _pitches()
@@ -82,9 +88,7 @@ def digest(rows: list[tuple[str, int, str]]) -> str:
 
 
 def domain_words() -> tuple[str, ...]:
-    from detectors.engine import Detector
-
-    vocab = Detector().lexicon.vocab
+    vocab = _rules().lexicon.vocab
     return tuple(sorted({w for name in DOMAIN_CONCEPTS for w in vocab.get(name, ())}))
 
 

@@ -186,13 +186,15 @@ class WordingModel:
     """The trained model (see the module docstring)."""
 
     def __init__(self, weights: np.ndarray, intercept: float, threshold: float, categories: tuple[str, ...],
-                 category_weights: np.ndarray, category_intercepts: np.ndarray, domain: tuple[str, ...],
-                 trained_on: int, digest: str) -> None:
+                 category_buckets: np.ndarray, category_weights: np.ndarray, category_intercepts: np.ndarray,
+                 domain: tuple[str, ...], trained_on: int, digest: str) -> None:
         self.weights = weights.astype(np.float32)  # coefficient × idf per bucket (2**BITS)
         self.intercept = float(intercept)
         self.threshold = float(threshold)  # on the margin (log-odds)
         self.categories = categories
-        self.category_weights = category_weights.astype(np.float32)  # (2**BITS, len(categories)), sparse in the file
+        # the category model, sparse: its weighted buckets (sorted) and their weights, one column per category
+        self.category_buckets = category_buckets.astype(np.int64)
+        self.category_weights = category_weights.astype(np.float32)
         self.category_intercepts = category_intercepts.astype(np.float32)
         self.domain = domain
         self.trained_on = trained_on
@@ -205,12 +207,9 @@ class WordingModel:
             size = 1 << BITS
             weights = np.zeros(size, dtype=np.float32)
             weights[z["buckets"]] = z["weights"]
-            categories = tuple(str(z["categories"]).split("\n"))
-            cw = np.zeros((size, len(categories)), dtype=np.float32)
-            cw[z["category_buckets"]] = z["category_weights"].astype(np.float32)
-            return cls(weights, float(z["intercept"]), float(z["threshold"]), categories, cw,
-                       z["category_intercepts"], tuple(str(z["domain"]).split("\n")), int(z["trained_on"]),
-                       str(z["digest"]))
+            return cls(weights, float(z["intercept"]), float(z["threshold"]), tuple(str(z["categories"]).split("\n")),
+                       z["category_buckets"], z["category_weights"], z["category_intercepts"],
+                       tuple(str(z["domain"]).split("\n")), int(z["trained_on"]), str(z["digest"]))
 
     @property
     def threshold_probability(self) -> float:
@@ -245,7 +244,10 @@ class WordingModel:
 
     def _suspect(self, sentence: str, s: int, e: int, margin: float) -> Suspect:
         b = text_grams(sentence)
-        scores = self.category_intercepts + self.category_weights[b].sum(axis=0) / math.sqrt(max(len(b), 1))
+        at = np.searchsorted(self.category_buckets, b)
+        known = at < len(self.category_buckets)
+        known[known] = self.category_buckets[at[known]] == b[known]
+        scores = self.category_intercepts + self.category_weights[at[known]].sum(axis=0) / math.sqrt(max(len(b), 1))
         category = self.categories[int(np.argmax(scores))]
         words = tuple((s + a, s + b) for a, b in self.weighty_words(sentence))
         return Suspect(s, e, round(1.0 / (1.0 + math.exp(-margin)), 2), category, words)
