@@ -4,6 +4,9 @@
 - the rules' own examples (``detectors/rules/*.yaml``: positive → violation, negative → compliant),
 - the pitch lists of ``tests/test_detectors_pitches.py`` (texts written for the rules, never taken
   from the corpora),
+- sentences written for the model (``bench/data/wording_authored.txt``: ``<category or -> <text>``
+  per line, written by the team in its own words — violations phrased the ways ads now evade
+  keywords, lawful near-misses sharing their vocabulary; never copied from a corpus or a page),
 - the tuning part of the real corpora (``bench.corpus``; the sealed part never enters),
 - the sentences of the district implementation plan (``../shared/policy``), as compliant prose.
 
@@ -27,10 +30,12 @@ import numpy as np
 
 from bench import corpus
 from detectors.engine import Detector
+from detectors.model import CATEGORIES
 from detectors.wording import BITS, MODEL_PATH, text_grams
 
 ROOT = Path(__file__).resolve().parent.parent
 PITCHES = ROOT / "tests" / "test_detectors_pitches.py"
+AUTHORED = ROOT / "bench" / "data" / "wording_authored.txt"
 POLICY = corpus.CORPUS_DIR.parent / "policy" / "district-implementation-plan.txt"
 C = 4.0  # inverse regularisation: 1, 4 and 16 give the same cross-validated recall (0.73)
 COMPLIANT_PASSED = 0.97  # the threshold lets this share of held-out compliant texts pass
@@ -54,6 +59,24 @@ def _pitches() -> tuple[list[tuple[str, str]], list[str]]:
     return list(module.POSITIVE), list(module.NEGATIVE)
 
 
+def authored_rows(path: Path = AUTHORED) -> list[tuple[str, int, str]]:
+    """The sentences written for the model: ``<category> <text>`` (a violation) or ``- <text>``."""
+    rows: list[tuple[str, int, str]] = []
+    if not path.exists():
+        return rows
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        label, _, text = line.partition(" ")
+        text = text.strip()
+        if label != "-" and label not in CATEGORIES:
+            raise ValueError(f"{path.name}:{n}: {label!r} is neither '-' nor one of {CATEGORIES}")
+        if text:
+            rows.append((text, 0, "") if label == "-" else (text, 1, label))
+    return rows
+
+
 def training_rows() -> list[tuple[str, int, str]]:
     """(text, 1 violation / 0 compliant, main category or "") — a text given both labels is left out."""
     rows: list[tuple[str, int, str]] = []
@@ -63,6 +86,7 @@ def training_rows() -> list[tuple[str, int, str]]:
     positive, negative = _pitches()
     rows += [(t, 1, c) for t, c in positive]
     rows += [(t, 0, "") for t in negative]
+    rows += authored_rows()
     for _, vfile, cfile in corpus.SETS:
         rows += [(r.text, 1, r.categories[0]) for r in corpus.tuning(vfile)]
         rows += [(r.text, 0, "") for r in corpus.tuning(cfile)]
@@ -124,10 +148,14 @@ def main() -> None:
     for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
         fold = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(x[train], y[train])
         held[test] = fold.decision_function(x[test])
-    compliant = np.sort(held[y == 0])
+    # the threshold is set on the compliant texts not written for the model: sentences written as
+    # near-misses are easier to tell from adverts than the texts a scan meets
+    authored = {t for t, _, _ in authored_rows()}
+    calibration = np.array([y[i] == 0 and rows[i][0] not in authored for i in range(len(rows))])
+    compliant = np.sort(held[calibration])
     threshold = float(compliant[int(np.ceil(COMPLIANT_PASSED * len(compliant))) - 1]) + 1e-6
     cv_recall = float(np.mean(held[y == 1] >= threshold))
-    cv_passed = float(np.mean(held[y == 0] < threshold))
+    cv_passed = float(np.mean(held[calibration] < threshold))
 
     model = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(x, y)
     weights = (model.coef_[0] * idf).astype(np.float32)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from detectors import fees, schedule
+from detectors import curriculum, fees, schedule
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,17 @@ def higher_grade(c: Candidate) -> Result:
     if len(grades) < 2 or grades[0] is None or grades[-1] is None or grades[-1] <= grades[0]:
         return None
     return 0.0, f"{grades[0]} 年级学生学习 {grades[-1]} 年级内容，超前 {grades[-1] - grades[0]} 个年级"
+
+
+@check
+def topic_above_grade(c: Candidate) -> Result:
+    """'初二就开始学二次函数': the topic is taught in a later grade than the pupil's (by every
+    textbook edition: ``detectors.curriculum``)."""
+    topic = curriculum.topic_grade(c.matched)
+    at = curriculum.pupil_grade(c.matched[: c.matched.find(topic[0])] if topic else "")
+    if topic is None or at is None or topic[1] <= at:
+        return None
+    return 0.0, f"“{topic[0]}”是 {topic[1]} 年级的内容，对象在 {at} 年级或之前（学前为 0）：超前 {topic[1] - at} 个年级"
 
 
 @check

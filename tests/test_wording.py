@@ -130,3 +130,15 @@ def test_odd_texts(text):
     folded = fold(text)
     out = MODEL.suspects(folded)
     assert all(0 <= s.start < s.end <= len(text) for s in out)
+
+
+def test_authored_training_sentences_parse(tmp_path):
+    from bench.train_wording import AUTHORED, authored_rows
+
+    rows = authored_rows()
+    assert AUTHORED.exists() and rows
+    assert {y for _, y, _ in rows} == {0, 1}
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# comment\nnot_a_category 这是一句话\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.txt:2"):
+        authored_rows(bad)
