@@ -238,7 +238,8 @@ def topic_above_grade(c: Candidate) -> Result:
     at = curriculum.pupil_grade(c.matched[: c.matched.find(topic[0])] if topic else "")
     if topic is None or at is None or topic[1] <= at:
         return None
-    return 0.0, f"“{topic[0]}”是 {topic[1]} 年级的内容，对象在 {at} 年级或之前（学前为 0）：超前 {topic[1] - at} 个年级"
+    name = curriculum.grade_name
+    return 0.0, f"“{topic[0]}”是{name(topic[1])}的内容，所述学生在{name(at)}：超前 {topic[1] - at} 个年级"
 
 
 @check

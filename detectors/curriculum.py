@@ -61,3 +61,17 @@ def pupil_grade(words: str) -> int | None:
             found.append(_STAGES[m.group()])
     found = [g for g in found if g is not None]
     return max(found) if found else None
+
+
+_CN = "一二三四五六"
+
+
+def grade_name(grade: int) -> str:
+    """0 → 学龄前, 3 → 三年级, 8 → 初二, 11 → 高二 (as reports write them)."""
+    if grade <= 0:
+        return "学龄前"
+    if grade <= 6:
+        return f"{_CN[grade - 1]}年级"
+    if grade <= 9:
+        return f"初{_CN[grade - 7]}"
+    return f"高{_CN[min(grade, 12) - 10]}"

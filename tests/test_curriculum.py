@@ -41,4 +41,9 @@ def test_the_rule_fires_only_above_the_pupils_grade():
     assert "advance.topic_of_later_grade" not in rules("九年级学生学习欧姆定律与电功率")
     assert "advance.topic_of_later_grade" not in rules("高一学生系统学习二次函数的性质")
     found = [f for f in det.detect("初二就开始学二次函数") if f.rule_id == "advance.topic_of_later_grade"]
-    assert found and any("二次函数" in line and "9 年级" in line for line in found[0].explanation)
+    assert found and any("“二次函数”是初三的内容，所述学生在初二" in line for line in found[0].explanation)
+
+
+def test_grade_names():
+    assert [curriculum.grade_name(g) for g in (0, 1, 6, 7, 9, 10, 12)] == [
+        "学龄前", "一年级", "六年级", "初一", "初三", "高一", "高三"]
