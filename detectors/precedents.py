@@ -44,6 +44,10 @@ LIBRARY_DIR = Path(__file__).with_name("precedents")
 NGRAMS = (2, 3)
 SUSPECT_AT = 0.2  # similarity to a violation precedent from which a sentence is suspected
 MARGIN = 0.05  # ... if no counter-example is within this of it
+# the shared cues (rules/_lexicon.yaml) that say a sentence forbids, warns or comments: the wording
+# model's suspects skip such sentences (reporting words are not among them: a regulator's account
+# of an advert quotes the advert)
+SPEAKER_CUES = ("negation_sentence", "negation_list", "commentary")
 CITE_AT = 0.15  # below this a rule finding cites a case of its kind ("同类：…") rather than a similar one
 MIN_CHARS = 6  # a sentence with fewer letters is not compared (menus, labels)
 MIN_CASE_CHARS = 8  # a shorter precedent ("一对一辅导") is a keyword, the rules' job: it makes no suspect
@@ -607,6 +611,11 @@ class PrecedentDetector:
         self._basis: dict[str, str] = {}
         for rule in getattr(detector, "rules", ()):
             self._basis.setdefault(rule.category, str(rule.basis))
+        # a sentence that forbids, warns or comments is somebody speaking *about* adverts: the wording
+        # model suspects none of them (the rules read these cues word by word; the model reads wording)
+        cues = getattr(getattr(detector, "lexicon", None), "cues", {})
+        quiet = sorted({w for kind in SPEAKER_CUES for w in cues.get(kind, ((), 0.0))[0]}, key=len, reverse=True)
+        self._speaker = re.compile("|".join(map(re.escape, quiet))) if quiet else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.detector, name)
@@ -656,6 +665,8 @@ class PrecedentDetector:
         if self.wording is not None:
             # what no rule and no precedent holds, the wording model may still suspect
             for sus in self.wording.suspects(folded, codes, covered):
+                if self._speaker is not None and self._speaker.search(folded, sus.start, sus.end):
+                    continue
                 s, e = _trim(text, sus.start, sus.end)
                 out.append(self._worded(text, s, e, sus))
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))

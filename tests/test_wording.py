@@ -104,6 +104,19 @@ def test_unseen_wordings_become_suspected_findings_with_a_chinese_explanation():
         assert f.score >= MODEL.threshold_probability and f.title.startswith("疑似")
 
 
+def test_a_sentence_that_warns_or_comments_is_not_suspected():
+    """The same wording, said by somebody warning parents or commenting, is not an advert."""
+    rules = default_detector()
+    det = default_precedent_detector()
+    gated = 0
+    for text in UNSEEN:
+        for said in (f"专家提醒，{text}这类说法不可取", f"家长不要相信“{text}”"):
+            assert rules.detect(said) == [], said
+            assert [f for f in det.detect(said) if f.rule_id == RULE_ID] == [], said
+            gated += bool(MODEL.suspects(fold(said)))  # the model alone would have suspected it
+    assert gated, "no case where the speaker cue is what keeps the sentence out"
+
+
 def test_everyday_sentences_are_never_suspected():
     det = default_precedent_detector()
     for text in EVERYDAY:
