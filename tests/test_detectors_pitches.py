@@ -1034,6 +1034,8 @@ POSITIVE = [
     ("主讲老师在市考试院工作多年，有十五年命题经历", "teacher_qualification"),
     ("从幼儿园中班开始选拔孩子进入理科班", "preschool_subject"),
     ("暑期书法班之外另开数学小班，六岁以上可报，包教会", "guarantee_promise"),
+    ("研究表明，错过3-6岁语言敏感期，孩子就落后了，赶紧报名我们的启蒙课", "false_claim"),
+    ("先别走！周六上午初二数学同步班还有3个名额", "off_hours_schedule"),
 ]
 
 NEGATIVE = [
