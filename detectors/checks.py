@@ -206,26 +206,11 @@ def small_price(c: Candidate) -> Result:
     return 0.0, f"{v:g} 元即可上 {n:g} 节课：远低于正常课价的引流价" if n else f"{v:g} 元的引流价"
 
 
-_GRADE_RE = re.compile(r"([一二三四五六七八九1-9])年级|([初高])([一二三])")
-
-
-def _grades(words: str) -> list[int | None]:
-    """The school grades named in ``words``, in order: 四年级 → 4, 初二 → 8, 高一 → 10."""
-    out = []
-    for m in _GRADE_RE.finditer(words):
-        if m.group(1):
-            out.append(schedule.cn_int(m.group(1)))
-        else:
-            n = schedule.cn_int(m.group(3))
-            out.append(None if n is None else n + (6 if m.group(2) == "初" else 9))
-    return out
-
-
 @check
 def higher_grade(c: Candidate) -> Result:
     """'四年级…学六年级的数学': the grade learnt is above the pupil's own."""
-    grades = _grades(c.matched)
-    if len(grades) < 2 or grades[0] is None or grades[-1] is None or grades[-1] <= grades[0]:
+    grades = curriculum.grades(c.matched)
+    if len(grades) < 2 or grades[-1] <= grades[0]:
         return None
     return 0.0, f"{grades[0]} 年级学生学习 {grades[-1]} 年级内容，超前 {grades[-1] - grades[0]} 个年级"
 

@@ -12,7 +12,6 @@ import re
 from functools import cache
 from pathlib import Path
 
-from detectors.normalize import char_fold
 from detectors.schedule import cn_int
 
 CURRICULUM = Path(__file__).resolve().parent / "rules" / "_curriculum.yaml"
@@ -20,21 +19,21 @@ _TOPICS_LIST = re.compile(r"topics_grade_(\d+)$")
 # the grade a stage word puts a pupil in now (the summer before a stage: the grade before it)
 _STAGES = {"小学生": 6, "小学阶段": 6, "小学": 6, "初中生": 9, "初中阶段": 9, "小升初": 6, "新初一": 6, "准初一": 6,
            "升初一": 6, "初升高": 9, "新高一": 9, "准高一": 9, "升高一": 9, "幼儿园": 0, "大班": 0, "学龄前": 0}
-_GRADE_RE = re.compile(r"([一二三四五六七八九])年级|([初高])([一二三])|" + "|".join(sorted(_STAGES, key=len, reverse=True)))
+_GRADE = r"([一二三四五六七八九1-9])年级|([初高])([一二三])"
+_GRADE_RE = re.compile(_GRADE)
+_GRADE_OR_STAGE_RE = re.compile(_GRADE + "|" + "|".join(sorted(_STAGES, key=len, reverse=True)))
 
 
 @cache
 def topic_grades() -> dict[str, int]:
     """topic (folded as the rules see it) → the grade that first teaches it."""
-    import yaml
+    from detectors.engine import load_lexicon  # the rule packs' own loader (the engine imports this module)
 
-    data = yaml.safe_load(CURRICULUM.read_text(encoding="utf-8")) or {}
     out: dict[str, int] = {}
-    for name, words in (data.get("vocab") or {}).items():
+    for name, words in load_lexicon(CURRICULUM).vocab.items():
         m = _TOPICS_LIST.match(name)
         if m:
-            for w in words:
-                out[char_fold(str(w))] = int(m.group(1))
+            out.update(dict.fromkeys(words, int(m.group(1))))
     return out
 
 
@@ -48,18 +47,24 @@ def topic_grade(words: str) -> tuple[str, int] | None:
     return best
 
 
-def pupil_grade(words: str) -> int | None:
-    """The highest grade a pupil is said to be in (初二 → 8, 小升初 → 6, 大班 → 0), None if none."""
-    found = []
-    for m in _GRADE_RE.finditer(words):
+def grades(words: str, *, stages: bool = False) -> list[int]:
+    """The school grades named in ``words``, in order: 四年级 → 4, 初二 → 8, 高一 → 10; with ``stages``
+    also the stage words (小升初 → 6, 大班 → 0)."""
+    out = []
+    for m in (_GRADE_OR_STAGE_RE if stages else _GRADE_RE).finditer(words):
         if m.group(1):
-            found.append(cn_int(m.group(1)))
+            out.append(cn_int(m.group(1)))
         elif m.group(2):
             n = cn_int(m.group(3))
-            found.append(None if n is None else n + (6 if m.group(2) == "初" else 9))
+            out.append(None if n is None else n + (6 if m.group(2) == "初" else 9))
         else:
-            found.append(_STAGES[m.group()])
-    found = [g for g in found if g is not None]
+            out.append(_STAGES[m.group()])
+    return [g for g in out if g is not None]
+
+
+def pupil_grade(words: str) -> int | None:
+    """The highest grade a pupil is said to be in (初二 → 8, 小升初 → 6, 大班 → 0), None if none."""
+    found = grades(words, stages=True)
     return max(found) if found else None
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from operator import itemgetter
@@ -828,6 +828,11 @@ class Detector:
         once.
         """
         return self.detect_folded(text)[0]
+
+    def has_cue(self, folded: str, kinds: Iterable[str]) -> bool:
+        """Whether ``folded`` holds a word of one of the shared word cues ``kinds`` (``_lexicon.yaml``:
+        negation_sentence, commentary, …)."""
+        return any(self._cues[k][0].first(folded) is not None for k in kinds if k in self._cues)
 
     def detect_folded(self, text: str) -> tuple[list[Finding], str | None, np.ndarray | None]:
         """``(detect(text), fold(text), its code points)`` — the fold as read by the line gate, for a

@@ -613,9 +613,7 @@ class PrecedentDetector:
             self._basis.setdefault(rule.category, str(rule.basis))
         # a sentence that forbids, warns or comments is somebody speaking *about* adverts: the wording
         # model suspects none of them (the rules read these cues word by word; the model reads wording)
-        cues = getattr(getattr(detector, "lexicon", None), "cues", {})
-        quiet = sorted({w for kind in SPEAKER_CUES for w in cues.get(kind, ((), 0.0))[0]}, key=len, reverse=True)
-        self._speaker = re.compile("|".join(map(re.escape, quiet))) if quiet else None
+        self._has_cue: Callable[[str, Iterable[str]], bool] | None = getattr(detector, "has_cue", None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.detector, name)
@@ -665,7 +663,7 @@ class PrecedentDetector:
         if self.wording is not None:
             # what no rule and no precedent holds, the wording model may still suspect
             for sus in self.wording.suspects(folded, codes, covered):
-                if self._speaker is not None and self._speaker.search(folded, sus.start, sus.end):
+                if self._has_cue is not None and self._has_cue(folded[sus.start : sus.end], SPEAKER_CUES):
                     continue
                 s, e = _trim(text, sus.start, sus.end)
                 out.append(self._worded(text, s, e, sus))

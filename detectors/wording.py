@@ -75,8 +75,10 @@ class Grams:
     letters: np.ndarray  # how many letters each sentence has
 
 
-def grams(codes: np.ndarray) -> Grams:
-    """:class:`Grams` of the folded text whose code points are ``codes`` (uint32)."""
+def _letters(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sentences of the folded text ``codes`` and the letters the grams are made of: (each
+    sentence's start, its stop, the letters' codes with a run of digits as one "0", each letter's
+    sentence, each sentence's letter count)."""
     cls = _CLASS[codes]
     end = (cls & _SENTENCE_END) != 0
     seg = np.cumsum(end) - end  # an end character belongs to the sentence it ends
@@ -84,12 +86,18 @@ def grams(codes: np.ndarray) -> Grams:
     starts = np.concatenate(([0], cut + 1)).astype(np.int64)
     stops = np.concatenate((cut, [len(codes)])).astype(np.int64)
     digit = (cls & _DIGIT) != 0
-    prev_digit = np.concatenate(([False], digit[:-1]))
-    keep = np.flatnonzero(((cls & _LETTER) != 0) & ~(digit & prev_digit))  # a run of digits is one "0"
+    keep = (cls & _LETTER) != 0
+    keep[1:] &= ~(digit[1:] & digit[:-1])
+    keep = np.flatnonzero(keep)
     key = codes[keep].astype(np.uint64)
     key[digit[keep]] = 0x30
     kseg = seg[keep]
-    letters = np.bincount(kseg, minlength=len(starts))
+    return starts, stops, key, kseg, np.bincount(kseg, minlength=len(starts))
+
+
+def grams(codes: np.ndarray) -> Grams:
+    """:class:`Grams` of the folded text whose code points are ``codes`` (uint32)."""
+    starts, stops, key, kseg, letters = _letters(codes)
     sentences, buckets = [], []
     for n in (1, 2, 3):
         k = len(key) - n + 1
@@ -114,21 +122,8 @@ def _margins(codes: np.ndarray, weights: np.ndarray, intercept: float
     """Per sentence of the folded text ``codes``: (starts, stops, letters, margin) — the margin of
     :meth:`WordingModel.margin` for each sentence, the same sums as over :func:`grams`, fused (no
     gram array is kept: each gram length adds its weights and counts per sentence in turn)."""
-    cls = _CLASS[codes]
-    end = (cls & _SENTENCE_END) != 0
-    seg = np.cumsum(end) - end
-    cut = np.flatnonzero(end)
-    starts = np.concatenate(([0], cut + 1))
-    stops = np.concatenate((cut, [len(codes)]))
+    starts, stops, key, kseg, letters = _letters(codes)
     nseg = len(starts)
-    digit = (cls & _DIGIT) != 0
-    keep = (cls & _LETTER) != 0
-    keep[1:] &= ~(digit[1:] & digit[:-1])
-    keep = np.flatnonzero(keep)
-    key = codes[keep].astype(np.uint64)
-    key[digit[keep]] = 0x30
-    kseg = seg[keep]
-    letters = np.bincount(kseg, minlength=nseg)
     total = np.bincount(kseg, weights=weights[((key * _MIX) >> _SHIFT).view(np.int64)], minlength=nseg)
     count = letters.astype(np.float64)
     if len(key) >= 2:
