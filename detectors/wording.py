@@ -120,26 +120,31 @@ def grams(codes: np.ndarray) -> Grams:
 def _margins(codes: np.ndarray, weights: np.ndarray, intercept: float
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per sentence of the folded text ``codes``: (starts, stops, letters, margin) — the margin of
-    :meth:`WordingModel.margin` for each sentence, the same sums as over :func:`grams`, fused (no
-    gram array is kept: each gram length adds its weights and counts per sentence in turn)."""
+    :meth:`WordingModel.margin` for each sentence, the same sums as over :func:`grams`, fused: each
+    letter carries the weights of the 1-, 2- and 3-gram that start at it (a gram that would leave
+    its sentence weighs 0), and a sentence's sum is a difference of prefix sums. A sentence of L
+    letters has L + (L-1) + (L-2) grams (none below 0)."""
     starts, stops, key, kseg, letters = _letters(codes)
-    nseg = len(starts)
-    total = np.bincount(kseg, weights=weights[((key * _MIX) >> _SHIFT).view(np.int64)], minlength=nseg)
-    count = letters.astype(np.float64)
-    if len(key) >= 2:
+    n = len(key)
+    per = np.zeros(n + 1, dtype=np.float64)  # per[i + 1]: the weights of the grams starting at letter i
+    if n:
+        per[1:] = weights[((key * _MIX) >> _SHIFT).view(np.int64)]
+    if n >= 2:
         inside = kseg[1:] == kseg[:-1]  # the 2-gram at i stays in one sentence
         code = (key[:-1] << np.uint64(21)) | key[1:]
-        two = np.flatnonzero(inside)
-        s2 = kseg[two]
-        total += np.bincount(s2, weights=weights[(((code[two] | _TAG2) * _MIX) >> _SHIFT).view(np.int64)],
-                             minlength=nseg)
-        count += np.bincount(s2, minlength=nseg)
-        if len(key) >= 3:
-            three = np.flatnonzero(inside[:-1] & inside[1:])
-            c3 = (code[three] << np.uint64(21)) | key[three + 2]
-            total += np.bincount(kseg[three], weights=weights[(((c3 | _TAG3) * _MIX) >> _SHIFT).view(np.int64)],
-                                 minlength=nseg)
-            count += np.bincount(kseg[three], minlength=nseg)
+        w2 = weights[(((code | _TAG2) * _MIX) >> _SHIFT).view(np.int64)]
+        w2[~inside] = 0
+        per[1:n] += w2
+        if n >= 3:
+            w3 = weights[((((code[:-1] << np.uint64(21)) | key[2:] | _TAG3) * _MIX) >> _SHIFT).view(np.int64)]
+            w3[~(inside[:-1] & inside[1:])] = 0
+            per[1 : n - 1] += w3
+    prefix = np.cumsum(per)
+    bounds = np.zeros(len(starts) + 1, dtype=np.int64)  # each sentence's first letter, and the end
+    np.cumsum(letters, out=bounds[1:])
+    total = prefix[bounds[1:]] - prefix[bounds[:-1]]
+    n1 = letters.astype(np.float64)
+    count = n1 + np.maximum(n1 - 1, 0) + np.maximum(n1 - 2, 0)
     margin = intercept + total / np.sqrt(np.maximum(count, 1.0))
     return starts, stops, letters, margin
 
