@@ -97,7 +97,7 @@ def months(text: str) -> float | None:
     return best
 
 
-_LESSONS_RE = re.compile(rf"(?P<n>{NUMBER})\s*(?:个)?\s*(?:课时|节课|节|次课|堂课|讲|课次)")
+_LESSONS_RE = re.compile(rf"(?P<n>{NUMBER})\s*(?:多|余)?\s*(?:个)?\s*(?:课时|节课|节|次课|堂课|讲|课次)")  # "200多课时": at least 200
 
 
 def lessons(text: str) -> float | None:
