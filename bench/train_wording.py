@@ -13,8 +13,8 @@
     make wording          # installs scikit-learn (the [train] extra), then runs:
     .venv/bin/python -m bench.train_wording
 
-The threshold is chosen by 5-fold cross-validation on these texts: the margin at which 97 % of the
-held-out compliant texts pass. The file records a digest of the training texts; a test fails when
+The threshold is chosen by 5-fold cross-validation on these texts, repeated with four shuffles: the
+margin at which 97 % of the held-out compliant margins pass. The file records a digest of the training texts; a test fails when
 the texts change and the model was not retrained.
 """
 
@@ -39,6 +39,7 @@ AUTHORED = ROOT / "bench" / "data" / "wording_authored.txt"
 POLICY = corpus.CORPUS_DIR.parent / "policy" / "district-implementation-plan.txt"
 C = 4.0  # inverse regularisation: 1, 4 and 16 give the same cross-validated recall (0.73)
 COMPLIANT_PASSED = 0.97  # the threshold lets this share of held-out compliant texts pass
+REPEATS = 4  # cross-validation repeats the threshold is calibrated on
 # the concepts of the rule lexicon that make a sentence "about training" (the domain gate)
 DOMAIN_CONCEPTS = ("subject", "school_subject", "grade", "class", "teacher", "child", "contest", "outcome_metric",
                    "preschool_age", "famous_school", "results_showcase", "long_product", "cover_name", "online",
@@ -144,18 +145,21 @@ def main() -> None:
     idf = np.log((1 + len(rows)) / (1 + df)) + 1
     x = _matrix(grams, idf)
 
-    held = np.zeros(len(rows))
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
-        fold = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(x[train], y[train])
-        held[test] = fold.decision_function(x[test])
+    # held-out margins from REPEATS differently shuffled 5-fold splits: one split's luck moved the
+    # threshold (and a few texts across it) whenever a handful of training texts changed
+    held = np.zeros((REPEATS, len(rows)))
+    for r in range(REPEATS):
+        for train, test in StratifiedKFold(5, shuffle=True, random_state=r).split(x, y):
+            fold = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(x[train], y[train])
+            held[r, test] = fold.decision_function(x[test])
     # the threshold is set on the compliant texts not written for the model: sentences written as
     # near-misses are easier to tell from adverts than the texts a scan meets
     authored = {t for t, _, _ in authored_rows()}
     calibration = np.array([y[i] == 0 and rows[i][0] not in authored for i in range(len(rows))])
-    compliant = np.sort(held[calibration])
+    compliant = np.sort(held[:, calibration].ravel())
     threshold = float(compliant[int(np.ceil(COMPLIANT_PASSED * len(compliant))) - 1]) + 1e-6
-    cv_recall = float(np.mean(held[y == 1] >= threshold))
-    cv_passed = float(np.mean(held[calibration] < threshold))
+    cv_recall = float(np.mean(held[:, y == 1] >= threshold))
+    cv_passed = float(np.mean(held[:, calibration] < threshold))
 
     model = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(x, y)
     weights = (model.coef_[0] * idf).astype(np.float32)
