@@ -526,6 +526,10 @@ class Detector:
         self._online = _Words(self.lexicon.vocab.get("online", ()))
         self._cues = {name: (_Words(words), delta) for name, (words, delta) in self.lexicon.cues.items()}
         self._cue_patterns = self.lexicon.cue_patterns
+        # the least a negation before the term costs (the NEGATORS character or a negation_sentence word)
+        ns_words, ns_delta = self._cues.get("negation_sentence", (_Words(()), 0.0))
+        self._negation_sentence = ns_words
+        self._negated = min(0.6, -ns_delta) if ns_delta < 0 else 0.0
         # the most the shared cues can add (they lower scores: normally 0)
         self._cue_up = sum(max(0.0, d) for _, d in self.lexicon.cues.values()) + sum(
             max(0.0, d) for _, d in self.lexicon.cue_patterns.values())
@@ -673,6 +677,14 @@ class Detector:
         threshold = self.threshold - 1e-9
         cue_up = self._cue_up if rule.negatable else 0.0
         rest_up = comp.rest_up
+        # a negation right before the term, or a prohibition earlier in its sentence (policy prose:
+        # "不得……"), costs at least ``_negated`` in ``_cues_adjust``: when even every raising context
+        # cannot make up for it, the contexts need not be read
+        if rule.negatable and self._negated:
+            na = min(hs, b)
+            if (na > ss and t[na - 1] in NEGATORS) or self._negation_sentence.first(t[ss:na]) is not None:
+                if score + (rest_up[0] if rest_up else 0.0) + cue_up - self._negated < threshold:
+                    return None
         for i, (c, words, unless, head, tail) in enumerate(comp.context):
             if score + rest_up[i] + cue_up < threshold:
                 return None
