@@ -14,8 +14,8 @@
     .venv/bin/python -m bench.train_wording
 
 The threshold is chosen by 5-fold cross-validation on these texts, repeated with four shuffles: the
-margin at which 97 % of the held-out compliant margins pass. The file records a digest of the training texts; a test fails when
-the texts change and the model was not retrained.
+margin at which 97 % of the held-out compliant margins pass. The file records a digest of the
+training texts; a test fails when the texts change and the model was not retrained.
 """
 
 from __future__ import annotations
