@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 BITS = 18  # 262,144 hash buckets
-MIN_LETTERS = 8  # a shorter sentence (a label, a menu item) is never suspected by the model
+MIN_LETTERS = 11  # a shorter sentence (a title such as "机构名 - 精品课程", a label, a menu item) is never suspected
 CHUNK_CHARS = 1 << 16  # the text is scored in pieces of at most this many characters (cache-sized)
 MODEL_PATH = Path(__file__).resolve().parent / "trained" / "wording.npz"
 RULE_ID = "wording.model"

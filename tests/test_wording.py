@@ -155,3 +155,25 @@ def test_authored_training_sentences_parse(tmp_path):
     bad.write_text("# comment\nnot_a_category 这是一句话\n", encoding="utf-8")
     with pytest.raises(ValueError, match="bad.txt:2"):
         authored_rows(bad)
+
+
+def test_gathered_texts_in_the_repository_are_their_tuning_part_only(tmp_path):
+    """``bench/data/external_tuning.jsonl`` holds only the tuning side of the 60/40 split by source
+    (the first byte of the SHA-1 of the source URL, mod 5, is 2 or more), each text with its source,
+    none of them a text of the shared corpora (whose own split stays theirs)."""
+    import hashlib
+    import json
+
+    from bench import corpus
+    from bench.train_wording import EXTERNAL, external_rows
+
+    lines = [json.loads(line) for line in EXTERNAL.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(lines) == len(external_rows()) > 500
+    corpus_texts = {r.text for _, vf, cf in corpus.SETS for r in corpus.load(vf) + corpus.load(cf)}
+    for d in lines:
+        assert d["source_url"] and d["text"] not in corpus_texts
+        assert hashlib.sha1(d["source_url"].encode()).digest()[0] % 5 >= 2, d["source_url"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "一句话", "categories": ["no_such_category"], "source_url": "x"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        external_rows(bad)
