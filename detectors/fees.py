@@ -55,9 +55,10 @@ def cn_number(s: str) -> float | None:
 
 
 NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?[万千]?|[{_CN_NUM}]+)"
+# 年 before 级 is a school year ("3年级", "三年级起"), not a span of time
 _MONTHS_RE = re.compile(
-    rf"(?P<n>{NUMBER})\s*(?:个)?\s*(?P<u>月|年|学年|学期|季度|天|周|星期)|(?P<w>全年|一年|半年|两年|三年|终身|年卡|年缴|年费|"
-    rf"学年|一整年|整年|包年|全学年)"
+    rf"(?P<n>{NUMBER})\s*(?:个)?\s*(?P<u>月|年(?!级)|学年|学期|季度|天|周|星期)|(?P<w>全年|一年|半年|两年|三年|终身|年卡|年缴|年费|"
+    rf"学年|一整年|整年|包年|全学年)(?!级)"
 )
 
 
