@@ -63,6 +63,7 @@ SCOPE_ZH = {"sentence": "同一句中", "before": "该词之前", "after": "该�
 MAX_REACH = 80  # characters each side of a hit that make up its sentence window
 NEAR = 100
 NEGATORS = "不无非没未勿禁"
+NEGATOR_PENALTY = 0.6  # a negator character right before the term
 SMALL_TEXT = 1500  # characters: shorter texts skip the vectorised line gate (its fixed cost dominates)
 
 
@@ -529,7 +530,7 @@ class Detector:
         # the least a negation before the term costs (the NEGATORS character or a negation_sentence word)
         ns_words, ns_delta = self._cues.get("negation_sentence", (_Words(()), 0.0))
         self._negation_sentence = ns_words
-        self._negated = min(0.6, -ns_delta) if ns_delta < 0 else 0.0
+        self._negated = min(NEGATOR_PENALTY, -ns_delta) if ns_delta < 0 else 0.0
         # the most the shared cues can add (they lower scores: normally 0)
         self._cue_up = sum(max(0.0, d) for _, d in self.lexicon.cues.values()) + sum(
             max(0.0, d) for _, d in self.lexicon.cue_patterns.values())
@@ -726,8 +727,8 @@ class Detector:
         # so the remaining cues need not be read
         low = self.threshold - 1e-9
         if a > ss and t[a - 1] in NEGATORS:
-            score -= 0.6
-            notes.append(f"该词前紧接否定词“{t[a - 1]}”，减分 0.60")
+            score -= NEGATOR_PENALTY
+            notes.append(f"该词前紧接否定词“{t[a - 1]}”，减分 {NEGATOR_PENALTY:.2f}")
         if score < low:
             return score
         cs, ce = _sentence(t, a, b, True)  # the clause around the term
