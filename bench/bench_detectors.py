@@ -9,7 +9,7 @@ sealed part is the honest estimate): the share of violations flagged (any findin
 texts passed (no finding), and of flagged violations with a finding in a right category (one of
 the row's ``categories``), overall and per main category, beside a plain keyword list; plus the
 same on the project's own held-out texts (tests/data/detectors_heldout.jsonl). Speed: MB/s (UTF-8 bytes, CPU time of the process and
-wall time) of ``detect`` on the corpus texts repeated to the target size, on non-repeating
+wall time; the fastest of ``REPEATS`` runs) of ``detect`` on the corpus texts repeated to the target size, on non-repeating
 page-like text (with the recall of the violation texts inserted in it and the findings elsewhere),
 and on the same page-like text with the rule packs grown by 40 rules / 4000 extra anchor words
 (matching must not slow down as packs grow), each beside a naive regex alternation of the same
@@ -381,23 +381,28 @@ def realistic_rows(mb: float, v: list[dict], c: list[dict], held: list[dict]) ->
     comp = [r["text"] for r in c + held if not r.get("categories")]
     big, spans = realistic_text(mb, viol, comp, prose)
     row = speed_rows(big)
-    # findings outside the inserted violation sentences (filler, policy prose, compliant texts):
-    # the false-positive rate on page-like text; and the share of inserted violations found
-    starts = [a for a, _ in spans]
+    inside, outside = placed(row["found"], spans)
+    lines = big.count("\n")
+    row.update(n_viol=len(spans), hit_viol=len(inside), outside=len(outside), lines=lines,
+               unique=len(set(big.split("\n"))), spans=spans)
+    return row, big
+
+
+def placed(found: list, spans: list[tuple[int, int]]) -> tuple[set[int], list]:
+    """(the inserted violation texts with a finding, the findings outside them): findings in the
+    filler, the policy prose and the compliant texts are false alarms or real hits in policy quotes."""
     from bisect import bisect_right
 
-    inside = set()
-    outside = 0
-    for f in row["found"]:
+    starts = [a for a, _ in spans]
+    inside: set[int] = set()
+    outside = []
+    for f in found:
         k = bisect_right(starts, f.start) - 1
         if k >= 0 and f.start < spans[k][1]:
             inside.add(k)
         else:
-            outside += 1
-    lines = big.count("\n")
-    row.update(n_viol=len(spans), hit_viol=len(inside), outside=outside, lines=lines,
-               unique=len(set(big.split("\n"))))
-    return row, big
+            outside.append(f)
+    return inside, outside
 
 
 def main() -> None:
@@ -443,6 +448,11 @@ def main() -> None:
     print(f"page-like text: {real['n_viol']} inserted violation texts, {real['hit_viol']} of them with a finding "
           f"({real['hit_viol'] / max(1, real['n_viol']):.3f}); {real['outside']} findings elsewhere "
           f"(filler, policy prose, compliant texts: false positives or real hits in policy quotes).")
+    shipped_in, shipped_out = placed(shipped["found"], real["spans"])
+    suspected_out = sum(f.tier == "suspected" for f in shipped_out)
+    print(f"the same, rules + precedents: {len(shipped_in)} of them with a finding "
+          f"({len(shipped_in) / max(1, real['n_viol']):.3f}); {len(shipped_out)} findings elsewhere, "
+          f"{suspected_out} of them suspected.")
     print(f"issue 11 target: the shipped combination ≥ 10 MB/s per core on page-like text: "
           f"{shipped['cpu']:.1f} MB/s (CPU).")
     figure("detectors.repeated_mb_s", rep["cpu"])
@@ -453,6 +463,8 @@ def main() -> None:
     figure("detectors.grown_page_like_mb_s", grown["cpu"])
     figure("detectors.naive_regex_page_like_mb_s", real["ncpu"])
     figure("detectors.page_like_violations_found", real["hit_viol"] / max(1, real["n_viol"]))
+    figure("detectors.shipped_page_like_violations_found", len(shipped_in) / max(1, real["n_viol"]))
+    figure("detectors.shipped_page_like_findings_elsewhere", len(shipped_out))
 
 
 if __name__ == "__main__":

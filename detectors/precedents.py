@@ -50,7 +50,8 @@ MARGIN = 0.05  # ... if no counter-example is within this of it
 SPEAKER_CUES = ("negation_sentence", "negation_list", "commentary")
 CITE_AT = 0.15  # below this a rule finding cites a case of its kind ("同类：…") rather than a similar one
 MIN_CHARS = 6  # a sentence with fewer letters is not compared (menus, labels)
-MIN_CASE_CHARS = 12  # a shorter precedent ("一对一辅导", "卓越教育暑期托管班": a name and a keyword) is the rules' job: it makes no suspect
+# a shorter precedent ("一对一辅导"; "卓越教育暑期托管班", a name and a keyword) is the rules' job: it makes no suspect
+MIN_CASE_CHARS = 12
 MAX_WINDOW = 60  # a longer sentence is also compared clause by clause
 CHUNK_CHARS = 1 << 16  # candidate_windows works on at most this many characters at once
 SUSPECTED = "suspected"
