@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bench import figure
 from detectors.engine import default_detector
+from detectors.precedents import SUSPECTED, PrecedentDetector, load_library
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -317,8 +318,6 @@ def shipped_row(big: str) -> dict:
     """The detector as a scan runs it: the rules, then the precedent matcher (citations, the
     suspected tier), from a cold start (no memoised line or citation), on ``big`` as one text and
     page by page (``PAGE_LINES`` lines each: a scan calls it once per page)."""
-    from detectors.precedents import SUSPECTED, PrecedentDetector, load_library
-
     size = len(big.encode("utf-8")) / 1e6
     det = default_detector()
     library = load_library()
@@ -449,7 +448,7 @@ def main() -> None:
           f"({real['hit_viol'] / max(1, real['n_viol']):.3f}); {real['outside']} findings elsewhere "
           f"(filler, policy prose, compliant texts: false positives or real hits in policy quotes).")
     shipped_in, shipped_out = placed(shipped["found"], real["spans"])
-    suspected_out = sum(f.tier == "suspected" for f in shipped_out)
+    suspected_out = sum(f.tier == SUSPECTED for f in shipped_out)
     print(f"the same, rules + precedents: {len(shipped_in)} of them with a finding "
           f"({len(shipped_in) / max(1, real['n_viol']):.3f}); {len(shipped_out)} findings elsewhere, "
           f"{suspected_out} of them suspected.")
