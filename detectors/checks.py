@@ -152,6 +152,17 @@ def prepaid_lessons(c: Candidate) -> Result:
 
 
 @check
+def prepaid_unit_total(c: Candidate) -> Result:
+    pair = fees.unit_total(c.matched)
+    if pair is None:
+        return None
+    price, n = pair
+    if n < 2 or n > 5000 or price * n <= 5000:
+        return None
+    return 0.0, f"每课时 {price:g} 元 × {n:g} 课时 = {price * n:g} 元，一次购买超过 5000 元的上限"
+
+
+@check
 def prepaid_amount(c: Candidate) -> Result:
     vals = fees.amounts(c.matched)
     if not vals:
@@ -264,6 +275,12 @@ def _period_gate(words: str) -> bool:
 def _lessons_gate(words: str) -> bool:
     n = fees.lessons(words)
     return n is not None and 60 <= n <= 5000
+
+
+@gate("prepaid_unit_total")
+def _unit_total_gate(words: str) -> bool:
+    pair = fees.unit_total(words)
+    return pair is not None and pair[0] * pair[1] > 5000
 
 
 @gate("prepaid_amount")

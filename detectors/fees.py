@@ -102,12 +102,43 @@ _LESSONS_RE = re.compile(rf"(?P<n>{NUMBER})\s*(?:多|余)?\s*(?:个)?\s*(?:课�
 
 
 def lessons(text: str) -> float | None:
-    best = None
-    for m in _LESSONS_RE.finditer(text):
-        n = cn_number(m.group("n"))
-        if n is not None:
-            best = n if best is None else max(best, n)
-    return best
+    """The largest number of lessons named in ``text``; lessons given with the ones bought count with
+    them ("40课时……赠送20课时及20课时" → 80: one purchase), unless the text states the total itself
+    ("买30节送10节，共40节" → 40)."""
+    found = [(m, n) for m in _LESSONS_RE.finditer(text) if (n := cn_number(m.group("n"))) is not None]
+    if not found:
+        return None
+    totals = [n for m, n in found if _TOTAL_BEFORE_RE.search(text, max(0, m.start() - 3), m.start())]
+    if totals:
+        return max(totals)
+    counts = [n for _, n in found]
+    if len(counts) > 1 and _GIFT_RE.search(text):
+        return float(sum(counts))
+    return max(counts)
+
+
+_GIFT_RE = re.compile(r"赠|送")
+_TOTAL_BEFORE_RE = re.compile(r"(?:共|合计|总计|累计)\s*$")
+
+# a price per lesson and how many lessons are sold at that price: "288元/次课,限购20次", "40课时起报，每课时150元"
+# (a "/" between characters is read as an evasion and dropped: "288元/次课" may arrive as "288元次课")
+_UNIT = r"(?:次课|节课|堂课|课时|课次|次|节|堂|讲)"
+_UNIT_PRICE_RE = re.compile(rf"(?P<p>{NUMBER})\s*元\s*(?:/|每|一)?\s*{_UNIT}|(?:每|一)\s*{_UNIT}\s*(?P<q>{NUMBER})\s*元")
+_COUNT_RE = re.compile(rf"(?P<n>{NUMBER})\s*(?:个)?\s*{_UNIT}")
+
+
+def unit_total(text: str) -> tuple[float, float] | None:
+    """(price per lesson, lessons) when ``text`` names both, the count outside the price ("288元/次课" is
+    a price, not one lesson)."""
+    price = _UNIT_PRICE_RE.search(text)
+    if price is None:
+        return None
+    p = cn_number(price.group("p") or price.group("q"))
+    counts = [n for m in _COUNT_RE.finditer(text)
+              if not (price.start() <= m.start() < price.end()) and (n := cn_number(m.group("n"))) is not None]
+    if p is None or not counts:
+        return None
+    return p, max(counts)
 
 
 _AMOUNT_RE = re.compile(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detectors import detect
-from detectors.fees import amounts, cn_number, lessons, months
+from detectors.fees import amounts, cn_number, lessons, months, unit_total
 from detectors.schedule import fmt, parse_minutes, parse_times
 
 
@@ -31,7 +31,15 @@ def test_parse_minutes_and_numbers():
     assert parse_minutes("1.5小时") == 90
     assert cn_number("一万二") == 12000 and cn_number("五千") == 5000 and cn_number("1.2万") == 12000
     assert months("一次性缴纳全年") == 12 and months("12个月") == 12 and months("两年课时包") == 24
-    assert lessons("买100节送20节") == 100
+    # lessons given with the ones bought are one purchase, unless the text states the total
+    assert lessons("买100节送20节") == 120
+    assert lessons("40课时记忆力,以及赠送20课时专注力及20课时特训课") == 80
+    assert lessons("报30节送10节,共40节") == 40
+    assert lessons("一年级20课时,二年级24课时") == 24
+    # a price per lesson and the lessons sold at it; the lesson in the price is not a count
+    assert unit_total("仅售288元/次课,限购20次") == (288, 20)
+    assert unit_total("40课时起报,每课时150元") == (150, 40)
+    assert unit_total("每课时150元") is None
     assert amounts("¥11998元,联报优惠¥3880") == [11998, 3880]
 
 
