@@ -142,12 +142,15 @@ def prepaid_period_or_stored_value(c: Candidate) -> Result:
 
 @check
 def prepaid_lessons(c: Candidate) -> Result:
-    n = fees.lessons(c.matched)
-    if n is None:
+    counted = fees.lessons_counted(c.matched)
+    if counted is None:
         return None
+    n, with_gift = counted
     over = n > 60 or (n == 60 and re.search(r"以上|起|\+|多", c.matched))
     if not over or n > 5000:
         return None
+    if with_gift:
+        return 0.0, f"购买与赠送的课时合计 {n:g} 课时，一次超过 60 课时的上限"
     return 0.0, f"一次购买 {n:g} 课时，超过 60 课时的上限"
 
 

@@ -105,16 +105,22 @@ def lessons(text: str) -> float | None:
     """The largest number of lessons named in ``text``; lessons given with the ones bought count with
     them ("40课时……赠送20课时及20课时" → 80: one purchase), unless the text states the total itself
     ("买30节送10节，共40节" → 40)."""
+    counted = lessons_counted(text)
+    return None if counted is None else counted[0]
+
+
+def lessons_counted(text: str) -> tuple[float, bool] | None:
+    """(``lessons(text)``, whether it adds lessons given to lessons bought)."""
     found = [(m, n) for m in _LESSONS_RE.finditer(text) if (n := cn_number(m.group("n"))) is not None]
     if not found:
         return None
     totals = [n for m, n in found if _TOTAL_BEFORE_RE.search(text, max(0, m.start() - 3), m.start())]
     if totals:
-        return max(totals)
+        return max(totals), False
     counts = [n for _, n in found]
     if len(counts) > 1 and _GIFT_RE.search(text):
-        return float(sum(counts))
-    return max(counts)
+        return float(sum(counts)), True
+    return max(counts), False
 
 
 _GIFT_RE = re.compile(r"赠|送")
