@@ -101,6 +101,10 @@ def months(text: str) -> float | None:
 _LESSONS_RE = re.compile(rf"(?P<n>{NUMBER})\s*(?:多|余)?\s*(?:个)?\s*(?:课时|节课|节|次课|堂课|讲|课次)")  # "200多课时": at least 200
 
 
+_GIFT_RE = re.compile(r"赠|送")  # lessons given with the ones bought
+_TOTAL_BEFORE_RE = re.compile(r"(?:共|合计|总计|累计)\s*$")  # the total stated before a count
+
+
 def lessons(text: str) -> float | None:
     """The largest number of lessons named in ``text``; lessons given with the ones bought count with
     them ("40课时……赠送20课时及20课时" → 80: one purchase), unless the text states the total itself
@@ -122,9 +126,6 @@ def lessons_counted(text: str) -> tuple[float, bool] | None:
         return float(sum(counts)), True
     return max(counts), False
 
-
-_GIFT_RE = re.compile(r"赠|送")
-_TOTAL_BEFORE_RE = re.compile(r"(?:共|合计|总计|累计)\s*$")
 
 # a price per lesson and how many lessons are sold at that price: "288元/次课,限购20次", "40课时起报，每课时150元"
 # (a "/" between characters is read as an evasion and dropped: "288元/次课" may arrive as "288元次课")

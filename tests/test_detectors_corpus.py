@@ -94,16 +94,14 @@ def test_heldout_texts():
 def test_second_reader_labels_every_shared_text_once():
     """``bench/data/second_reader.jsonl`` (a blind second annotation, read by ``make bench``): one label
     per text of the shared corpora, keyed by the text's sha1, categories exactly when it is a violation."""
-    import hashlib
-
-    from bench.bench_detectors import SECOND_READER
+    from bench.bench_detectors import SECOND_READER, text_key
     from detectors.model import CATEGORIES
 
     rows = [json.loads(line) for line in SECOND_READER.read_text(encoding="utf-8").splitlines() if line.strip()]
     keys = [r["sha1"] for r in rows]
     assert len(keys) == len(set(keys))
     texts = {r.text for _, v, c in corpus.SETS for r in corpus.load(v) + corpus.load(c)}
-    assert set(keys) == {hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts}
+    assert set(keys) == {text_key(t) for t in texts}
     for r in rows:
         assert bool(r["categories"]) == r["violation"]
         assert set(r["categories"]) <= set(CATEGORIES)
